@@ -1,0 +1,229 @@
+"""One file per run: weights + everything needed to rebuild and judge the model, loaded safely.
+
+Files are written with `torch.save` and read with `torch.load(weights_only=True)`, which only
+rebuilds tensors and plain containers: a pickle that would run code is refused, not executed. The
+model is rebuilt from the recorded architecture name and options, never unpickled.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import io
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from . import __version__
+from .models import build_model, count_params, get_arch
+
+FORMAT = "cnnviz-checkpoint"
+FORMAT_VERSION = 1
+DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable cnnviz checkpoint; the message is one sentence for the user."""
+
+
+@dataclass
+class Checkpoint:
+    meta: dict  # everything but the weights
+    model: nn.Module  # rebuilt, float32, eval mode, on the CPU
+    path: Path | None = None
+
+    @property
+    def history(self) -> list[dict]:
+        return self.meta["history"]
+
+    @property
+    def label(self) -> str:
+        return run_label(self.meta)
+
+
+def run_label(meta: dict) -> str:
+    """"arch · downsample · dataset" (+ seed when not 0) — the legend name of a run."""
+    parts = [meta["arch"]]
+    if meta.get("downsample"):
+        parts.append(meta["downsample"])
+    parts.append(meta["dataset"]["name"])
+    seed = meta.get("train", {}).get("seed", 0)
+    if seed:
+        parts.append(f"seed {seed}")
+    return " · ".join(parts)
+
+
+def versions() -> dict:
+    import torchvision
+
+    return {"cnnviz": __version__, "torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
+            "python": sys.version.split()[0]}
+
+
+def make_meta(*, arch: str, downsample: str | None, dataset: dict, in_shape, num_classes: int,
+              train: dict, history: list[dict], complete: bool, reason: str, model: nn.Module,
+              command: str = "") -> dict:
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "arch": arch, "downsample": downsample,
+            "in_shape": list(in_shape), "num_classes": num_classes, "dataset": dataset, "train": train,
+            "history": history, "complete": complete, "reason": reason,
+            "params": count_params(model), "trainable_params": count_params(model, trainable_only=True),
+            "versions": versions(), "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "command": command}
+
+
+def save_checkpoint(path: str | Path, meta: dict, model: nn.Module, *, half: bool = False,
+                    snapshots: list[torch.Tensor] | None = None, overwrite: bool = False) -> Path:
+    """Write atomically (temp file + rename); an existing file is an error unless `overwrite`."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; choose another name")
+    state = {k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
+             for k, v in model.state_dict().items()}
+    payload = {**meta, "weights_dtype": "float16" if half else "float32", "state_dict": state}
+    if snapshots:
+        payload["filter_snapshots"] = torch.stack(snapshots).half()  # (epochs+1, out, in, k, k)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save(payload, tmp)
+        if not overwrite and path.exists():  # lost a race with another writer
+            raise FileExistsError(f"{path} exists; choose another name")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _read(source) -> dict:
+    try:
+        if isinstance(source, (bytes, bytearray)):
+            obj = torch.load(io.BytesIO(source), weights_only=True, map_location="cpu")
+        else:
+            obj = torch.load(source, weights_only=True, map_location="cpu")
+    except Exception as e:  # noqa: BLE001 - any failure here means "not a checkpoint we accept"
+        text = str(e)
+        if "Weights only load failed" in text or "Unsupported global" in text:
+            raise CheckpointError("refused: the file contains Python objects that could run code "
+                                  "(only plain cnnviz checkpoints are accepted)") from None
+        raise CheckpointError("not a readable checkpoint (truncated, corrupt or another format)") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise CheckpointError("not a cnnviz checkpoint (no cnnviz format marker)")
+    return obj
+
+
+def load_checkpoint(source: str | Path | bytes, *, expect_dataset: str | None = None,
+                    expect_arch: str | None = None, max_bytes: int | None = None) -> Checkpoint:
+    """Read, validate and rebuild a checkpoint from a path or bytes; raises CheckpointError."""
+    if max_bytes is not None:
+        size = len(source) if isinstance(source, (bytes, bytearray)) else Path(source).stat().st_size
+        if size > max_bytes:
+            raise CheckpointError(f"file is {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit")
+    obj = _read(source)
+    version = obj.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint format version {version} is newer than this cnnviz "
+                              f"understands ({FORMAT_VERSION}); update cnnviz")
+    try:
+        arch, ds = obj["arch"], obj["dataset"]["name"]
+        get_arch(arch)
+    except (KeyError, TypeError):
+        raise CheckpointError("checkpoint is missing its architecture or dataset record") from None
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
+    if expect_arch and arch != expect_arch:
+        raise CheckpointError(f"this checkpoint is a {arch}, not a {expect_arch}")
+    if expect_dataset and ds != expect_dataset:
+        raise CheckpointError(f"this checkpoint was trained on {ds}, not {expect_dataset}")
+    try:
+        model = build_model(arch, tuple(obj["in_shape"]), obj["num_classes"], obj.get("downsample"))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"cannot rebuild the model: {e}") from None
+    state = obj.get("state_dict")
+    if not isinstance(state, dict):
+        raise CheckpointError("checkpoint has no weights")
+    try:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except (RuntimeError, AttributeError) as e:
+        first = str(e).strip().splitlines()
+        raise CheckpointError("weights do not fit the architecture: "
+                              + (first[1].strip() if len(first) > 1 else first[0])[:200]) from None
+    model.eval()
+    meta = {k: v for k, v in obj.items() if k not in ("state_dict",)}
+    return Checkpoint(meta, model, Path(source) if isinstance(source, (str, Path)) else None)
+
+
+# ---- names, listing, manifest ---------------------------------------------------------------
+
+def safe_name(name: str) -> str:
+    """A file stem that cannot leave its folder: letters, digits, `.`, `-`, `_`; no leading dot."""
+    stem = Path(str(name).replace("\\", "/")).name
+    stem = re.sub(r"\.pt$", "", stem)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip(".-_")[:80]
+    return stem or "run"
+
+
+def unique_path(folder: str | Path, name: str, suffix: str = ".pt") -> Path:
+    """`folder/name.pt`, or `name-2.pt`, `name-3.pt`... so a run never overwrites another's file."""
+    folder = Path(folder)
+    stem = safe_name(name)
+    path, i = folder / f"{stem}{suffix}", 2
+    while path.exists():
+        path, i = folder / f"{stem}-{i}{suffix}", i + 1
+    if folder.resolve() not in path.resolve().parents:
+        raise CheckpointError("checkpoint name escapes its folder")
+    return path
+
+
+def default_run_name(arch: str, downsample: str | None, dataset: str, seed: int = 0) -> str:
+    parts = [dataset, arch] + ([downsample] if downsample else []) + ([f"s{seed}"] if seed else [])
+    return "-".join(parts)
+
+
+def sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_meta(path: str | Path) -> dict:
+    """Metadata only (no model rebuilt); raises CheckpointError."""
+    obj = _read(path)
+    obj.pop("state_dict", None)
+    obj.pop("filter_snapshots", None)
+    return obj
+
+
+def summarize_meta(meta: dict, path: Path | None = None) -> dict:
+    """One row of the runs table."""
+    h = meta.get("history") or [{}]
+    last = h[-1]
+    secs = [r["seconds"] for r in h if "seconds" in r]
+    return {"file": path.name if path else "", "label": run_label(meta), "arch": meta["arch"],
+            "downsample": meta.get("downsample") or "", "dataset": meta["dataset"]["name"],
+            "seed": meta.get("train", {}).get("seed", 0), "epochs": len(meta.get("history") or []),
+            "test_acc": last.get("test_acc"), "train_acc": last.get("train_acc"),
+            "params": meta.get("params"), "seconds_per_epoch": (sum(secs) / len(secs)) if secs else None,
+            "complete": meta.get("complete", False), "device": meta.get("train", {}).get("device", ""),
+            "source": meta["dataset"].get("source", ""), "created": meta.get("created", ""),
+            "path": str(path) if path else ""}
+
+
+def list_checkpoints(*folders: str | Path):
+    """A DataFrame with one row per readable checkpoint in `folders` (unreadable files are skipped)."""
+    import pandas as pd
+
+    rows = []
+    for folder in folders or (SHIPPED_DIR,):
+        for p in sorted(Path(folder).glob("*.pt")):
+            try:
+                rows.append(summarize_meta(read_meta(p), p))
+            except CheckpointError:
+                continue
+    return pd.DataFrame(rows)

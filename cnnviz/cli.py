@@ -1,0 +1,152 @@
+"""`python -m cnnviz summary|train|evaluate|list|manifest`: the library from a shell.
+
+Errors a user can cause (unknown names, missing data, hostile files) end as one line on stderr and
+exit code 2; `--json` prints machine-readable lines on stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from .data import DATASETS, DataUnavailable
+from .downsample import DOWNSAMPLE_METHODS
+from .models import list_archs
+from .train import OPTIMIZERS
+
+
+class UserError(Exception):
+    pass
+
+
+def _print(obj, as_json: bool, text: str):
+    print(json.dumps(obj) if as_json else text, flush=True)
+
+
+def cmd_summary(a):
+    from .models import build_model
+    from .runs import dataset_shape
+    from .summary import summary
+
+    shape = dataset_shape(a.dataset)
+    s = summary(build_model(a.arch, shape, downsample=a.downsample), shape)
+    if a.json:
+        print(json.dumps({"arch": a.arch, "dataset": a.dataset, "downsample": a.downsample, **s.to_dict()}))
+    else:
+        print(s.to_text())
+
+
+def cmd_train(a):
+    from .runs import RunConfig, run_training
+
+    cfg = RunConfig(arch=a.arch, dataset=a.dataset, downsample=a.downsample, epochs=a.epochs, lr=a.lr,
+                    optimizer=a.optimizer, batch_size=a.batch_size, device=a.device, seed=a.seed,
+                    limit_train=a.limit_train, half=a.half)
+    command = "python -m cnnviz " + shlex.join(sys.argv[1:])
+
+    def on_epoch(row):
+        _print(row, a.json, f"epoch {row['epoch']:>3}  train loss {row['train_loss']:.4f} acc "
+               f"{row['train_acc']:.4f}  test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}  "
+               f"{row['seconds']:.1f}s  {row['images_per_second']:.0f} img/s")
+
+    path, result = run_training(cfg, out=a.out, folder=a.out_dir, on_epoch=on_epoch, command=command)
+    if not a.json:
+        print(f"wrote {path} ({result.reason})")
+    if not result.completed:
+        raise UserError(f"run ended early ({result.reason}); the epochs done are saved in {path}")
+
+
+def cmd_evaluate(a):
+    from .checkpoints import load_checkpoint
+    from .data import load_dataset
+    from .train import evaluate
+
+    ck = load_checkpoint(a.file)
+    data = load_dataset(ck.meta["dataset"]["name"])
+    loss, acc = evaluate(ck.model, data, "test", a.device)
+    recorded = (ck.history[-1]["test_acc"] if ck.history else None)
+    out = {"file": str(a.file), "test_acc": acc, "test_loss": loss, "recorded_test_acc": recorded,
+           "dataset_source": data.source}
+    _print(out, a.json, f"{a.file}: test accuracy {acc:.4f} (recorded {recorded if recorded is None else f'{recorded:.4f}'}), "
+           f"loss {loss:.4f}, on {data.source}")
+
+
+def cmd_list(a):
+    from .checkpoints import list_checkpoints
+
+    df = list_checkpoints(*(a.dirs or []))
+    if a.json:
+        for row in df.to_dict("records"):
+            print(json.dumps(row))
+    elif df.empty:
+        print("no checkpoints found")
+    else:
+        cols = ["file", "arch", "downsample", "dataset", "epochs", "test_acc", "params", "complete"]
+        print(df[cols].to_string(index=False))
+
+
+def cmd_manifest(a):
+    from .manifest import write_manifest
+
+    path = write_manifest(Path(a.dir))
+    print(f"wrote {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m cnnviz", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    datasets_help = f"{', '.join(DATASETS)}, or a folder with train/<class>/ and test/<class>/ images"
+
+    s = sub.add_parser("summary", help="the lecture's summary table of an architecture")
+    s.add_argument("--arch", required=True, choices=list_archs())
+    s.add_argument("--dataset", default="fashion-mnist", help=datasets_help)
+    s.add_argument("--downsample", choices=DOWNSAMPLE_METHODS)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_summary)
+
+    t = sub.add_parser("train", help="train on the real data and write a checkpoint")
+    t.add_argument("--arch", required=True, choices=list_archs())
+    t.add_argument("--dataset", default="fashion-mnist", help=datasets_help)
+    t.add_argument("--downsample", choices=DOWNSAMPLE_METHODS)
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--lr", type=float, default=1e-3, help="1e-3 (default) or the lecture's 1e-5")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    t.add_argument("--batch-size", type=int, default=1024)
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--limit-train", type=int, help="train on the first N training images only")
+    t.add_argument("--half", action="store_true", help="store the weights as float16")
+    t.add_argument("--out", help="checkpoint file (default: a new file in --out-dir)")
+    t.add_argument("--out-dir", default="runs", help="folder for the checkpoint (default: runs/)")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(fn=cmd_train)
+
+    e = sub.add_parser("evaluate", help="recompute a checkpoint's test accuracy on the real test set")
+    e.add_argument("file")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(fn=cmd_evaluate)
+
+    ls = sub.add_parser("list", help="list checkpoints (default: the shipped ones)")
+    ls.add_argument("dirs", nargs="*")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(fn=cmd_list)
+
+    m = sub.add_parser("manifest", help="rewrite checkpoints/manifest.json from the files")
+    m.add_argument("--dir", default=str(Path(__file__).resolve().parent.parent / "checkpoints"))
+    m.set_defaults(fn=cmd_manifest)
+    return p
+
+
+def main(argv=None) -> int:
+    from .checkpoints import CheckpointError
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except (UserError, DataUnavailable, CheckpointError, FileExistsError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0

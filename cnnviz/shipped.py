@@ -1,0 +1,71 @@
+"""The runs shipped in `checkpoints/`: which configs, in which comparison group, and how to remake them.
+
+Within a group every run shares seed, optimiser, learning rate, batch size and epochs, so their
+curves are comparable. `scripts/train_all.py` trains whatever is missing with the CLI command that
+`command_for` gives, and the manifest records that command beside each file.
+"""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from .checkpoints import SHIPPED_DIR
+from .runs import RunConfig
+
+EPOCHS = 10
+DOWNSAMPLE_OPTIONS = ("max", "avg", "bilinear", "nearest", "stride", "blurmax")
+GRID_SEEDS = (0, 1, 2)
+
+
+@dataclass(frozen=True)
+class ShippedRun:
+    group: str
+    config: RunConfig
+    expensive: bool = False  # > ~20 min on a 2-core CPU: trained when a GPU (or patience) is at hand
+
+    @property
+    def filename(self) -> str:
+        return self.config.name + ".pt"
+
+    @property
+    def path(self):
+        return SHIPPED_DIR / self.filename
+
+
+def _run(group, arch, dataset, downsample=None, seed=0, expensive=False):
+    return ShippedRun(group, RunConfig(arch=arch, dataset=dataset, downsample=downsample, epochs=EPOCHS,
+                                       seed=seed, half=True).resolved(), expensive)
+
+
+def shipped_runs() -> list[ShippedRun]:
+    """Every shipped run, cheapest and most used first (the order `train_all.py` trains them in)."""
+    fm, cf = "fashion-mnist", "cifar10"
+    runs = [_run("downsampling", "downsample_compare", fm, d) for d in DOWNSAMPLE_OPTIONS]
+    runs += [_run("baselines", a, ds) for ds in (fm, cf) for a in ("mlp", "engineered", "learned_conv", "lenet5")]
+    runs += [_run("architectures", a, fm) for a in ("lenet_1x1", "lenet_fc")]
+    runs += [_run("downsampling", "downsample_compare", cf, d) for d in DOWNSAMPLE_OPTIONS]
+    runs += [_run("seeds", "downsample_compare", fm, d, seed=s) for s in GRID_SEEDS if s for d in DOWNSAMPLE_OPTIONS]
+    runs += [_run("architectures", "lenet_fc", cf)]
+    runs += [_run("architectures", a, fm, expensive=True) for a in ("conv_stride", "conv_pool", "same_padding", "conv_only")]
+    runs += [_run("architectures", "conv_pool", cf, expensive=True)]
+    return runs
+
+
+def group_runs(group: str, dataset: str | None = None) -> list[ShippedRun]:
+    """Runs of a group; the `downsampling` group's seed-0 runs also belong to `seeds`."""
+    out = []
+    for r in shipped_runs():
+        in_group = r.group == group or (group == "seeds" and r.group == "downsampling")
+        if in_group and (dataset is None or r.config.dataset == dataset):
+            out.append(r)
+    return out
+
+
+def command_for(run: ShippedRun) -> str:
+    c = run.config
+    args = ["python", "-m", "cnnviz", "train", "--arch", c.arch, "--dataset", c.dataset]
+    if c.downsample and c.arch not in ("conv_stride",):
+        args += ["--downsample", c.downsample]
+    args += ["--epochs", str(c.epochs), "--lr", str(c.lr), "--batch-size", str(c.batch_size),
+             "--seed", str(c.seed), "--half", "--out", f"checkpoints/{run.filename}"]
+    return shlex.join(args)

@@ -1,0 +1,117 @@
+"""The lecture's summary table (torchsummary's format), built from a real forward pass.
+
+Data first, text second (like torchinfo): `summary()` returns a `Summary` with one row per leaf
+layer, recorded by forward hooks that are always removed, and the model's train/eval mode restored.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+MB = 1024 ** 2
+
+
+def conv_output_size(size: int, kernel: int, padding: int = 0, stride: int = 1, dilation: int = 1) -> int:
+    """The lecture's formula S_o = floor((S_D - K + 2P) / S) + 1 (dilation generalises K)."""
+    k = dilation * (kernel - 1) + 1
+    return math.floor((size - k + 2 * padding) / stride) + 1
+
+
+@dataclass
+class Summary:
+    rows: list[dict]  # name, type, layer, output_shape, params, trainable, formula
+    input_shape: tuple[int, ...]
+    total_params: int
+    trainable_params: int
+    input_mb: float
+    forward_backward_mb: float
+    params_mb: float
+
+    @property
+    def total_mb(self) -> float:
+        return self.input_mb + self.forward_backward_mb + self.params_mb
+
+    def to_frame(self):
+        import pandas as pd
+
+        df = pd.DataFrame(self.rows)
+        df["output_shape"] = df["output_shape"].map(lambda s: "[-1, " + ", ".join(map(str, s)) + "]")
+        return df
+
+    def to_dict(self) -> dict:
+        return {"input_shape": list(self.input_shape), "total_params": self.total_params,
+                "trainable_params": self.trainable_params,
+                "non_trainable_params": self.total_params - self.trainable_params,
+                "input_mb": self.input_mb, "forward_backward_mb": self.forward_backward_mb,
+                "params_mb": self.params_mb, "total_mb": self.total_mb,
+                "layers": [{**r, "output_shape": list(r["output_shape"])} for r in self.rows]}
+
+    def to_text(self) -> str:
+        line = "-" * 64
+        out = [line, f"{'Layer (type)':>25}  {'Output Shape':>22}  {'Param #':>12}", "=" * 64]
+        for r in self.rows:
+            shape = "[-1, " + ", ".join(map(str, r["output_shape"])) + "]"
+            out.append(f"{r['layer']:>25}  {shape:>22}  {r['params']:>12,}")
+        out += ["=" * 64, f"Total params: {self.total_params:,}",
+                f"Trainable params: {self.trainable_params:,}",
+                f"Non-trainable params: {self.total_params - self.trainable_params:,}", line,
+                f"Input size (MB): {self.input_mb:.2f}",
+                f"Forward/backward pass size (MB): {self.forward_backward_mb:.2f}",
+                f"Params size (MB): {self.params_mb:.2f}",
+                f"Estimated Total Size (MB): {self.total_mb:.2f}", line]
+        return "\n".join(out)
+
+
+def _formula(module: nn.Module, in_hw: tuple[int, int] | None) -> str:
+    """The output-size formula filled in with this layer's numbers (convs and pools), else ""."""
+    if in_hw is None:
+        return ""
+    if isinstance(module, nn.Conv2d) and isinstance(module.padding, tuple):
+        k, p, s = module.kernel_size[0], module.padding[0], module.stride[0]
+    elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+        k, s, p = (module.kernel_size, module.stride, module.padding)
+        k, s, p = (v if isinstance(v, int) else v[0] for v in (k, s, p))
+    else:
+        return ""
+    n = in_hw[0]
+    return f"floor(({n} - {k} + 2*{p}) / {s}) + 1 = {conv_output_size(n, k, p, s)}"
+
+
+def summary(model: nn.Module, input_shape: tuple[int, ...], device: str = "cpu") -> Summary:
+    """Run `model` once on zeros of `input_shape` (C, H, W) and record every leaf layer."""
+    rows, hooks = [], []
+    counts: dict[str, int] = {}
+
+    def hook(name):
+        def record(module, inputs, output):
+            kind = type(module).__name__
+            counts[kind] = counts.get(kind, 0) + 1
+            x = inputs[0] if inputs and torch.is_tensor(inputs[0]) else None
+            params = sum(p.numel() for p in module.parameters(recurse=False))
+            trainable = sum(p.numel() for p in module.parameters(recurse=False) if p.requires_grad)
+            rows.append({"name": name, "type": kind, "layer": f"{kind}-{len(rows) + 1}",
+                         "output_shape": tuple(output.shape[1:]), "params": params,
+                         "trainable": trainable, "fixed": kind == "EngineeredFrontEnd",
+                         "formula": _formula(module, tuple(x.shape[-2:]) if x is not None and x.dim() == 4 else None)})
+        return record
+
+    for name, module in model.named_modules():
+        if name and not list(module.children()):
+            hooks.append(module.register_forward_hook(hook(name)))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape, device=device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    activations = sum(math.prod(r["output_shape"]) for r in rows)
+    return Summary(rows, tuple(input_shape), total, trainable, math.prod(input_shape) * 4 / MB,
+                   2 * activations * 4 / MB, total * 4 / MB)

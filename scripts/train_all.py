@@ -1,0 +1,54 @@
+"""Retrain every shipped checkpoint that is missing, with the CLI, then rewrite the manifest.
+
+    python scripts/train_all.py                 # everything missing (a GPU makes it quick)
+    python scripts/train_all.py --cheap         # skip the runs marked expensive (CPU-friendly)
+    python scripts/train_all.py --group downsampling --dataset cifar10
+    python scripts/train_all.py --force         # retrain even what exists
+"""
+import argparse
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cnnviz.manifest import write_manifest  # noqa: E402
+from cnnviz.shipped import command_for, shipped_runs  # noqa: E402
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cheap", action="store_true", help="skip expensive runs")
+    p.add_argument("--group")
+    p.add_argument("--dataset")
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dry-run", action="store_true")
+    a = p.parse_args()
+    todo = [r for r in shipped_runs()
+            if (not a.cheap or not r.expensive) and (a.group in (None, r.group))
+            and (a.dataset in (None, r.config.dataset)) and (a.force or not r.path.exists())]
+    print(f"{len(todo)} runs to train", flush=True)
+    failed = 0
+    for i, run in enumerate(todo, 1):
+        cmd = command_for(run)
+        print(f"[{i}/{len(todo)}] {cmd}", flush=True)
+        if a.dry_run:
+            continue
+        if a.force:
+            run.path.unlink(missing_ok=True)
+        args = shlex.split(cmd)[1:] + (["--device", a.device] if a.device != "auto" else [])
+        t0 = time.time()
+        rc = subprocess.call([sys.executable, *args], cwd=ROOT)
+        print(f"    rc={rc} in {time.time() - t0:.0f}s", flush=True)
+        failed += rc != 0
+        write_manifest(ROOT / "checkpoints")
+    write_manifest(ROOT / "checkpoints")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
