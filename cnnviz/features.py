@@ -1,0 +1,148 @@
+"""Feature maps of named layers, downsampling compared on one map, and learned vs engineered filters.
+
+Models are shared between Streamlit sessions (one cached copy per process), so nothing here mutates
+them: for an `nn.Sequential` the layers are run one by one and the wanted outputs kept (no hooks at
+all); any other module gets forward hooks under a lock, removed in `finally`.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .downsample import DOWNSAMPLE_METHODS, apply_downsample
+from .engineered import engineered_kernels
+
+_HOOK_LOCK = threading.Lock()
+
+
+@torch.inference_mode()
+def feature_maps(model: nn.Module, x: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
+    """Outputs of the named layers for a batch `x` (B, C, H, W), in eval mode, as CPU tensors."""
+    wanted = set(layers)
+    if isinstance(model, nn.Sequential):
+        missing = wanted - {n for n, _ in model.named_children()}
+        if missing:
+            raise ValueError(f"no layer named {', '.join(sorted(missing))}")
+        out = {}
+        for name, layer in model.named_children():
+            x = layer(x)
+            if name in wanted:
+                out[name] = x.detach().cpu()
+            if len(out) == len(wanted):
+                break
+        return out
+    return _feature_maps_hooked(model, x, wanted)
+
+
+def _feature_maps_hooked(model, x, wanted):
+    modules = dict(model.named_modules())
+    missing = wanted - set(modules)
+    if missing:
+        raise ValueError(f"no layer named {', '.join(sorted(missing))}")
+    out, hooks = {}, []
+    with _HOOK_LOCK:
+        was_training = model.training
+        try:
+            model.eval()
+            for name in wanted:
+                hooks.append(modules[name].register_forward_hook(
+                    lambda m, i, o, name=name: out.__setitem__(name, o.detach().cpu())))
+            model(x)
+        finally:
+            for h in hooks:
+                h.remove()
+            model.train(was_training)
+    return out
+
+
+def activation_after(model: nn.Sequential, layer: str) -> str:
+    """The layer whose output is `layer`'s activation: the ReLU right after a conv, if there is one."""
+    names = [n for n, _ in model.named_children()]
+    i = names.index(layer)
+    if i + 1 < len(names) and isinstance(model[i + 1], nn.ReLU):
+        return names[i + 1]
+    return layer
+
+
+@dataclass
+class DownsampleComparison:
+    layer: str
+    fmap: torch.Tensor  # (C, H, W): the chosen conv layer's activation (after its ReLU)
+    downsampled: dict[str, torch.Tensor]  # method -> (C, h, w)
+
+
+@torch.inference_mode()
+def compare_downsampling(model: nn.Sequential, x: torch.Tensor, layer: str,
+                         methods=DOWNSAMPLE_METHODS) -> DownsampleComparison:
+    """One image's conv activation, then that same map downsampled by every method.
+
+    `stride` is computed for real: the chosen conv re-run with stride 2 on its own input (then ReLU),
+    which equals the stride-1 map sampled at every other pixel.
+    """
+    names = [n for n, _ in model.named_children()]
+    conv = model[names.index(layer)]
+    if not isinstance(conv, nn.Conv2d):
+        raise ValueError(f"{layer} is not a conv layer")
+    prev = names[names.index(layer) - 1] if names.index(layer) > 0 else None
+    act = activation_after(model, layer)
+    maps = feature_maps(model, x, [act] + ([prev] if prev else []))
+    conv_in = maps[prev] if prev else x.cpu()
+    fmap = maps[act][0]
+    out = {}
+    for m in methods:
+        if m == "stride":
+            w, b = conv.weight.float().cpu(), conv.bias.float().cpu() if conv.bias is not None else None
+            y = F.conv2d(conv_in.float(), w, b, stride=2, padding=conv.padding)
+            out[m] = (F.relu(y) if act != layer else y)[0]
+        else:
+            out[m] = apply_downsample(fmap[None], m)[0]
+    return DownsampleComparison(layer, fmap, out)
+
+
+def difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a - b, cropped to the common size (strided conv keeps ceil(H/2) rows on odd maps)."""
+    h, w = min(a.shape[-2], b.shape[-2]), min(a.shape[-1], b.shape[-1])
+    return a[..., :h, :w] - b[..., :h, :w]
+
+
+def worked_example(grid: np.ndarray, kernel: np.ndarray, bias: float = 0.0) -> dict[str, np.ndarray]:
+    """The lecture's 4x4 -> 2x2 example (v1..v16 -> m1..m4) for every method, on a user's grid.
+
+    `stride` is the lecture's "convolve with stride=2" with a 2x2 kernel w1..w4 and bias b.
+    """
+    x = torch.as_tensor(np.asarray(grid, np.float32))[None, None]
+    out = {m: apply_downsample(x, m)[0, 0].numpy() for m in ("max", "avg", "bilinear", "nearest")}
+    k = torch.as_tensor(np.asarray(kernel, np.float32))[None, None]
+    out["stride"] = F.conv2d(x, k, torch.tensor([float(bias)]), stride=2)[0, 0].numpy()
+    return out
+
+
+# ---- learned filters vs engineered kernels ------------------------------------------------------
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    return float((a * b).sum() / (na * nb)) if na > 0 and nb > 0 else 0.0
+
+
+def closest_engineered(weights: torch.Tensor) -> list[dict]:
+    """For each learned filter (O, I, k, k), the engineered kernel of size k most like it.
+
+    Filters are averaged over input channels (a colour filter's luminance response). Similarity is
+    the cosine; a filter equal to minus a Sobel kernel is the same edge detector with the opposite
+    sign, so the best match is chosen by |cosine| and the sign is kept in `similarity`.
+    """
+    w = weights.detach().float().cpu().numpy().mean(axis=1)  # (O, k, k)
+    k = w.shape[-1]
+    kernels = engineered_kernels(k)
+    out = []
+    for i, f in enumerate(w):
+        # Every engineered kernel sums to 0, so the filter's mean (a brightness response) is removed.
+        sims = {name: _cosine(f - f.mean(), ker) for name, ker in kernels.items()}
+        best = max(sims, key=lambda n: abs(sims[n]))
+        out.append({"filter": i, "kernel": best, "similarity": sims[best], "all": sims})
+    return out

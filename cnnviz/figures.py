@@ -1,0 +1,121 @@
+"""Plotly figures shared by the pages, with one colour per downsampling method everywhere.
+
+Many small feature maps are tiled into ONE heatmap (a grid of subplots costs seconds to draw in the
+browser; one heatmap of the same pixels costs milliseconds, see PLATFORM.md).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+
+DOWNSAMPLE_COLORS = {
+    "max": "#1f77b4", "avg": "#ff7f0e", "bilinear": "#2ca02c", "nearest": "#9467bd",
+    "stride": "#d62728", "blurmax": "#17becf", None: "#7f7f7f", "": "#7f7f7f",
+}
+RUN_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+              "#bcbd22", "#17becf"]
+METRIC_LABELS = {"test_acc": "test accuracy", "train_acc": "train accuracy", "test_loss": "test loss",
+                 "train_loss": "train loss"}
+
+
+def run_color(i: int, downsample: str | None = None, by_downsample: bool = False) -> str:
+    return DOWNSAMPLE_COLORS.get(downsample, "#7f7f7f") if by_downsample else RUN_COLORS[i % len(RUN_COLORS)]
+
+
+def curves_figure(runs: list[dict], metrics=("train_acc", "test_acc"), title: str = "",
+                  mark_epoch: int | None = None, height: int = 380) -> go.Figure:
+    """Overlay per-epoch curves of several runs on shared axes.
+
+    `runs`: dicts with `label`, `history` (list of epoch rows) and `color`. Train curves are dashed,
+    test curves solid, so one colour per run is enough.
+    """
+    fig = go.Figure()
+    for r in runs:
+        epochs = [row["epoch"] for row in r["history"]]
+        for m in metrics:
+            fig.add_trace(go.Scatter(
+                x=epochs, y=[row[m] for row in r["history"]], mode="lines+markers",
+                name=f"{r['label']} ({METRIC_LABELS.get(m, m)})", legendgroup=r["label"],
+                line=dict(color=r["color"], dash="dash" if m.startswith("train") else "solid")))
+    if mark_epoch is not None:
+        fig.add_vline(x=mark_epoch, line_dash="dot", line_color="black")
+    ylabel = "accuracy" if all("acc" in m for m in metrics) else ("loss" if all("loss" in m for m in metrics) else "")
+    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=ylabel, height=height,
+                      legend=dict(orientation="h", y=-0.25), margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def band_figure(groups: list[dict], metric: str = "test_acc", title: str = "", height: int = 380) -> go.Figure:
+    """Mean curve with a min-max band per group of seeds. `groups`: label, color, epochs, mean, lo, hi."""
+    fig = go.Figure()
+    for g in groups:
+        x = list(g["epochs"])
+        fig.add_trace(go.Scatter(x=x + x[::-1], y=list(g["hi"]) + list(g["lo"])[::-1], fill="toself",
+                                 fillcolor=_rgba(g["color"], 0.18), line=dict(width=0), hoverinfo="skip",
+                                 legendgroup=g["label"], showlegend=False))
+        fig.add_trace(go.Scatter(x=x, y=list(g["mean"]), mode="lines+markers", legendgroup=g["label"],
+                                 name=f"{g['label']} (mean of {g['n']} seeds)", line=dict(color=g["color"])))
+    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=METRIC_LABELS.get(metric, metric),
+                      height=height, legend=dict(orientation="h", y=-0.25), margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
+
+
+def tile(maps: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarray:
+    """(N, H, W) -> one (rows*(H+pad), cols*(W+pad)) image, each map min-max scaled, NaN between."""
+    maps = np.asarray(maps, dtype=np.float32)
+    n, h, w = maps.shape
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad), np.nan, np.float32)
+    for i, m in enumerate(maps):
+        lo, hi = float(m.min()), float(m.max())
+        r, c = divmod(i, cols)
+        out[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = (m - lo) / (hi - lo) if hi > lo else 0
+    return out
+
+
+def heatmap(img: np.ndarray, title: str = "", colorscale: str = "gray", zmid: float | None = None,
+            height: int = 300, showscale: bool = False) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=np.asarray(img), colorscale=colorscale, zmid=zmid, showscale=showscale,
+                               hovertemplate="row %{y}, col %{x}: %{z:.3f}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_layout(title=title, height=height, margin=dict(l=5, r=5, t=35 if title else 5, b=5))
+    return fig
+
+
+def image_figure(x_uint8: np.ndarray, title: str = "", height: int = 220) -> go.Figure:
+    """(C, H, W) uint8 -> a gray heatmap (C=1) or an RGB image."""
+    x = np.asarray(x_uint8)
+    if x.shape[0] == 1:
+        return heatmap(x[0], title, "gray", height=height)
+    fig = go.Figure(go.Image(z=x.transpose(1, 2, 0)))
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    fig.update_layout(title=title, height=height, margin=dict(l=5, r=5, t=35 if title else 5, b=5))
+    return fig
+
+
+def confusion_figure(cm: np.ndarray, classes, title: str = "Confusion matrix (rows: true class)",
+                     diverging: bool = False, height: int = 460) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=cm, x=list(classes), y=list(classes), text=cm, texttemplate="%{text}",
+                               colorscale="RdBu" if diverging else "Blues", zmid=0 if diverging else None,
+                               hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", title="true")
+    fig.update_xaxes(title="predicted")
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def bars_figure(labels, values, colors=None, title: str = "", yaxis: str = "", height: int = 320) -> go.Figure:
+    fig = go.Figure(go.Bar(x=list(labels), y=list(values), marker_color=colors,
+                           text=[f"{v:.3f}" for v in values], textposition="outside"))
+    fig.update_layout(title=title, yaxis_title=yaxis, height=height, margin=dict(l=10, r=10, t=40, b=10))
+    return fig

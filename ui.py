@@ -1,0 +1,94 @@
+"""Streamlit glue shared by the pages: cached loaders, pickers and error display.
+
+The cache sits at this boundary (the library never imports streamlit): datasets and models are held
+once per process with `st.cache_resource` and shared read-only by every session; small results use
+`st.cache_data`.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from cnnviz import analysis, checkpoints, data, jobs
+from cnnviz.checkpoints import CheckpointError
+
+ROOT = Path(__file__).resolve().parent
+SHIPPED = ROOT / "checkpoints"
+USER_RUNS = Path(os.environ.get("CNNVIZ_RUNS", ROOT / "runs"))
+MAX_UPLOAD_MB = int(os.environ.get("CNNVIZ_MAX_UPLOAD_MB", "100"))
+
+
+@st.cache_resource(show_spinner=False)
+def registry() -> "jobs.JobRegistry":
+    return jobs.get_registry(folder=USER_RUNS)
+
+
+@st.cache_resource(show_spinner="Loading the dataset (decoded once, then shared)...")
+def _dataset(name: str) -> data.Dataset:
+    return data.load_dataset(name)
+
+
+def dataset(name: str) -> data.Dataset:
+    """The dataset, or a clear error on the page that says how to get it (and the page stops)."""
+    try:
+        return _dataset(name)
+    except data.DataUnavailable as e:
+        st.error(str(e))
+        st.stop()
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _checkpoint(path: str, mtime: float, size: int) -> checkpoints.Checkpoint:
+    return checkpoints.load_checkpoint(path)
+
+
+def checkpoint(path: str | Path) -> checkpoints.Checkpoint:
+    """A checkpoint's model, loaded once per process (keyed by path and mtime), read-only."""
+    p = Path(path)
+    stat = p.stat()
+    return _checkpoint(str(p), stat.st_mtime, stat.st_size)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _uploaded(digest: str, raw: bytes) -> checkpoints.Checkpoint:
+    return checkpoints.load_checkpoint(raw, max_bytes=MAX_UPLOAD_MB * 2**20)
+
+
+def uploaded_checkpoint(raw: bytes) -> checkpoints.Checkpoint:
+    return _uploaded(hashlib.sha256(raw).hexdigest(), raw)
+
+
+@st.cache_resource(show_spinner="Evaluating on the test set...", max_entries=64)
+def _predictions(path: str, mtime: float) -> analysis.Predictions:
+    ck = checkpoint(path)
+    return analysis.predict(ck.model, _dataset(ck.meta["dataset"]["name"]))
+
+
+def predictions(path: str | Path) -> analysis.Predictions:
+    p = Path(path)
+    return _predictions(str(p), p.stat().st_mtime)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def runs_table(include_user: bool = True):
+    """All readable checkpoints: the shipped ones, then the user's (re-read every few seconds)."""
+    import pandas as pd
+
+    frames = [checkpoints.list_checkpoints(SHIPPED).assign(origin="shipped")]
+    if include_user and USER_RUNS.is_dir():
+        frames.append(checkpoints.list_checkpoints(USER_RUNS).assign(origin="yours"))
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def header(title: str, intro: str) -> None:
+    st.title(title)
+    st.caption(intro)
+
+
+def show_error(e: Exception) -> None:
+    """A user-caused failure as one line (CheckpointError, ImageError, ValueError...)."""
+    st.error(str(e) if isinstance(e, (CheckpointError, ValueError)) else f"{type(e).__name__}: {e}")
