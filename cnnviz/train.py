@@ -113,7 +113,10 @@ def train(model: nn.Module, data: Dataset, *, epochs: int = 10, lr: float = 1e-3
     if dev.type == "cpu":
         configure_threads()
     model.to(dev)
-    if dev.type == "cuda":
+    # channels_last: cuDNN's tensor-core kernels want NHWC, and on CPU oneDNN's pooling and convs run
+    # ~20-30% faster with it too (measured on 2 cores for downsample_compare and lenet_fc).
+    nhwc = any(isinstance(m, nn.Conv2d) for m in model.modules())
+    if nhwc:
         model.to(memory_format=torch.channels_last)
     opt = make_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad], lr)
     gen = torch.Generator().manual_seed(seed)
@@ -141,7 +144,7 @@ def train(model: nn.Module, data: Dataset, *, epochs: int = 10, lr: float = 1e-3
             for b in range(batches):
                 idx = perm[b * batch_size:(b + 1) * batch_size] if n >= batch_size else perm
                 x = data.normalize(x_all[idx])
-                if dev.type == "cuda":
+                if nhwc:
                     x = x.contiguous(memory_format=torch.channels_last)
                 y = y_all[idx]
                 with _autocast(dev):
