@@ -73,7 +73,8 @@ class BlurMaxPool(nn.Module):
 
     def forward(self, x):  # (B, C, H, W) -> (B, C, floor(H/2), floor(W/2))
         x = F.max_pool2d(x, kernel_size=2, stride=1)
-        x = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        # Reflect needs 2+ pixels; a 2x2 input (VGG16's last block) leaves 1x1, which is replicated.
+        x = F.pad(x, (1, 1, 1, 1), mode="reflect" if min(x.shape[-2:]) > 1 else "replicate")
         c = x.shape[1]
         return F.conv2d(x, self.kernel.to(x.dtype).expand(c, 1, 3, 3), stride=2, groups=c)
 
