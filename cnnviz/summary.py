@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from .costs import layer_macs, macs, receptive_fields
+
 MB = 1024 ** 2
 
 
@@ -29,6 +31,8 @@ class Summary:
     input_mb: float
     forward_backward_mb: float
     params_mb: float
+    macs: int = 0  # multiply-adds per image, measured with torch's FLOP counter
+    activation_bytes: int = 0  # float32 outputs of every layer for one image (forward only)
 
     @property
     def total_mb(self) -> float:
@@ -46,7 +50,8 @@ class Summary:
                 "trainable_params": self.trainable_params,
                 "non_trainable_params": self.total_params - self.trainable_params,
                 "input_mb": self.input_mb, "forward_backward_mb": self.forward_backward_mb,
-                "params_mb": self.params_mb, "total_mb": self.total_mb,
+                "params_mb": self.params_mb, "total_mb": self.total_mb, "macs": self.macs,
+                "activation_bytes": self.activation_bytes,
                 "layers": [{**r, "output_shape": list(r["output_shape"])} for r in self.rows]}
 
     def to_text(self) -> str:
@@ -61,7 +66,9 @@ class Summary:
                 f"Input size (MB): {self.input_mb:.2f}",
                 f"Forward/backward pass size (MB): {self.forward_backward_mb:.2f}",
                 f"Params size (MB): {self.params_mb:.2f}",
-                f"Estimated Total Size (MB): {self.total_mb:.2f}", line]
+                f"Estimated Total Size (MB): {self.total_mb:.2f}", line,
+                f"Multiply-adds per image: {self.macs:,}",
+                f"Activation memory per image (KB): {self.activation_bytes / 1024:.1f}", line]
         return "\n".join(out)
 
 
@@ -95,6 +102,7 @@ def summary(model: nn.Module, input_shape: tuple[int, ...], device: str = "cpu")
             rows.append({"name": name, "type": kind, "layer": f"{kind}-{len(rows) + 1}",
                          "output_shape": tuple(output.shape[1:]), "params": params,
                          "trainable": trainable, "fixed": kind == "EngineeredFrontEnd",
+                         "macs": layer_macs(module, output), "activation_bytes": output[0].numel() * 4,
                          "formula": _formula(module, tuple(x.shape[-2:]) if x is not None and x.dim() == 4 else None)})
         return record
 
@@ -110,8 +118,13 @@ def summary(model: nn.Module, input_shape: tuple[int, ...], device: str = "cpu")
         for h in hooks:
             h.remove()
         model.train(was_training)
+    if isinstance(model, nn.Sequential):
+        rf = {r["name"]: r["rf"] for r in receptive_fields(model, tuple(input_shape))}
+        for r in rows:
+            r["receptive_field"] = rf.get(r["name"].split(".")[0])
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     activations = sum(math.prod(r["output_shape"]) for r in rows)
     return Summary(rows, tuple(input_shape), total, trainable, math.prod(input_shape) * 4 / MB,
-                   2 * activations * 4 / MB, total * 4 / MB)
+                   2 * activations * 4 / MB, total * 4 / MB, macs(model, tuple(input_shape)),
+                   activations * 4)
