@@ -1,0 +1,102 @@
+"""Each 2x2 downsampling option against an independent oracle (torch.nn.functional or numpy)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from cnnviz.downsample import DOWNSAMPLE_METHODS, apply_downsample, make_downsample
+
+SIZES = [(28, 28), (14, 14), (7, 7), (9, 12), (32, 32), (5, 3)]
+
+
+@pytest.fixture
+def fmap(seeded):
+    return torch.randn(2, 3, 14, 14)
+
+
+@pytest.mark.parametrize("hw", SIZES)
+@pytest.mark.parametrize("method, oracle", [
+    ("max", lambda x: F.max_pool2d(x, kernel_size=2, stride=2)),
+    ("avg", lambda x: F.avg_pool2d(x, kernel_size=2, stride=2)),
+    ("bilinear", lambda x: F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)),
+    ("nearest", lambda x: F.interpolate(x, scale_factor=0.5, mode="nearest")),
+])
+def test_downsample_equals_the_torch_functional_oracle(method, oracle, hw, seeded):
+    x = torch.randn(2, 3, *hw)
+    expected = oracle(x)
+    torch.testing.assert_close(apply_downsample(x, method), expected, rtol=0, atol=0)
+    torch.testing.assert_close(make_downsample(method)(x), expected, rtol=0, atol=0)
+
+
+def test_bilinear_half_averages_each_2x2_block_like_avg_pooling(fmap):
+    # align_corners=False samples at pixel centres: on even sizes x0.5 bilinear is the 2x2 mean.
+    torch.testing.assert_close(apply_downsample(fmap, "bilinear"), F.avg_pool2d(fmap, 2))
+
+
+def test_nearest_half_keeps_the_top_left_pixel_of_each_block(fmap):
+    torch.testing.assert_close(apply_downsample(fmap, "nearest"), fmap[..., ::2, ::2], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kernel, padding, hw", [
+    (k, p, hw) for k, p in [(3, 1), (3, 0), (5, 0), (5, 2), (7, 0)] for hw in SIZES
+    if min(hw) + 2 * p >= k])  # the kernel must fit in the padded input
+def test_stride_on_a_stride_1_conv_output_equals_the_stride_2_conv(kernel, padding, hw, seeded):
+    conv1 = nn.Conv2d(3, 8, kernel, padding=padding).double()
+    conv2 = nn.Conv2d(3, 8, kernel, padding=padding, stride=2).double()
+    conv2.load_state_dict(conv1.state_dict())
+    x = torch.randn(2, 3, *hw, dtype=torch.float64)
+    with torch.no_grad():
+        sampled, strided = apply_downsample(conv1(x), "stride"), conv2(x)
+    assert sampled.shape == strided.shape
+    # Same products, same sums; only the backend's summation order may differ (float64 rounding).
+    torch.testing.assert_close(sampled, strided, rtol=0, atol=1e-12)
+
+
+def _blurmax_numpy(x: np.ndarray) -> np.ndarray:
+    """Zhang's anti-aliased max pooling written out: dense 2x2 max, reflect pad, [1,2,1]^2/16, step 2."""
+    m = np.maximum.reduce([x[..., :-1, :-1], x[..., 1:, :-1], x[..., :-1, 1:], x[..., 1:, 1:]])
+    p = np.pad(m, [(0, 0), (0, 0), (1, 1), (1, 1)], mode="reflect")  # numpy's reflect excludes the edge
+    w = np.array([1.0, 2.0, 1.0])
+    h_out, w_out = (p.shape[-2] - 3) // 2 + 1, (p.shape[-1] - 3) // 2 + 1
+    out = np.zeros(x.shape[:2] + (h_out, w_out))
+    for a in range(3):
+        for b in range(3):
+            out += w[a] * w[b] / 16 * p[..., a:a + 2 * h_out:2, b:b + 2 * w_out:2]
+    return out
+
+
+@pytest.mark.parametrize("hw", SIZES)
+def test_blurmax_equals_dense_max_then_reflect_padded_binomial_blur_with_stride_2(hw, seeded):
+    x = torch.randn(2, 3, *hw, dtype=torch.float64)
+    expected = torch.from_numpy(_blurmax_numpy(x.numpy()))
+    torch.testing.assert_close(apply_downsample(x, "blurmax"), expected)
+    assert expected.shape[-2:] == (hw[0] // 2, hw[1] // 2)
+
+
+def test_blurmax_of_a_2x2_map_is_its_maximum(seeded):
+    # VGG16's last block: the dense max leaves one pixel, and a normalised blur of one pixel is itself.
+    x = torch.randn(2, 4, 2, 2)
+    torch.testing.assert_close(apply_downsample(x, "blurmax"), x.amax(dim=(-2, -1), keepdim=True))
+
+
+def test_blurmax_kernel_is_a_fixed_buffer_not_a_parameter():
+    layer = make_downsample("blurmax")
+    assert list(layer.parameters()) == []
+    assert "kernel" not in layer.state_dict()  # not saved in checkpoints either
+
+
+@pytest.mark.parametrize("method", DOWNSAMPLE_METHODS)
+@pytest.mark.parametrize("hw", SIZES)
+def test_every_method_halves_height_and_width(method, hw, seeded):
+    out = apply_downsample(torch.randn(1, 2, *hw), method)
+    # A strided conv covers the last row of an odd map (ceil); the 2x2 windows drop it (floor).
+    halve = (lambda n: (n + 1) // 2) if method == "stride" else (lambda n: n // 2)
+    assert out.shape == (1, 2, halve(hw[0]), halve(hw[1]))
+
+
+def test_stride_is_not_a_layer():
+    with pytest.raises(ValueError, match="stride=2"):
+        make_downsample("stride")
