@@ -23,7 +23,9 @@ MAX_UPLOAD_MB = int(os.environ.get("CNNVIZ_MAX_UPLOAD_MB", "100"))
 
 @st.cache_resource(show_spinner=False)
 def registry() -> "jobs.JobRegistry":
-    return jobs.get_registry(folder=USER_RUNS)
+    # One registry per Streamlit process (this cache), writing to the user runs folder.
+    # (jobs.get_registry() takes no folder: it is the CLI's process-wide registry in ./runs.)
+    return jobs.JobRegistry(folder=USER_RUNS)
 
 
 @st.cache_resource(show_spinner="Loading the dataset (decoded once, then shared)...")
