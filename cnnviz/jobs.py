@@ -340,6 +340,9 @@ class JobRegistry:
         except Exception as e:  # noqa: BLE001 - a failed job must never take the registry down
             reason = str(e) if isinstance(e, _USER_ERRORS) else f"{type(e).__name__}: {e}"
             error = traceback.format_exc()
+            if isinstance(e, torch.cuda.OutOfMemoryError):  # before train's loop: model or data to GPU
+                torch.cuda.empty_cache()
+                reason = "CUDA out of memory before training started: try a smaller model or batch size"
         finally:
             with self._lock:
                 progress = job.snapshot().progress

@@ -6,6 +6,7 @@ import os
 import threading
 
 import pytest
+import torch
 
 import cnnviz.jobs as jobs_mod
 import cnnviz.train as train_mod
@@ -18,6 +19,11 @@ from cnnviz.train import TrainResult
 TINY = RunConfig("mlp", epochs=1, limit_train=2048, batch_size=512)  # ~1 s on 2 busy cores
 LONG = RunConfig("mlp", epochs=200, limit_train=2048, batch_size=256)  # minutes: only ever cancelled
 WAIT = 120  # generous: the machine may be busy training other models
+
+
+def trains(test):
+    """Mark a test that trains on the real Fashion-MNIST (see the markers in pyproject.toml)."""
+    return pytest.mark.slow(pytest.mark.data(test))
 
 
 def _require_fashion_mnist():
@@ -37,6 +43,7 @@ def registry(tmp_path):
     assert reg.shutdown(timeout=WAIT), "a worker thread did not end"
 
 
+@trains
 def test_job_completes_and_writes_a_checkpoint_that_loads(registry, tmp_path):
     job = registry.submit(RunConfig("lenet5", epochs=1, limit_train=2048, batch_size=512), owner="ann")
     snap = registry.wait(job.id, WAIT)
@@ -51,6 +58,7 @@ def test_job_completes_and_writes_a_checkpoint_that_loads(registry, tmp_path):
     assert registry.jobs(owner="ann") == [job] and registry.jobs(owner="bob") == []
 
 
+@trains
 def test_cancelled_running_job_stops_and_keeps_its_epochs(registry):
     job = registry.submit(LONG)
     job.wait_for(lambda s: len(s.history) >= 1, WAIT)  # woken by the job, no polling
@@ -64,6 +72,7 @@ def test_cancelled_running_job_stops_and_keeps_its_epochs(registry):
     assert not registry.cancel(job.id)  # already finished
 
 
+@trains
 def test_jobs_over_the_cap_wait_in_fifo_order(registry, tmp_path):
     jobs = [registry.submit(TINY, name="same") for _ in range(3)]
     assert [j.state for j in jobs] == ["running", "queued", "queued"]
@@ -75,6 +84,7 @@ def test_jobs_over_the_cap_wait_in_fifo_order(registry, tmp_path):
     assert [s.checkpoint.name for s in snaps] == ["same.pt", "same-2.pt", "same-3.pt"]
 
 
+@trains
 def test_cancelled_queued_job_never_runs(registry, tmp_path):
     running, queued = registry.submit(LONG), registry.submit(TINY, name="never")
     assert registry.cancel(queued.id)
@@ -87,6 +97,7 @@ def test_cancelled_queued_job_never_runs(registry, tmp_path):
     assert not (tmp_path / "never.pt").exists()
 
 
+@trains
 def test_failing_jobs_report_why_and_the_next_job_still_runs(registry):
     missing = registry.submit(RunConfig("mlp", dataset="no-such-dataset"))
     bad = registry.submit(dataclasses.replace(TINY, epochs=0))
@@ -99,6 +110,7 @@ def test_failing_jobs_report_why_and_the_next_job_still_runs(registry):
     assert registry.wait(good.id, WAIT).state == "completed"
 
 
+@trains
 def test_error_mid_training_fails_the_job_but_keeps_the_epochs_done(registry, monkeypatch):
     real_evaluate, calls = train_mod.evaluate, []
 
@@ -115,6 +127,7 @@ def test_error_mid_training_fails_the_job_but_keeps_the_epochs_done(registry, mo
     assert ck.meta["complete"] is False and len(ck.history) == 1 == len(snap.history)
 
 
+@trains
 def test_snapshots_are_copies(registry):
     job = registry.submit(TINY)
     snap = registry.wait(job.id, WAIT)
@@ -158,4 +171,24 @@ def test_concurrent_jobs_get_their_own_gpu_and_file(monkeypatch, tmp_path):
     gate.set()
     assert [reg.wait(j.id, 10).state for j in (a, b, c)] == ["completed"] * 3
     assert seen[2][0] in ("cuda:0", "cuda:1")
+    assert reg.shutdown(timeout=10)
+
+
+def test_unexpected_errors_and_cuda_oom_fail_the_job_not_the_registry(monkeypatch, tmp_path):
+    errors = [torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"),
+              KeyError("state_dict")]
+
+    def fake_run_training(cfg, *, out, **kwargs):
+        if errors:
+            raise errors.pop(0)
+        return out, TrainResult([], True, "completed")
+
+    monkeypatch.setattr(jobs_mod, "run_training", fake_run_training)
+    reg = JobRegistry(max_concurrent=1, folder=tmp_path)
+    oom, broken, fine = (reg.submit(TINY) for _ in range(3))
+    s = reg.wait(oom.id, 10)
+    assert s.state == "failed" and s.reason.startswith("CUDA out of memory") and "OutOfMemoryError" in s.error
+    s = reg.wait(broken.id, 10)
+    assert s.state == "failed" and s.reason == "KeyError: 'state_dict'" and "Traceback" in s.error
+    assert reg.wait(fine.id, 10).state == "completed"
     assert reg.shutdown(timeout=10)
