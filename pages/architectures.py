@@ -1,0 +1,284 @@
+"""Architectures: summary tables, a diagram of the layer shapes, the output-size formula measured by a
+real convolution, and the 1x1 convolution that turns a classifier into a map of class scores."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+import ui
+from cnnviz import diagram
+from cnnviz.data import DATASETS
+from cnnviz.downsample import DOWNSAMPLE_LABELS
+from cnnviz.models import build_model, get_arch, list_archs
+from cnnviz.summary import conv_output_size, summary
+
+ARCHS = list_archs()
+DATASET_NAMES = list(DATASETS)
+LECTURE_FORMULA = r"S_o = \left\lfloor \frac{S_D - K + 2P}{S} \right\rfloor + 1"
+
+
+@st.cache_data(show_spinner="Building the model and running it once...", max_entries=64)
+def _summary(arch: str, dataset: str, downsample: str | None):
+    shape = DATASETS[dataset].shape
+    return summary(build_model(arch, shape, downsample=downsample), shape)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _fc_vs_1x1(dataset: str, downsample: str):
+    return diagram.fc_vs_1x1_params(DATASETS[dataset].shape, downsample)
+
+
+_measure = st.cache_data(show_spinner=False, max_entries=256)(diagram.measure_conv_output)
+
+
+def _start(key: str, options: list, default, notices: list[str]) -> None:
+    """Seed widget `key` from the URL on a session's first run; garbage falls back to `default`."""
+    if key in st.session_state and st.session_state[key] in options:
+        return
+    raw = st.query_params.get(key)
+    value = default
+    if raw is not None:
+        if isinstance(options, range):
+            match = int(raw) if raw.isdigit() and int(raw) in options else None
+        else:
+            match = next((o for o in options if str(o) == raw), None)
+        if match is not None:
+            value = match
+        else:
+            notices.append(f"`{key}={raw}` in the URL is not one of the choices here; showing "
+                           f"{default} instead.")
+    st.session_state[key] = value
+
+
+def _select(label: str, options: list, key: str, default, notices: list[str], **kwargs):
+    """A selectbox that starts from the URL (or `default`) and writes its choice back to the URL."""
+    _start(key, options, default, notices)
+    choice = st.selectbox(label, options, key=key, **kwargs)
+    st.query_params[key] = choice
+    return choice
+
+
+def _number(col, label: str, key: str, lo: int, hi: int, default: int, notices: list[str], **kwargs) -> int:
+    """A whole-number input kept in the URL under `key`."""
+    _start(key, range(lo, hi + 1), default, notices)
+    value = col.number_input(label, lo, hi, step=1, key=key, **kwargs)
+    st.query_params[key] = value
+    return int(value)
+
+
+def _show(notices: list[str]) -> None:
+    for n in notices:
+        st.info(n)
+    notices.clear()
+
+
+ui.header("Architectures", "Every network of the lecture as its summary table (computed by running the "
+          "model once), a picture of its layer shapes, the output-size formula checked against a real "
+          "convolution, and the 1x1 convolution that replaces fully-connected layers.")
+notices: list[str] = []
+
+# ---- choose a network --------------------------------------------------------------------------
+c1, c2, c3 = st.columns([2, 1, 2])
+with c1:
+    arch = _select("Architecture", ARCHS, "arch", "lenet5", notices,
+                   help="Every architecture registered in cnnviz.models.")
+with c2:
+    dataset = _select("Dataset", DATASET_NAMES, "dataset", "fashion-mnist", notices,
+                      help="Sets the input shape: 1x28x28 (Fashion-MNIST) or 3x32x32 (CIFAR-10).")
+spec = get_arch(arch)
+with c3:
+    if spec.downsamples:
+        downsample = _select("Downsampling", list(spec.downsamples), "downsample", spec.default_downsample,
+                             notices, format_func=lambda m: DOWNSAMPLE_LABELS.get(m, m),
+                             help="How each 2x2 downsampling step is done (options this net accepts).")
+    else:
+        downsample = None
+        st.query_params.pop("downsample", None)
+        st.selectbox("Downsampling", ["none: this net never downsamples"], disabled=True,
+                     key="downsample_none")
+_show(notices)
+st.markdown(f"**{arch}**: {spec.description}")
+
+s = _summary(arch, dataset, downsample)
+shape = DATASETS[dataset].shape
+
+# ---- the summary table -------------------------------------------------------------------------
+st.header("Summary table")
+st.caption(f"The lecture's table for input {shape[0]}x{shape[1]}x{shape[2]}: one row per layer, recorded by "
+           "forward hooks while the model runs once on zeros. For conv and pooling rows the last column "
+           "fills in the output-size formula with that layer's numbers.")
+if "resize" in [r["name"] for r in s.rows]:
+    st.info(f"The first row is a `resize` layer: VGG16 halves the image five times, and "
+            f"{shape[1]} pixels would shrink to 0 before the last block, so this {dataset} input is "
+            f"resized {shape[1]}->32 first (bilinear). 32 / 2^5 = 1 pixel at the end.")
+st.dataframe(diagram.summary_table(s), hide_index=True, width="stretch",
+             height=min(38 + 35 * len(s.rows), 600))
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Total params", f"{s.total_params:,}")
+m2.metric("Trainable params", f"{s.trainable_params:,}")
+m3.metric("Non-trainable params", f"{s.total_params - s.trainable_params:,}")
+m4.metric("Estimated total size (MB)", f"{s.total_mb:.2f}")
+st.caption(f"Sizes in float32 for a batch of one: input {s.input_mb:.2f} MB, forward/backward pass "
+           f"{s.forward_backward_mb:.2f} MB (every layer's output, twice), params {s.params_mb:.2f} MB.")
+with st.expander("The same table as text (torchsummary's format)"):
+    st.code(s.to_text(), language=None)
+
+# ---- the diagram -------------------------------------------------------------------------------
+st.header("Layer shapes")
+st.caption("One box per layer that changes the shape (activations left out): height = spatial size in "
+           "pixels, width grows with log2(channels). A vector of N units is drawn as N channels of "
+           "1x1, which is how a 1x1 convolution sees it. Hover a box for its numbers.")
+st.plotly_chart(diagram.shapes_figure(s, downsample), width="stretch", key="shapes")
+
+# ---- the calculator ----------------------------------------------------------------------------
+st.header("Padding, stride and kernel size")
+st.latex(LECTURE_FORMULA)
+st.caption("Type an input size S_D, a kernel K, a padding P and a stride S: the formula is evaluated, then "
+           "checked by running a real nn.Conv2d on a tensor of that size.")
+k1, k2, k3, k4 = st.columns(4)
+size = _number(k1, "Input size S_D", "sd", 1, 512, 4, notices, help="Height (= width) of the input map.")
+kernel = _number(k2, "Kernel K", "k", 1, 15, 3, notices, help="Kernel height (= width).")
+padding = _number(k3, "Padding P", "p", 0, 10, 1, notices, help="Zeros added on every side.")
+stride = _number(k4, "Stride S", "s", 1, 8, 1, notices, help="Pixels the kernel moves per step.")
+_show(notices)
+formula = conv_output_size(size, kernel, padding, stride)
+st.latex(rf"S_o = \left\lfloor \frac{{{size} - {kernel} + 2 \times {padding}}}{{{stride}}} \right\rfloor + 1"
+         rf" = \left\lfloor \frac{{{size - kernel + 2 * padding}}}{{{stride}}} \right\rfloor + 1 = {formula}")
+try:
+    measured = _measure(size, kernel, padding, stride)
+except ValueError as e:
+    st.error(f"Impossible numbers: {e}.")
+    measured = None
+if measured is not None:
+    r1, r2, r3 = st.columns(3)
+    r1.metric("S_o by the formula", formula)
+    r2.metric("S_o measured with nn.Conv2d", measured)
+    r3.metric("Output pixels", f"{measured}x{measured} = {measured * measured}")
+    if (size - kernel + 2 * padding) % stride:
+        st.caption(f"{size - kernel + 2 * padding} is not a multiple of {stride}: the floor drops the last "
+                   f"{(size - kernel + 2 * padding) % stride} row(s) and column(s) the kernel cannot reach.")
+    if kernel % 2 == 1:
+        st.caption(f"With S=1, P=(K-1)/2={(kernel - 1) // 2} keeps the resolution (the lecture's "
+                   "'same' padding).")
+    st.subheader("The kernel sliding over the padded input")
+    if size + 2 * padding > 40:
+        st.info("Choose S_D + 2P of 40 or less to see the step view.")
+    else:
+        cells = measured * measured
+        if st.session_state.get("calc_cell", 1) > cells:
+            st.session_state["calc_cell"] = 1
+        pos = st.slider("Output cell m_i", 1, cells, key="calc_cell",
+                        help="Which output cell to compute: the window moves by S pixels per step.") \
+            if cells > 1 else 1
+        st.plotly_chart(diagram.sliding_figure(size, kernel, padding, stride, pos - 1), width="stretch",
+                        key="sliding")
+        w = diagram.window_at(pos - 1, size, kernel, padding, stride)
+        st.caption(f"m{pos} (output row {w.out_row}, column {w.out_col}) = the sum of the {kernel}x{kernel} "
+                   f"weights times the pixels under the blue window (padded rows {w.row}..{w.row + kernel - 1}, "
+                   f"columns {w.col}..{w.col + kernel - 1}), plus the bias b. Grey cells are padding zeros.")
+
+# ---- 1x1 convolution ---------------------------------------------------------------------------
+st.header("1x1 convolution instead of fully-connected layers")
+st.caption("lenet_fc ends in Flatten + Linear layers; lenet_1x1 replaces them with a conv whose kernel "
+           "covers the whole 7x7 map and a 1x1 conv. Both are built live here for the chosen dataset.")
+lenet_ds = "max"
+pair = _fc_vs_1x1(dataset, lenet_ds)
+left, right = st.columns(2)
+for col, name in ((left, "lenet_fc"), (right, "lenet_1x1")):
+    with col:
+        ss = _summary(name, dataset, lenet_ds)
+        st.markdown(f"**{name}**")
+        st.dataframe(diagram.summary_table(ss)[["Layer (type)", "Output Shape", "Param #"]], hide_index=True,
+                     width="stretch")
+        st.metric(f"{name} params", f"{ss.total_params:,}")
+fc1_in, fc1_out, fc1_n = pair["fc1"]
+c_out, c_in, kh, kw, c3_n = pair["conv3"]
+st.latex(rf"\text{{fc1}}: {fc1_in:,} \times {fc1_out} + {fc1_out} = {fc1_n:,}"
+         rf"\qquad \text{{conv3}}: {c_out} \times {c_in} \times {kh} \times {kw} + {c_out} = {c3_n:,}")
+if pair["lenet_fc"] == pair["lenet_1x1"]:
+    st.success(f"Identical parameter counts: {pair['lenet_fc']:,} = {pair['lenet_1x1']:,}. The same weights, "
+               "arranged as convolution kernels.")
+else:
+    st.warning(f"The counts differ: {pair['lenet_fc']:,} vs {pair['lenet_1x1']:,}.")
+
+st.subheader("A trained lenet_1x1 on a larger canvas")
+st.markdown(
+    "> *It's a too-rarely-understood fact that ConvNets don't need to have a fixed-size input. You can "
+    "train them on inputs that happen to produce a single output vector (with no spatial extent), and "
+    "then apply them to larger images. Instead of a single output vector, you then get a spatial map of "
+    "output vectors. Each vector sees input windows at different locations on the input.*  \n"
+    "> Yann LeCun, 2015")
+
+runs = ui.runs_table()
+found = runs[(runs["arch"] == "lenet_1x1") & (runs["dataset"] == dataset)] if not runs.empty else runs
+if found.empty:
+    st.warning(f"No lenet_1x1 checkpoint for {dataset} yet (the shipped one is "
+               f"`checkpoints/{dataset}-lenet_1x1-max.pt`). Train it on the Train & compare page or with "
+               f"`python -m cnnviz train --arch lenet_1x1 --dataset {dataset} --downsample max "
+               f"--out checkpoints/{dataset}-lenet_1x1-max.pt`.")
+    st.stop()
+
+found = found.sort_values("path", key=lambda p: ~p.str.endswith(f"{dataset}-lenet_1x1-max.pt"))
+labels = {p: f"{lab} ({origin}, {acc:.1%} test accuracy)" for p, lab, origin, acc in
+          zip(found["path"], found["label"], found["origin"], found["test_acc"].fillna(0))}
+path = st.selectbox("Checkpoint", list(labels), format_func=labels.get, key="ckpt_1x1",
+                    help="Shipped runs first; your own runs appear here too.")
+try:
+    ck = ui.checkpoint(path)
+except ui.CheckpointError as e:
+    ui.show_error(e)
+    st.stop()
+data = ui.dataset(ck.meta["dataset"]["name"])
+classes = list(data.classes)
+train_size = ck.meta["in_shape"][-1]
+
+st.caption("Four test images are tiled 2x2 into one canvas twice the training size; the net, never trained "
+           "on such a canvas, runs on it unchanged.")
+p1, p2 = st.columns([1, 3])
+seed = _number(p1, "Seed", "seed", 0, 10**6, 0, notices, help="Which test images are drawn.")
+_show(notices)
+chosen = p2.multiselect("Classes, one per quadrant (empty: any class)", classes, max_selections=4,
+                        key="canvas_classes", help="Top-left, top-right, bottom-left, bottom-right.")
+indices = diagram.pick_images(data.test_y, seed, [classes.index(c) for c in chosen] or None)
+canvas = diagram.make_canvas(data.test_x[indices])
+sm = diagram.score_maps(ck.model, canvas, data, train_size)
+h, w = sm.pred.shape
+true = [classes[int(data.test_y[i])] for i in indices]
+
+s1, s2 = st.columns(2)
+for key in ("cell_row", "cell_col"):
+    if st.session_state.get(key, 0) > h - 1:
+        st.session_state[key] = 0
+row = s1.slider("Output row", 0, h - 1, key="cell_row", help="Pick an output cell of the score map.")
+col = s2.slider("Output column", 0, w - 1, key="cell_col")
+top, lft, bot, rgt = sm.cell_window(row, col)
+f1, f2 = st.columns(2)
+with f1:
+    st.markdown(f"**Canvas {canvas.shape[-2]}x{canvas.shape[-1]}** (orange: the window cell ({row}, {col}) sees)")
+    st.plotly_chart(diagram.canvas_figure(canvas.numpy(), (top, lft, bot, rgt), true), width="stretch",
+                    key="canvas")
+with f2:
+    st.markdown(f"**{h}x{w} map of predicted classes** (argmax per cell; hover for the class)")
+    st.plotly_chart(diagram.class_map_figure(sm, classes, (row, col)), width="stretch", key="class_map")
+best = int(sm.pred[row, col])
+st.caption(f"Cell ({row}, {col}) sees canvas rows {top}..{bot - 1} and columns {lft}..{rgt - 1}: a "
+           f"{train_size}x{train_size} window, like one training image; neighbouring cells are "
+           f"{sm.step} pixels apart (the two 2x2 downsamplings). It predicts **{classes[best]}** "
+           f"(p = {sm.probs[best, row, col]:.2f}). The four corner cells see the four images exactly; the "
+           "cells between see windows that straddle two or four images.")
+st.markdown("**Score maps**: the softmax probability of each class in every cell")
+st.plotly_chart(diagram.score_maps_figure(sm, classes), width="stretch", key="score_maps")
+
+alone = diagram.predict_images(ck.model, data.test_x[indices], data)
+corners = [(0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1)]
+st.markdown("**Each image alone vs its corner cell**")
+st.dataframe(pd.DataFrame({
+    "quadrant": ["top left", "top right", "bottom left", "bottom right"],
+    "test index": indices,
+    "true class": true,
+    f"alone ({train_size}x{train_size} -> 1x1)": [f"{classes[p.argmax()]} ({p.max():.2f})" for p in alone],
+    "corner cell of the canvas": [f"{classes[sm.pred[r, c]]} ({sm.probs[:, r, c].max():.2f})" for r, c in corners],
+}), hide_index=True, width="stretch")
+st.caption(f"Alone and at the corner the net applies the same weights to the same {train_size}x{train_size} "
+           "pixels; the scores differ a little only because the padding of the inner layers now sees the "
+           "neighbouring image instead of zeros.")
