@@ -1,0 +1,177 @@
+"""cnnviz.compare: engineered vs learned features, filter snapshots, and the baseline comparison."""
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cnnviz import compare
+from cnnviz.checkpoints import load_checkpoint
+from cnnviz.engineered import engineered_kernels
+from cnnviz.features import feature_maps
+from cnnviz.models import build_model, first_conv
+from cnnviz.runs import RunConfig, run_training
+
+
+# ---- the winner sentence ----------------------------------------------------------------------
+
+def _r(arch, acc, params, secs=1.0):
+    return compare.BaselineResult(arch, acc, params, secs, 10)
+
+
+def test_winner_sentence_names_the_best_front_end_and_margins_from_the_numbers():
+    results = [_r("mlp", 0.519, 1_707_274), _r("engineered", 0.571, 402_890),
+               _r("learned_conv", 0.612, 402_975), _r("lenet5", 0.632, 62_006)]
+    assert compare.winner_sentence(results, "CIFAR-10") == (
+        "On CIFAR-10, the learned conv front end (61.2%) beats the engineered front end by 4.1 points and "
+        "raw pixels by 9.3 points; LeNet-5 is best at 63.2% with 62k trainable parameters, fewer than the "
+        "MLP's 1.7M.")
+
+
+def test_winner_sentence_follows_the_numbers_when_engineered_wins():
+    results = [_r("engineered", 0.90, 100_000), _r("learned_conv", 0.85, 100_045), _r("mlp", 0.80, 200_000)]
+    text = compare.winner_sentence(results, "Fashion-MNIST")
+    assert text.startswith("On Fashion-MNIST, the engineered front end (90.0%) beats the learned conv "
+                           "front end by 5.0 points and raw pixels by 10.0 points;")
+    assert "the engineered net is best at 90.0% with 100k trainable parameters, fewer than the MLP's 200k" in text
+
+
+def test_winner_sentence_says_tie_and_more_parameters_when_so():
+    results = [_r("mlp", 0.70, 1_000), _r("engineered", 0.70, 5_000), _r("lenet5", 0.75, 62_006)]
+    text = compare.winner_sentence(results, "X")
+    assert "tie with the engineered front end" in text or "ties with raw pixels" in text
+    assert "LeNet-5 is best at 75.0% with 62k trainable parameters, more than the MLP's 1.0k" in text
+
+
+def test_winner_sentence_with_one_or_no_run():
+    assert compare.winner_sentence([], "CIFAR-10") == "No run of the comparison group has been trained on CIFAR-10 yet."
+    assert compare.winner_sentence([_r("lenet5", 0.5, 62_006)], "CIFAR-10") == (
+        "On CIFAR-10, only LeNet-5 has been trained so far: 50.0% with 62k trainable parameters.")
+
+
+def test_result_from_meta_takes_the_last_epoch_and_mean_seconds():
+    meta = {"arch": "mlp", "trainable_params": 123,
+            "history": [{"test_acc": 0.5, "seconds": 2.0}, {"test_acc": 0.6, "seconds": 4.0}]}
+    r = compare.result_from_meta(meta)
+    assert (r.test_acc, r.trainable_params, r.seconds_per_epoch, r.epochs) == (0.6, 123, 3.0, 2)
+    with pytest.raises(ValueError, match="no finished epoch"):
+        compare.result_from_meta({"arch": "mlp", "trainable_params": 1, "history": []})
+
+
+def test_format_count():
+    assert [compare.format_count(n) for n in (850, 1_234, 61_706, 1_707_274)] == ["850", "1.2k", "62k", "1.7M"]
+
+
+# ---- engineered maps on a real image -----------------------------------------------------------
+
+def test_engineered_maps_are_opencv_on_the_gray_float_image(cifar10):
+    x = cifar10.test_x[7]  # (3, 32, 32) uint8
+    names, maps = compare.engineered_maps(x)
+    rgb = x.numpy().transpose(1, 2, 0).astype(np.float32) / 255
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    assert maps.shape == (len(names), 32, 32)
+    np.testing.assert_allclose(maps[names.index("sobel_x")], cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3), atol=1e-6)
+    np.testing.assert_allclose(maps[names.index("sobel5_y")], cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=5), atol=1e-5)
+    np.testing.assert_allclose(maps[names.index("laplacian")], cv2.Laplacian(gray, cv2.CV_32F), atol=1e-6)
+
+
+def test_engineered_maps_of_a_grayscale_image_use_it_as_is(fashion_mnist):
+    x = fashion_mnist.test_x[0]
+    names, maps = compare.engineered_maps(x, ("scharr_x",))
+    g = x[0].numpy().astype(np.float32) / 255
+    np.testing.assert_allclose(maps[0], cv2.Scharr(g, cv2.CV_32F, 1, 0), atol=1e-6)
+
+
+def test_learned_maps_need_a_conv_layer():
+    with pytest.raises(ValueError, match="no learned conv"):
+        compare.learned_maps(build_model("mlp"), torch.zeros(1, 1, 28, 28))
+    assert compare.arch_has_first_conv("learned_conv") and not compare.arch_has_first_conv("engineered")
+
+
+# ---- filters vs kernels -------------------------------------------------------------------------
+
+def test_similarity_sentence_counts_filters_close_to_each_family(seeded):
+    k = engineered_kernels(3)
+    filters = torch.stack([torch.from_numpy(-2 * k["sobel_x"]), torch.from_numpy(k["laplacian"]),
+                           torch.from_numpy(k["scharr_y"]), torch.randn(3, 3, generator=seeded)])[:, None]
+    matches = compare.closest_engineered(filters)
+    text = compare.similarity_sentence(matches, 0.8)
+    # Scharr y and Sobel y are cos 0.98 apart, so the Scharr filter may be matched to either family.
+    assert text.startswith("3 of 4 filters are within |cos| > 0.8 of a Sobel/Scharr/Laplacian kernel")
+    assert "1 Laplacian" in text
+    rows = compare.match_table(matches)
+    assert rows[0]["closest kernel"] == "sobel_x" and rows[0]["cosine"] == pytest.approx(-1.0)
+    assert rows[0]["|cosine|"] == pytest.approx(1.0)
+
+
+def test_similarity_sentence_with_no_close_filter():
+    filters = torch.zeros(2, 1, 3, 3)
+    filters[:, 0, 1, 1] = 1.0  # a centre spike minus its mean: closest to the Laplacian, but not > 0.99
+    text = compare.similarity_sentence(compare.closest_engineered(filters), 0.99)
+    assert text.startswith("None of the 2 filters is within |cos| > 0.99")
+
+
+def test_tile_signed_keeps_zero_and_sign():
+    k = engineered_kernels(3)
+    img = compare.tile_signed(np.stack([k["sobel_x"], 3 * k["laplacian"]]), cols=2)
+    assert img.shape == (3, 7) and np.isnan(img[:, 3]).all()
+    np.testing.assert_allclose(img[:, :3], k["sobel_x"] / 2)
+    np.testing.assert_allclose(img[:, 4:], k["laplacian"] / 4)
+
+
+def test_mean_best_similarity_is_one_for_engineered_kernels_and_counts_close():
+    k = engineered_kernels(3)
+    snaps = torch.stack([torch.stack([torch.from_numpy(k["sobel_x"]), torch.from_numpy(k["laplacian"])])[:, None]] * 3)
+    np.testing.assert_allclose(compare.mean_best_similarity(snaps), [1.0, 1.0, 1.0], atol=1e-6)
+    assert compare.count_close(snaps).tolist() == [2, 2, 2]
+
+
+# ---- snapshots from a real (short) training run ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory, fashion_mnist):
+    """downsample_compare trained for 2 epochs on 1024 real images, saved as fp16 like the shipped runs."""
+    out = tmp_path_factory.mktemp("runs") / "short.pt"
+    cfg = RunConfig(arch="downsample_compare", dataset="fashion-mnist", downsample="max", epochs=2, seed=0,
+                    batch_size=256, half=True)
+    small = dataclasses.replace(fashion_mnist, train_x=fashion_mnist.train_x[:1024], train_y=fashion_mnist.train_y[:1024],
+                                test_x=fashion_mnist.test_x[:512], test_y=fashion_mnist.test_y[:512])
+    path, _ = run_training(cfg, out=out, data=small)
+    return load_checkpoint(path)
+
+
+def test_snapshots_start_at_the_seeded_initialisation(short_run):
+    snaps = compare.snapshots_of(short_run.meta)
+    assert snaps is not None and snaps.shape == (3, 32, 1, 5, 5)  # epochs + 1
+    torch.manual_seed(0)
+    init = first_conv(build_model("downsample_compare", (1, 28, 28), 10, "max"))[1].weight
+    torch.testing.assert_close(snaps[0], init.detach().half().float())
+    assert not torch.equal(snaps[0], snaps[-1])  # the filters did learn
+
+
+def test_snapshot_maps_of_the_last_epoch_equal_the_layer_output(short_run, fashion_mnist):
+    ck = short_run
+    name, conv = first_conv(ck.model)
+    snaps = compare.snapshots_of(ck.meta)
+    x = fashion_mnist.normalize(fashion_mnist.test_x[:1])
+    ours = compare.snapshot_maps(snaps[-1], conv, x, conv.bias.detach())
+    np.testing.assert_allclose(ours, feature_maps(ck.model, x, [name])[name][0].numpy(), atol=1e-5)
+    oracle = F.conv2d(x, conv.weight, conv.bias)[0].detach().numpy()
+    np.testing.assert_allclose(ours, oracle, atol=1e-5)
+    lname, lmaps = compare.learned_maps(ck.model, x)
+    assert lname == name and np.allclose(lmaps, oracle, atol=1e-5)
+    # Without the bias, each map is shifted by a constant: its min-max picture is the same.
+    no_bias = compare.snapshot_maps(snaps[-1], conv, x)
+    np.testing.assert_allclose(no_bias + conv.bias.detach().numpy()[:, None, None], oracle, atol=1e-5)
+
+
+def test_front_end_maps_are_the_fixed_channels(fashion_mnist):
+    model = build_model("engineered", (1, 28, 28), 10)
+    x = fashion_mnist.normalize(fashion_mnist.test_x[:1])
+    maps = compare.front_end_maps(model, x)
+    assert maps.shape == (5, 28, 28)
+    np.testing.assert_allclose(maps[0], x[0, 0].numpy())  # channel 0 is the gray image itself
