@@ -45,14 +45,14 @@ def registry(tmp_path):
 
 @trains
 def test_job_completes_and_writes_a_checkpoint_that_loads(registry, tmp_path):
-    job = registry.submit(RunConfig("lenet5", epochs=1, limit_train=2048, batch_size=512), owner="ann")
+    job = registry.submit(TINY, owner="ann")
     snap = registry.wait(job.id, WAIT)
     assert snap.state == "completed" and snap.reason == "completed" and snap.error == ""
     assert snap.progress.fraction == 1.0 and len(snap.history) == 1
     assert snap.created <= snap.started <= snap.finished
     assert snap.checkpoint.parent == tmp_path and snap.checkpoint.name == f"{job.config.name}.pt"
     ck = load_checkpoint(snap.checkpoint)
-    assert ck.meta["arch"] == "lenet5" and ck.meta["complete"] is True
+    assert ck.meta["arch"] == "mlp" and ck.meta["complete"] is True
     assert ck.history == list(snap.history)
     assert registry.queue_position(job.id) == 0
     assert registry.jobs(owner="ann") == [job] and registry.jobs(owner="bob") == []
