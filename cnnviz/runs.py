@@ -75,5 +75,12 @@ def run_training(cfg: RunConfig, *, out: str | Path | None = None, folder: str |
                      in_shape=data.shape, num_classes=len(data.classes),
                      train={**asdict(cfg), "device": result.device}, history=result.history,
                      complete=result.completed, reason=result.reason, model=model.cpu(), command=command)
-    save_checkpoint(path, meta, model, half=cfg.half, snapshots=result.snapshots)
+    try:
+        save_checkpoint(path, meta, model, half=cfg.half, snapshots=result.snapshots)
+    except FileExistsError:
+        if out:  # the caller named the file: never overwrite it
+            raise
+        # Another process took the name while we trained: keep this run under the next free name.
+        path = unique_path(folder, cfg.name)
+        save_checkpoint(path, meta, model, half=cfg.half, snapshots=result.snapshots)
     return path, result

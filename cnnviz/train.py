@@ -162,7 +162,7 @@ def train(model: nn.Module, data: Dataset, *, epochs: int = 10, lr: float = 1e-3
                     callback(Progress("batch", epoch, epochs, b + 1, batches, loss_sum.item() / seen,
                                       correct.item() / seen))
             if dev.type == "cuda":
-                torch.cuda.synchronize()
+                torch.cuda.synchronize(dev)
             seconds = time.perf_counter() - t0
             t1 = time.perf_counter()
             test_loss, test_acc = evaluate(model, data, "test", dev)
