@@ -6,6 +6,7 @@
     python scripts/train_all.py --force         # retrain even what exists
 """
 import argparse
+import os
 import shlex
 import subprocess
 import sys
@@ -40,9 +41,22 @@ def main():
             continue
         if a.force:
             run.path.unlink(missing_ok=True)
-        args = shlex.split(cmd)[1:] + (["--device", a.device] if a.device != "auto" else [])
-        t0 = time.time()
-        rc = subprocess.call([sys.executable, *args], cwd=ROOT)
+        elif run.path.exists():
+            print("    done meanwhile (another process), skipped", flush=True)
+            continue
+        # A lock file lets several train_all processes share the list (e.g. one per dataset).
+        lock = run.path.with_name(f".{run.path.name}.lock")
+        try:
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            print(f"    being trained by another process ({lock.name}), skipped", flush=True)
+            continue
+        try:
+            args = shlex.split(cmd)[1:] + (["--device", a.device] if a.device != "auto" else [])
+            t0 = time.time()
+            rc = subprocess.call([sys.executable, *args], cwd=ROOT)
+        finally:
+            lock.unlink(missing_ok=True)
         print(f"    rc={rc} in {time.time() - t0:.0f}s", flush=True)
         failed += rc != 0
         write_manifest(ROOT / "checkpoints")
