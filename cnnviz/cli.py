@@ -94,6 +94,38 @@ def cmd_manifest(a):
     print(f"wrote {path}")
 
 
+def cmd_grid(a):
+    from .grid import group_stats, plan, progress_line, run_grid, stats_table
+
+    def split(text):
+        return [x.strip() for x in (text or "").split(",") if x.strip()]
+
+    try:
+        seeds = [int(s) for s in split(a.seeds)]
+    except ValueError:
+        raise UserError(f"--seeds takes whole numbers separated by commas, not {a.seeds!r}") from None
+    if a.workers < 1:
+        raise UserError("--workers must be at least 1")
+    if a.ray and a.workers != 1:
+        raise UserError("choose --workers (processes on this machine) or --ray (a cluster), not both")
+    configs = plan(split(a.arch), split(a.downsample), split(a.dataset), seeds, epochs=a.epochs, lr=a.lr,
+                   batch_size=a.batch_size, limit_train=a.limit_train, half=a.half)
+
+    def on_result(row):
+        _print(row, a.json, progress_line(row))
+        if row.get("traceback") and not a.json:
+            print(row["traceback"], file=sys.stderr)
+
+    rows = run_grid(configs, a.out, workers=a.workers, ray_address=a.ray, on_result=on_result)
+    stats = group_stats(rows)
+    count = {s: sum(r["status"] == s for r in rows) for s in ("done", "skipped", "failed")}
+    _print({"summary": stats, "runs": len(rows), **count, "out": a.out}, a.json,
+           f"\n{stats_table(stats)}\n{count['done']} trained, {count['skipped']} skipped, "
+           f"{count['failed']} failed; checkpoints and manifest.json in {a.out}")
+    if count["failed"]:
+        raise UserError(f"{count['failed']} of {len(rows)} runs failed; run the same command again to retry them")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m cnnviz", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -137,6 +169,23 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("manifest", help="rewrite checkpoints/manifest.json from the files")
     m.add_argument("--dir", default=str(Path(__file__).resolve().parent.parent / "checkpoints"))
     m.set_defaults(fn=cmd_manifest)
+
+    g = sub.add_parser("grid", help="train every combination (comma lists) into one folder, resumable")
+    g.add_argument("--arch", required=True, help=f"comma list of: {', '.join(list_archs())}")
+    g.add_argument("--downsample", help=f"comma list of: {', '.join(DOWNSAMPLE_METHODS)} "
+                   "(default: each architecture's own)")
+    g.add_argument("--dataset", default="fashion-mnist", help="comma list of: " + datasets_help)
+    g.add_argument("--seeds", default="0", help="comma list of seeds, e.g. 0,1,2")
+    g.add_argument("--epochs", type=int, default=10)
+    g.add_argument("--lr", type=float, default=1e-3)
+    g.add_argument("--batch-size", type=int, default=1024)
+    g.add_argument("--limit-train", type=int, help="train on the first N training images only")
+    g.add_argument("--half", action="store_true", help="store the weights as float16")
+    g.add_argument("--out", required=True, help="folder for the checkpoints and manifest.json")
+    g.add_argument("--workers", type=int, default=1, help="runs at once on this machine, as processes")
+    g.add_argument("--ray", metavar="auto|ADDRESS", help="run on a Ray cluster (auto: the one on this machine)")
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(fn=cmd_grid)
     return p
 
 

@@ -1,0 +1,379 @@
+"""Experiment grids: every combination of architectures x downsampling x datasets x seeds, resumable.
+
+Each run is an ordinary checkpoint named by `RunConfig.name` in one folder, and the folder's
+`manifest.json` is rewritten after every finished run, so a grid's folder reads like `checkpoints/`.
+
+Resuming is simple and honest: a run whose checkpoint exists and is complete is skipped; a missing
+run is trained; an incomplete checkpoint (stopped, diverged, or failed mid-run) is moved aside to
+`<name>.incomplete-N.pt` (never deleted) and that run is redone from scratch, not continued from its
+last epoch. A run killed outright (Ctrl-C, power cut) leaves no checkpoint at all, because a
+checkpoint is written in one atomic step at the end, so it is simply trained again.
+
+Where the runs go:
+- `workers=1`: one after another in this process.
+- `workers=N`: N separate processes on this machine (spawned, so no torch state is forked), each
+  pinned to its own `usable_cpus() // N` cores.
+- `ray_address=...`: one Ray task per run on a Ray cluster. Workers on other machines cannot write this
+  machine's disk, so each task returns its checkpoint as bytes and the driver writes it into `out`.
+  Ray is optional (`pip install -r requirements-ray.txt`) and imported only on this path.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import tempfile
+import time
+import traceback
+from dataclasses import asdict
+from itertools import product
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from .checkpoints import CheckpointError, read_meta
+from .data import DataUnavailable
+from .device import configure_threads, usable_cpus
+from .manifest import write_manifest
+from .models import get_arch
+from .runs import RunConfig, run_training
+
+# The settings a grid varies or fixes; two runs with the same values but another seed are one group.
+HYPER = ("epochs", "lr", "optimizer", "batch_size", "limit_train", "half")
+GROUP_KEYS = ("dataset", "arch", "downsample") + HYPER
+RAY_INSTALL = "Ray is not installed: pip install -r requirements-ray.txt"
+RAY_MAX_CPUS_PER_RUN = 4  # small CNNs on CPU gain little beyond a few intra-op threads
+_USER_ERRORS = (DataUnavailable, ValueError, FileExistsError, FileNotFoundError)
+
+
+class GridError(ValueError):
+    """A grid that cannot start (a folder trained with other settings, Ray missing or unreachable)."""
+
+
+# ---- planning ----------------------------------------------------------------------------------
+
+def plan(archs: Iterable[str], downsamples: Iterable[str | None] | None, datasets: Iterable[str],
+         seeds: Iterable[int], **hyper) -> list[RunConfig]:
+    """Every combination as a resolved `RunConfig`, dataset by dataset and seed by seed.
+
+    `downsamples` empty or None means each architecture's default. An architecture that never
+    downsamples (mlp, conv_only) gets one run per dataset and seed whatever the options; one that
+    refuses a given option is a ValueError before anything trains. `hyper` holds the other
+    RunConfig fields (epochs, lr, optimizer, batch_size, device, limit_train, half). The order puts
+    every option of the first seed before the next seed, so a grid stopped halfway can already
+    compare the options.
+    """
+    downsamples = list(downsamples or [None])
+    configs, seen = [], set()
+    for dataset, seed, arch in product(datasets, seeds, archs):
+        options = downsamples if get_arch(arch).downsamples else [None]
+        for ds in options:
+            cfg = RunConfig(arch=arch, dataset=dataset, downsample=ds, seed=int(seed), **hyper).resolved()
+            if cfg not in seen:  # "max" and None are the same run for an arch whose default is max
+                seen.add(cfg)
+                configs.append(cfg)
+    return configs
+
+
+def train_command(cfg: RunConfig, path: str | Path) -> str:
+    """The single `python -m cnnviz train` command that remakes one grid run (recorded in its file)."""
+    args = ["python", "-m", "cnnviz", "train", "--arch", cfg.arch, "--dataset", cfg.dataset]
+    if cfg.downsample:
+        args += ["--downsample", cfg.downsample]
+    args += ["--epochs", str(cfg.epochs), "--lr", str(cfg.lr), "--optimizer", cfg.optimizer,
+             "--batch-size", str(cfg.batch_size), "--seed", str(cfg.seed)]
+    if cfg.device != "auto":
+        args += ["--device", cfg.device]
+    if cfg.limit_train:
+        args += ["--limit-train", str(cfg.limit_train)]
+    if cfg.half:
+        args.append("--half")
+    return shlex.join(args + ["--out", str(path)])
+
+
+# ---- one run (in this process, a spawned worker or a Ray task) ---------------------------------
+
+def _row(cfg: RunConfig, status: str, *, test_acc=None, seconds=0.0, error="", file="", threads=None,
+         device="", **extra) -> dict:
+    return {"status": status, "name": cfg.name, "file": file, "arch": cfg.arch, "downsample": cfg.downsample,
+            "dataset": cfg.dataset, "seed": cfg.seed, **{k: getattr(cfg, k) for k in HYPER},
+            "test_acc": test_acc, "seconds": round(seconds, 2), "threads": threads, "device": device,
+            "error": error, **extra}
+
+
+def train_one(cfg: RunConfig, path: str | Path, *, return_bytes: bool = False) -> tuple[dict, bytes | None]:
+    """Train one run into `path` and return its row (status "done" or "failed"; never raises).
+
+    With `return_bytes` the checkpoint is written to a temporary file and returned as bytes instead
+    (for a Ray worker, whose disk is not the driver's); the recorded command still names `path`.
+    """
+    t0 = time.perf_counter()
+    command = train_command(cfg, path)
+    try:
+        if return_bytes:
+            with tempfile.TemporaryDirectory() as tmp:
+                written, result = run_training(cfg, out=Path(tmp) / "run.pt", command=command)
+                blob = written.read_bytes()
+        else:
+            written, result = run_training(cfg, out=path, command=command)
+            blob = None
+    except Exception as e:  # noqa: BLE001 - one failed run is reported; the grid goes on
+        error = f"{type(e).__name__}: {e}"
+        extra = {} if isinstance(e, _USER_ERRORS) else {"traceback": traceback.format_exc()}
+        return _row(cfg, "failed", error=error, seconds=time.perf_counter() - t0, **extra), None
+    import torch
+
+    acc = result.history[-1]["test_acc"] if result.history else None
+    row = _row(cfg, "done" if result.completed else "failed", test_acc=acc, file=Path(path).name,
+               seconds=time.perf_counter() - t0, threads=torch.get_num_threads(), device=result.device,
+               error="" if result.completed else f"ended early: {result.reason}")
+    return row, blob
+
+
+def _pin_cpus(slot: int, n: int) -> int:
+    """Keep this process on `n` of its CPUs (group number `slot`) and use `n` torch threads.
+
+    Why affinity and not only `torch.set_num_threads`: `train()` sets the thread count to
+    `usable_cpus()`, which reads this process's affinity mask, so pinning is what makes it stick;
+    disjoint slots also keep parallel runs off each other's cores.
+    """
+    if hasattr(os, "sched_setaffinity"):
+        try:  # the parent's cores, not ours: a reused Ray worker is already pinned by its last task
+            cpus = sorted(os.sched_getaffinity(os.getppid()))
+        except OSError:
+            cpus = sorted(os.sched_getaffinity(0))
+        n = min(n, len(cpus))
+        start = (slot * n) % len(cpus)
+        os.sched_setaffinity(0, {cpus[(start + i) % len(cpus)] for i in range(n)})
+    return configure_threads(n)
+
+
+def _init_worker(counter, threads: int) -> None:
+    """ProcessPoolExecutor initializer: each worker process takes the next slot of cores."""
+    with counter.get_lock():
+        slot = counter.value
+        counter.value += 1
+    _pin_cpus(slot, threads)
+
+
+def _ray_task(cfg: RunConfig, path: str, slot: int, threads: int | None) -> tuple[dict, bytes | None]:
+    # Ray does not pin tasks to cores; tasks started together have neighbouring slots, so they mostly
+    # land on different cores. GPU tasks (threads=None) leave the CPU alone.
+    if threads:
+        _pin_cpus(slot, threads)
+    return train_one(cfg, path, return_bytes=True)
+
+
+# ---- the grid ----------------------------------------------------------------------------------
+
+def _train_settings(cfg: RunConfig) -> dict:
+    d = asdict(cfg)
+    d.pop("device")  # "auto" in the config, "cuda"/"cpu" in the file: not a different run
+    return d
+
+
+def _existing(path: Path, cfg: RunConfig) -> dict | None:
+    """The meta of a complete checkpoint at `path` for `cfg`; None when the run must be (re)done.
+
+    An incomplete or unreadable file is moved aside first (never deleted). A complete file made with
+    other settings is a GridError: the name does not carry epochs or lr, so skipping it would
+    silently mix two experiments.
+    """
+    if not path.exists():
+        return None
+    try:
+        meta = read_meta(path)
+    except CheckpointError:
+        meta = None
+    if meta is not None and meta.get("complete"):
+        recorded = {k: meta.get("train", {}).get(k) for k in _train_settings(cfg)}
+        differ = [f"{k}={recorded[k]!r} (wanted {v!r})" for k, v in _train_settings(cfg).items()
+                  if recorded[k] != v]
+        if differ:
+            raise GridError(f"{path} was trained with {', '.join(differ)}; use another --out folder")
+        return meta
+    _move_aside(path, "incomplete" if meta is not None else "unreadable")
+    return None
+
+
+def _move_aside(path: Path, tag: str) -> Path:
+    # An unreadable file keeps out of `*.pt` so the manifest (which reads every .pt) does not choke on it.
+    suffix = ".pt" if tag == "incomplete" else ".bak"
+    i = 1
+    while (aside := path.with_name(f"{path.stem}.{tag}-{i}{suffix}")).exists():
+        i += 1
+    os.replace(path, aside)
+    return aside
+
+
+def _write_bytes(path: Path, blob: bytes) -> None:
+    """Write a checkpoint that came back from a Ray task, atomically and without overwriting."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_bytes(blob)
+        if path.exists():
+            raise FileExistsError(f"{path} exists; another grid is writing into {path.parent}")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def run_grid(configs: Sequence[RunConfig], out: str | Path, workers: int = 1,
+             ray_address: str | None = None, on_result: Callable[[dict], None] | None = None) -> list[dict]:
+    """Run every config not already complete in `out`; returns one row per config, in finishing order.
+
+    A row: status ("done", "skipped" or "failed"), name, file, arch, downsample, dataset, seed, the
+    hyperparameters, test_acc (final epoch), seconds, threads, device, error, and index/total (its
+    place in finishing order). `on_result(row)` is called in this process as each run finishes.
+    A failed run is a row with its error; the other runs go on. Raises GridError before training
+    anything when `out` holds a complete run made with other settings, or Ray is missing/unreachable.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    configs = [c.resolved() for c in configs]
+    names = [c.name for c in configs]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise GridError(f"two configs share the checkpoint name {dup!r} (same arch, option, dataset, seed)")
+    rows: list[dict] = []
+
+    def finish(row: dict, trained: bool = True) -> None:
+        row.update(index=len(rows) + 1, total=len(configs))
+        rows.append(row)
+        if trained and (out / f"{row['name']}.pt").exists():
+            write_manifest(out)
+        if on_result:
+            on_result(row)
+
+    todo = []
+    for cfg in configs:  # all checks before any training: a bad folder fails fast
+        path = out / f"{cfg.name}.pt"
+        meta = _existing(path, cfg)
+        todo.append((cfg, path, meta))
+    for cfg, path, meta in todo:
+        if meta is not None:
+            h = meta["history"]
+            finish(_row(cfg, "skipped", test_acc=h[-1]["test_acc"] if h else None, file=path.name,
+                        device=meta.get("train", {}).get("device", "")), trained=False)
+    todo = [(cfg, path) for cfg, path, meta in todo if meta is None]
+
+    if ray_address:
+        _run_on_ray(todo, ray_address, finish)
+    elif workers > 1 and len(todo) > 1:
+        _run_in_processes(todo, workers, finish)
+    else:
+        for cfg, path in todo:
+            finish(train_one(cfg, path)[0])
+    write_manifest(out)  # also when everything was skipped, so the folder always has one
+    return rows
+
+
+def _run_in_processes(todo, workers: int, finish) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    workers = min(workers, len(todo))
+    threads = max(1, usable_cpus() // workers)
+    ctx = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and locks
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(ctx.Value("i", 0), threads)) as pool:
+        futures = {pool.submit(train_one, cfg, path): cfg for cfg, path in todo}
+        for fut in as_completed(futures):
+            try:
+                row = fut.result()[0]
+            except Exception as e:  # noqa: BLE001 - a worker process died (killed, out of memory)
+                row = _row(futures[fut], "failed", error=f"worker process died: {type(e).__name__}: {e}")
+            finish(row)
+
+
+def _ray_cpus_per_run(ray) -> int:
+    """CPUs per CPU task: half the smallest node, at most RAY_MAX_CPUS_PER_RUN, at least 1."""
+    node_cpus = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
+    smallest = int(min((c for c in node_cpus if c), default=1))
+    return max(1, min(RAY_MAX_CPUS_PER_RUN, smallest // 2))
+
+
+def _run_on_ray(todo, address: str, finish) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise GridError(RAY_INSTALL) from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            ray.init(address=address)  # "auto": the cluster `ray start` made on this machine
+        except ConnectionError as e:
+            raise GridError(f"no Ray cluster at {address!r} ({e}); start one with `ray start --head`") from None
+    try:
+        has_gpus = ray.cluster_resources().get("GPU", 0) >= 1
+        cpus = _ray_cpus_per_run(ray)
+        # Ship this cnnviz package to the workers, so every machine runs the driver's exact code.
+        env = {"py_modules": [str(Path(__file__).resolve().parent)]}
+        task = ray.remote(_ray_task)
+        refs = {}
+        for slot, (cfg, path) in enumerate(todo):
+            on_gpu = has_gpus and cfg.device in ("auto", "cuda")
+            opts = {"num_gpus": 1, "num_cpus": 1} if on_gpu else {"num_cpus": cpus}
+            ref = task.options(**opts, runtime_env=env).remote(cfg, str(path), slot, None if on_gpu else cpus)
+            refs[ref] = (cfg, path)
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            cfg, path = refs[done[0]]
+            try:
+                row, blob = ray.get(done[0])
+            except ray.exceptions.RayError as e:  # the worker or its node died
+                row, blob = _row(cfg, "failed", error=f"Ray task failed: {str(e).splitlines()[0]}"), None
+            if blob is not None:
+                _write_bytes(path, blob)
+            finish(row)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+# ---- results -----------------------------------------------------------------------------------
+
+def group_stats(rows: Iterable[dict]) -> list[dict]:
+    """Final test accuracy per config group (same everything but the seed), over its seeds.
+
+    Only runs with an accuracy from a complete checkpoint count ("done" or "skipped"). `std` is the
+    sample standard deviation (ddof=1): the seeds are a sample of the initialisations one could
+    draw, and with 3 seeds ddof=0 would understate the spread by ~18%. It is None for a single seed.
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r["status"] in ("done", "skipped") and r.get("test_acc") is not None:
+            groups.setdefault(tuple(r[k] for k in GROUP_KEYS), []).append(r)
+    stats = []
+    for key, members in groups.items():
+        acc = np.array([m["test_acc"] for m in members], dtype=np.float64)
+        stats.append({**dict(zip(GROUP_KEYS, key)), "n": len(acc), "mean": float(acc.mean()),
+                      "std": float(acc.std(ddof=1)) if len(acc) > 1 else None,
+                      "min": float(acc.min()), "max": float(acc.max()),
+                      "seeds": sorted(m["seed"] for m in members)})
+    return stats
+
+
+def progress_line(row: dict) -> str:
+    """"[3/12] fashion-mnist downsample_compare avg seed 1: test acc 0.8912 in 41 s"."""
+    what = " ".join(str(x) for x in (row["dataset"], row["arch"], row["downsample"]) if x)
+    head = f"[{row['index']}/{row['total']}] {what} seed {row['seed']}"
+    acc = "" if row.get("test_acc") is None else f"test acc {row['test_acc']:.4f}"
+    if row["status"] == "skipped":
+        return f"{head}: skipped, already complete ({acc})"
+    if row["status"] == "failed":
+        return f"{head}: FAILED after {row['seconds']:.0f} s: {row['error']}"
+    return f"{head}: {acc} in {row['seconds']:.0f} s"
+
+
+def stats_table(stats: list[dict]) -> str:
+    """The summary as aligned text: one line per group, mean ± std over its n seeds."""
+    if not stats:
+        return "no complete runs"
+    lines = [f"{'dataset':<14} {'arch':<20} {'downsample':<10} {'n':>2}  {'mean ± std':<17} {'min':>6} {'max':>6}"]
+    for s in stats:
+        spread = "" if s["std"] is None else f" ± {s['std']:.4f}"
+        lines.append(f"{s['dataset']:<14} {s['arch']:<20} {s['downsample'] or '-':<10} {s['n']:>2}  "
+                     f"{s['mean']:.4f}{spread:<9} {s['min']:.4f} {s['max']:.4f}")
+    return "\n".join(lines)
