@@ -1,0 +1,180 @@
+"""The summary reproduces the lecture's tables, and its output-size formula is what nn.Conv2d does."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from cnnviz.models import build_model
+from cnnviz.summary import conv_output_size, summary
+
+FMNIST = (1, 28, 28)
+
+# The lecture's tables (torchsummary output), copied from its slides.
+LECTURE_CONV_ONLY = """
+Conv2d-1	[-1, 32, 22, 22]	1,600
+ReLU-2	[-1, 32, 22, 22]	0
+Conv2d-3	[-1, 64, 16, 16]	100,416
+ReLU-4	[-1, 64, 16, 16]	0
+Conv2d-5	[-1, 128, 10, 10]	401,536
+ReLU-6	[-1, 128, 10, 10]	0
+Conv2d-7	[-1, 256, 4, 4]	1,605,888
+ReLU-8	[-1, 256, 4, 4]	0
+Flatten-9	[-1, 4096]	0
+Linear-10	[-1, 128]	524,416
+ReLU-11	[-1, 128]	0
+Linear-12	[-1, 10]	1,290
+"""
+LECTURE_CONV_ONLY_TOTALS = """
+Total params: 2,635,146
+Trainable params: 2,635,146
+Non-trainable params: 0
+Input size (MB): 0.00
+Forward/backward pass size (MB): 0.78
+Params size (MB): 10.05
+Estimated Total Size (MB): 10.83
+"""
+LECTURE_LENET_FC = """
+Conv2d-1	[-1, 32, 28, 28]	320
+ReLU-2	[-1, 32, 28, 28]	0
+MaxPool2d-3	[-1, 32, 14, 14]	0
+Conv2d-4	[-1, 64, 14, 14]	18,496
+ReLU-5	[-1, 64, 14, 14]	0
+MaxPool2d-6	[-1, 64, 7, 7]	0
+Flatten-7	[-1, 3136]	0
+Linear-8	[-1, 128]	401,536
+ReLU-9	[-1, 128]	0
+Linear-10	[-1, 10]	1,290
+"""
+LECTURE_LENET_1X1 = """
+Conv2d-1	[-1, 32, 28, 28]	320
+ReLU-2	[-1, 32, 28, 28]	0
+MaxPool2d-3	[-1, 32, 14, 14]	0
+Conv2d-4	[-1, 64, 14, 14]	18,496
+ReLU-5	[-1, 64, 14, 14]	0
+MaxPool2d-6	[-1, 64, 7, 7]	0
+Conv2d-7	[-1, 128, 1, 1]	401,536
+ReLU-8	[-1, 128, 1, 1]	0
+Conv2d-9	[-1, 10, 1, 1]	1,290
+Flatten-10	[-1, 10]	0
+"""
+LECTURE_LENET5 = """
+Conv2d-1	[-1, 6, 28, 28]	156
+ReLU-2	[-1, 6, 28, 28]	0
+MaxPool2d-3	[-1, 6, 14, 14]	0
+Conv2d-4	[-1, 16, 10, 10]	2,416
+ReLU-5	[-1, 16, 10, 10]	0
+MaxPool2d-6	[-1, 16, 5, 5]	0
+Flatten-7	[-1, 400]	0
+Linear-8	[-1, 120]	48,120
+ReLU-9	[-1, 120]	0
+Linear-10	[-1, 84]	10,164
+ReLU-11	[-1, 84]	0
+Linear-12	[-1, 10]	850
+"""
+
+
+def lecture_rows(table: str) -> list[tuple[str, str, str]]:
+    return [tuple(line.split("\t")) for line in table.strip().splitlines()]
+
+
+def text_rows(text: str) -> list[tuple[str, str, str]]:
+    """(layer, output shape, params) of each layer line of `Summary.to_text()`."""
+    rows = []
+    for line in text.splitlines():
+        if "[-1" in line:
+            layer, rest = line.strip().split(None, 1)
+            shape, params = rest.rsplit("]", 1)
+            rows.append((layer, shape.strip() + "]", params.strip()))
+    return rows
+
+
+LECTURE_TABLES = {"conv_only": LECTURE_CONV_ONLY, "lenet_fc": LECTURE_LENET_FC,
+                  "lenet_1x1": LECTURE_LENET_1X1, "lenet5": LECTURE_LENET5}
+
+
+@pytest.mark.parametrize("arch", LECTURE_TABLES)
+def test_summary_rows_equal_the_lecture_table(arch):
+    table = LECTURE_TABLES[arch]
+    text = summary(build_model(arch, FMNIST, downsample=None), FMNIST).to_text()
+    assert text_rows(text) == lecture_rows(table)
+
+
+def test_conv_only_summary_totals_and_sizes_equal_the_lecture():
+    s = summary(build_model("conv_only", FMNIST), FMNIST)
+    lines = [line.strip() for line in s.to_text().splitlines()]
+    expected = LECTURE_CONV_ONLY_TOTALS.strip().splitlines()
+    found = [line for line in lines if line in expected]
+    assert found == expected  # every line present, in the lecture's order
+    assert (s.total_params, s.trainable_params) == (2_635_146, 2_635_146)
+
+
+def test_summary_is_data_first_one_row_per_leaf_layer():
+    model = build_model("lenet5", FMNIST)
+    s = summary(model, FMNIST)
+    leaves = [n for n, m in model.named_modules() if n and not list(m.children())]
+    assert [r["name"] for r in s.rows] == leaves
+    assert sum(r["params"] for r in s.rows) == s.total_params == 61_706
+    d = s.to_dict()
+    assert d["total_params"] == 61_706 and d["layers"][0]["output_shape"] == [6, 28, 28]
+
+
+def test_summary_counts_the_fixed_front_end_as_non_trainable():
+    s = summary(build_model("engineered", FMNIST), FMNIST)
+    assert s.total_params - s.trainable_params == 27  # three fixed 3x3 kernels
+    assert "Non-trainable params: 27" in s.to_text()
+
+
+def test_output_size_formula_equals_a_real_conv():
+    checked = 0
+    for size in (5, 7, 14, 28, 32, 33):
+        for kernel in (1, 3, 5, 7):
+            for padding in (0, 1, 2, 3):
+                for stride in (1, 2, 3):
+                    if size + 2 * padding < kernel:
+                        continue  # nn.Conv2d refuses a kernel larger than the padded input
+                    conv = nn.Conv2d(1, 1, kernel, stride=stride, padding=padding)
+                    with torch.no_grad():
+                        real = tuple(conv(torch.zeros(1, 1, size, size + 1)).shape[-2:])
+                    formula = (conv_output_size(size, kernel, padding, stride),
+                               conv_output_size(size + 1, kernel, padding, stride))
+                    assert formula == real, (size, kernel, padding, stride)
+                    checked += 1
+    assert checked > 250
+
+
+@pytest.mark.parametrize("dilation", [1, 2, 3])
+def test_output_size_formula_handles_dilation(dilation):
+    conv = nn.Conv2d(1, 1, 3, padding=1, dilation=dilation)
+    with torch.no_grad():
+        real = conv(torch.zeros(1, 1, 20, 20)).shape[-1]
+    assert conv_output_size(20, 3, 1, 1, dilation) == real
+
+
+def test_summary_rows_carry_the_formula_for_convs_and_pools():
+    rows = {r["name"]: r for r in summary(build_model("lenet5", FMNIST), FMNIST).rows}
+    assert rows["conv2"]["formula"] == "floor((14 - 5 + 2*0) / 1) + 1 = 10"
+    assert rows["pool1"]["formula"] == "floor((28 - 2 + 2*0) / 2) + 1 = 14"
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_summary_removes_its_hooks_and_restores_the_train_flag(training):
+    model = build_model("lenet5", FMNIST)
+    model.train(training)
+    summary(model, FMNIST)
+    assert all(not m._forward_hooks for m in model.modules())
+    assert all(m.training == training for m in model.modules())
+
+
+class _Boom(nn.Module):
+    def forward(self, x):
+        raise RuntimeError("boom")
+
+
+def test_summary_cleans_up_even_when_the_forward_pass_fails():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), _Boom())
+    model.train()
+    with pytest.raises(RuntimeError, match="boom"):
+        summary(model, FMNIST)
+    assert all(not m._forward_hooks for m in model.modules())
+    assert model.training
