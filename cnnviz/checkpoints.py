@@ -107,7 +107,10 @@ def _read(source) -> dict:
             obj = torch.load(source, weights_only=True, map_location="cpu")
     except Exception as e:  # noqa: BLE001 - any failure here means "not a checkpoint we accept"
         text = str(e)
-        if "Weights only load failed" in text or "Unsupported global" in text:
+        # Only a forbidden global/callable means "code"; other unpickler errors (e.g. "Unsupported
+        # operand" from random bytes) are just a corrupt file.
+        if any(m in text for m in ("Unsupported global", "unsupported GLOBAL", "reduce for unrecognized",
+                                   "Can only create new object")):
             raise CheckpointError("refused: the file contains Python objects that could run code "
                                   "(only plain cnnviz checkpoints are accepted)") from None
         raise CheckpointError("not a readable checkpoint (truncated, corrupt or another format)") from None
