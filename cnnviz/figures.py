@@ -119,3 +119,53 @@ def bars_figure(labels, values, colors=None, title: str = "", yaxis: str = "", h
                            text=[f"{v:.3f}" for v in values], textposition="outside"))
     fig.update_layout(title=title, yaxis_title=yaxis, height=height, margin=dict(l=10, r=10, t=40, b=10))
     return fig
+
+
+# ---- Train & compare page: seed groups on shared axes, cost against accuracy -----------------------
+
+def group_curves_figure(groups: list[dict], metrics=("train_acc", "test_acc"), title: str = "",
+                        height: int = 400) -> go.Figure:
+    """Per-epoch curves of runs and groups of seeds on shared axes, one colour per entry.
+
+    `groups`: dicts with `label`, `color`, `n` and, per metric, `{metric: {"epochs", "mean", "lo", "hi"}}`
+    under `curves`. A group of several seeds is its mean line with a min-max band; a single run is a
+    plain line. Train curves are dashed, test curves solid (like `curves_figure`).
+    """
+    fig = go.Figure()
+    for g in groups:
+        for m in metrics:
+            c = g["curves"][m]
+            x = [int(e) for e in c["epochs"]]
+            if g["n"] > 1:
+                fig.add_trace(go.Scatter(x=x + x[::-1], y=list(c["hi"]) + list(c["lo"])[::-1], fill="toself",
+                                         fillcolor=_rgba(g["color"], 0.15), line=dict(width=0), hoverinfo="skip",
+                                         legendgroup=g["label"], showlegend=False))
+            name = g["label"] + (f" (mean of {g['n']} seeds, band: min–max)" if g["n"] > 1 else "")
+            fig.add_trace(go.Scatter(x=x, y=list(c["mean"]), mode="lines+markers", legendgroup=g["label"],
+                                     name=f"{name} ({METRIC_LABELS.get(m, m)})",
+                                     line=dict(color=g["color"], dash="dash" if m.startswith("train") else "solid")))
+    ylabel = "accuracy" if all("acc" in m for m in metrics) else ("loss" if all("loss" in m for m in metrics) else "")
+    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=ylabel, height=height,
+                      legend=dict(orientation="h", y=-0.25), margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def cost_scatter_figure(points: list[dict], xaxis: str, title: str = "", height: int = 380,
+                        log_x: bool = True) -> go.Figure:
+    """Final test accuracy against a cost (`x`), one colour per downsampling method (DOWNSAMPLE_COLORS).
+
+    `points`: dicts with `x`, `y`, `label` and `downsample` (None or "" for nets that never downsample).
+    """
+    fig = go.Figure()
+    by_method: dict = {}
+    for p in points:
+        by_method.setdefault(p.get("downsample") or "", []).append(p)
+    for method, pts in by_method.items():
+        fig.add_trace(go.Scatter(
+            x=[p["x"] for p in pts], y=[p["y"] for p in pts], mode="markers", name=method or "no downsampling",
+            text=[p["label"] for p in pts], marker=dict(size=11, color=DOWNSAMPLE_COLORS.get(method, "#7f7f7f")),
+            hovertemplate="%{text}<br>" + xaxis + ": %{x:,}<br>test accuracy: %{y:.4f}<extra></extra>"))
+    fig.update_xaxes(type="log" if log_x else "linear", title=xaxis)
+    fig.update_layout(title=title, yaxis_title="final test accuracy", height=height,
+                      legend=dict(title="downsampling"), margin=dict(l=10, r=10, t=40, b=10))
+    return fig

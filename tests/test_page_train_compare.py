@@ -1,0 +1,297 @@
+"""The Train & compare page in AppTest: the training form and its summary for every architecture, a real
+background job followed to the end (and one stopped), and the comparison of real tiny checkpoints.
+
+The user runs folder is a temporary one (`ui.USER_RUNS` patched and the registry rebuilt), filled by a
+fixture with three tiny real trainings on Fashion-MNIST: learned_conv with max pooling (seeds 0 and 1)
+and with average pooling (seed 0) -- one group of two seeds and one single run.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+import ui
+from cnnviz import shipped
+from cnnviz.checkpoints import read_meta
+from cnnviz.data import DATASETS
+from cnnviz.models import build_model, count_params, get_arch, list_archs
+from cnnviz.runs import RunConfig, run_training
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = "pages/train_compare.py"
+WAIT = 180  # seconds for a tiny job: the 2-core machine may be busy with other trainings
+RUNS = [RunConfig("learned_conv", downsample="max", epochs=2, limit_train=2048, batch_size=512, seed=0),
+        RunConfig("learned_conv", downsample="max", epochs=2, limit_train=2048, batch_size=512, seed=1),
+        RunConfig("learned_conv", downsample="avg", epochs=2, limit_train=2048, batch_size=512, seed=0)]
+
+
+@pytest.fixture(scope="module")
+def user_runs(tmp_path_factory, fashion_mnist):
+    """A fresh user runs folder with three tiny real runs; the page's registry and caches point at it."""
+    folder = tmp_path_factory.mktemp("runs")
+    files = [run_training(cfg, folder=folder, data=fashion_mnist)[0].name for cfg in RUNS]
+    mp = pytest.MonkeyPatch()
+    mp.setattr(ui, "USER_RUNS", folder)
+    ui.registry.clear()
+    ui.runs_table.clear()
+    yield folder, [f"yours/{f}" for f in files]
+    ui.registry().shutdown(timeout=WAIT)
+    ui.registry.clear()
+    ui.runs_table.clear()
+    mp.undo()
+
+
+def open_page(**params) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=WAIT)
+    at.switch_page(PAGE)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def charts(at) -> dict[str, dict]:
+    """Plotly specs by the chart's key (the element id ends with it)."""
+    return {el.proto.id.rsplit("-", 1)[-1]: json.loads(el.proto.spec) for el in at.get("plotly_chart")}
+
+
+def metric(at, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+# ---- Train ---------------------------------------------------------------------------------------
+
+def test_train_tab_renders_the_default_network_and_its_summary(user_runs):
+    at = open_page()
+    assert at.title[0].value == "Train & compare"
+    arch = at.selectbox(key="t_arch").value
+    assert arch == list_archs()[0]
+    model = build_model(arch, DATASETS["fashion-mnist"].shape)
+    assert metric(at, "Total params") == f"{count_params(model):,}"
+    assert at.selectbox(key="t_lr").value == "fast (1e-3)" and at.number_input(key="t_batch").value == 1024
+    assert any("Output sizes follow the lecture's formula" in c.value for c in at.caption)
+
+
+@pytest.mark.slow
+def test_every_arch_and_each_of_its_downsampling_options_shows_a_summary_totalling_count_params(user_runs):
+    at = open_page()
+    shape = DATASETS["fashion-mnist"].shape
+    for arch in list_archs():
+        at.selectbox(key="t_arch").select(arch).run()
+        spec = get_arch(arch)
+        for ds in spec.downsamples or (None,):
+            if ds is not None:
+                box = at.selectbox(key=f"t_downsample_{arch}")
+                assert len(box.options) == len(spec.downsamples)  # only the options this net accepts
+                box.select(ds).run()
+            assert not at.exception, (arch, ds, [e.message for e in at.exception])
+            total = count_params(build_model(arch, shape, 10, ds))
+            assert metric(at, "Total params") == f"{total:,}", (arch, ds)
+            df = at.dataframe[0].value
+            assert int(df["params"].sum()) == total, (arch, ds)
+
+
+NUMBERS = ("t_epochs", "t_seed", "t_batch")
+
+
+def _start(at, **choices) -> str:
+    """Fill the Train form, click Train, and return the job id the page keeps."""
+    for key, value in choices.items():
+        if key in NUMBERS:
+            at.number_input(key=key).set_value(value)
+        else:
+            at.selectbox(key=key).select(value)
+        at.run()
+    at.button(key="t_train").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    job_id = at.query_params["job"]
+    assert at.session_state["train_job"] == job_id
+    return job_id
+
+
+@pytest.mark.slow
+def test_a_tiny_training_job_shows_progress_then_the_finished_run(user_runs):
+    folder, _ = user_runs
+    at = open_page()
+    job_id = _start(at, t_arch="learned_conv", t_epochs=1, t_subset=2048, t_batch=512)
+    assert any(m.value.startswith(f"**fashion-mnist-learned_conv-max") for m in at.markdown)
+    job = ui.registry().get(job_id)
+    snap = job.wait(WAIT)
+    assert snap.state == "completed", snap.reason
+    for _ in range(3):  # AppTest does not run `run_every` timers: poll by rerunning
+        at.run()
+    assert not at.exception
+    assert any("Finished 1 epoch: final test accuracy" in s.value for s in at.success)
+    assert metric(at, "Final test accuracy") == f"{100 * snap.history[-1]['test_acc']:.2f} %"
+    assert snap.checkpoint.parent == folder and snap.checkpoint.exists()
+    # Same config as the fixture's first run: a new file beside it, never over it.
+    assert snap.checkpoint.name == f"{RUNS[0].name}-2.pt"
+    assert len(read_meta(folder / f"{RUNS[0].name}.pt")["history"]) == 2
+    assert at.get("download_button")[0].proto.label == "Download the checkpoint (.pt)"
+    # A reload (a new session with the job in the URL) re-attaches to the same run.
+    again = open_page(job=job_id)
+    assert any("Finished 1 epoch:" in s.value for s in again.success)
+
+
+@pytest.mark.slow
+def test_stop_ends_a_running_job_as_stopped_and_keeps_its_checkpoint(user_runs):
+    at = open_page()
+    job_id = _start(at, t_arch="mlp", t_epochs=200, t_subset=2048, t_batch=256)
+    job = ui.registry().get(job_id)
+    job.wait_for(lambda s: s.state == "running" and s.progress.batch > 0, WAIT)
+    at.run()
+    assert at.get("progress"), "a running job shows a progress bar"
+    text = at.get("progress")[0].proto.text
+    assert text.startswith("epoch ") and "/200, batch " in text, text
+    at.button(key="t_stop").click().run()
+    snap = job.wait(WAIT)
+    assert snap.state == "stopped" and snap.reason.startswith("stopped after")
+    at.run()
+    assert not at.exception
+    assert any("the checkpoint keeps what it learned" in w.value for w in at.warning)
+    assert snap.checkpoint.exists()
+
+
+def test_an_unknown_job_in_the_url_shows_a_notice(user_runs):
+    at = open_page(job="nope1234")
+    assert any("not on this server" in i.value for i in at.info)
+    assert "job" not in at.query_params
+
+
+# ---- Compare ---------------------------------------------------------------------------------------
+
+def compare(user_runs, **params) -> AppTest:
+    return open_page(part="Compare", runs=",".join(user_runs[1]), **params)
+
+
+def test_comparison_groups_seeds_into_a_mean_with_a_band_and_says_whether_the_gap_beats_the_spread(user_runs):
+    at = compare(user_runs)
+    acc = charts(at)["c_acc"]
+    names = [t.get("name") for t in acc["data"] if t.get("name")]
+    assert names == ["learned_conv · max · fashion-mnist (mean of 2 seeds, band: min–max) (train accuracy)",
+                     "learned_conv · max · fashion-mnist (mean of 2 seeds, band: min–max) (test accuracy)",
+                     "learned_conv · avg · fashion-mnist (train accuracy)",
+                     "learned_conv · avg · fashion-mnist (test accuracy)"]
+    assert sum(t.get("fill") == "toself" for t in acc["data"]) == 2  # bands only for the group of seeds
+    colours = {t["line"]["color"] for t in acc["data"] if t.get("name")}
+    assert len(colours) == 2
+    groups = next(d.value for d in at.dataframe if "mean ± std" in d.value.columns)
+    assert list(groups["runs"]) == [2, 1]
+    assert any(m.value.startswith("**fashion-mnist:** learned_conv") and "points of final test accuracy" in m.value
+               for m in at.markdown)
+
+
+def test_without_grouping_every_run_is_its_own_line(user_runs):
+    at = compare(user_runs)
+    at.toggle(key="c_group").set_value(False).run()
+    acc = charts(at)["c_acc"]
+    assert len([t for t in acc["data"] if t.get("name")]) == 2 * len(RUNS)
+    assert not any(t.get("fill") for t in acc["data"])
+
+
+def test_the_comparison_table_and_its_csv_have_one_row_per_selected_run(user_runs, monkeypatch):
+    sent = {}
+    real = st.download_button
+
+    def record(label, data, *args, **kwargs):
+        sent[kwargs.get("key")] = data
+        return real(label, data, *args, **kwargs)
+
+    monkeypatch.setattr(st, "download_button", record)
+    at = compare(user_runs)
+    table = next(d.value for d in at.dataframe if "final_test_acc" in d.value.columns)
+    assert len(table) == len(RUNS)
+    csv = pd.read_csv(io.BytesIO(sent["c_csv"]))
+    assert len(csv) == len(RUNS) and list(csv["file"]) == [f.split("/", 1)[1] for f in user_runs[1]]
+    assert {"final_test_acc", "best_test_acc", "params", "seconds_per_epoch", "epochs", "complete",
+            "source"} <= set(csv.columns)
+    assert set(csv["source"]) == {"yours"}
+    assert sent["c_download"][:2] == b"PK"  # the selected run's checkpoint file (a torch zip)
+
+
+def test_one_run_shows_per_class_accuracy_confusion_and_misclassified_images(user_runs):
+    at = compare(user_runs)
+    specs = charts(at)
+    assert len(specs["c_per_class"]["data"][0]["y"]) == 10
+    cm = specs["c_confusion"]["data"][0]["z"]
+    assert sum(map(sum, cm)) == 10_000
+    assert len(at.get("imgs")) >= 1
+
+
+def test_run_diff_compares_two_runs_on_the_same_dataset(user_runs):
+    at = compare(user_runs)
+    assert at.query_params["a"] == user_runs[1][0] and at.query_params["b"] == user_runs[1][2]  # another method
+    specs = charts(at)
+    delta = specs["c_diff_confusion"]["data"][0]["z"]
+    assert sum(map(sum, delta)) == 0  # both runs classify the same 10,000 images
+    assert any(m.value.startswith("**Right in A, wrong in B**") for m in at.markdown)
+
+
+def test_cost_against_accuracy_colours_points_by_downsampling(user_runs):
+    at = compare(user_runs)
+    specs = charts(at)
+    for key in ("c_cost_params", "c_cost_macs"):
+        traces = {t["name"]: t for t in specs[key]["data"]}
+        assert set(traces) == {"max", "avg"}
+        assert traces["max"]["marker"]["color"] == "#1f77b4" and len(traces["max"]["x"]) == 2
+
+
+def test_unknown_runs_in_the_link_are_ignored_with_a_notice(user_runs):
+    at = compare(user_runs, run="garbage.pt")
+    assert not any("not here" in i.value for i in at.info)
+    at = open_page(part="Compare", runs=",".join([user_runs[1][0], "no-such-run.pt"]))
+    assert any("no-such-run.pt" in i.value for i in at.info)
+    assert at.query_params["runs"] == user_runs[1][0]
+    at = compare(user_runs, run="garbage.pt")
+    assert any("garbage.pt" in i.value for i in at.info)
+
+
+class _RunsCode:
+    def __reduce__(self):  # unpickling this would call print(...): a stand-in for any code
+        return print, ("this ran",)
+
+
+def test_bad_uploads_show_one_error_line_each_not_an_exception(user_runs):
+    folder, ids = user_runs
+    real = (folder / ids[0].split("/", 1)[1]).read_bytes()
+    at = compare(user_runs)
+    at.file_uploader(key="c_upload").set_value([
+        ("truncated.pt", real[: len(real) // 2], "application/octet-stream"),
+        ("hostile.pt", pickle.dumps({"format": "cnnviz-checkpoint", "x": _RunsCode()}), "application/octet-stream"),
+    ]).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "truncated.pt: not a readable checkpoint (truncated, corrupt or another format)",
+        "hostile.pt: refused: the file contains Python objects that could run code (only plain cnnviz "
+        "checkpoints are accepted)"]
+    assert len(next(d.value for d in at.dataframe if "final_test_acc" in d.value.columns)) == len(RUNS)
+
+
+def test_an_uploaded_checkpoint_joins_the_comparison(user_runs):
+    folder, ids = user_runs
+    raw = (folder / ids[0].split("/", 1)[1]).read_bytes()
+    at = open_page(part="Compare", runs=ids[2])
+    at.file_uploader(key="c_upload").set_value(("mine.pt", raw, "application/octet-stream")).run()
+    assert not at.exception and not at.error
+    table = next(d.value for d in at.dataframe if "final_test_acc" in d.value.columns)
+    assert list(table["source"]) == ["yours", "uploaded"]
+
+
+def test_shipped_downsampling_runs_are_the_default_selection(user_runs):
+    present = [r for r in shipped.group_runs("downsampling", "fashion-mnist") if r.path.exists()]
+    if not present:
+        if os.environ.get("CI"):
+            pytest.fail("the shipped fashion-mnist downsample_compare checkpoints are missing")
+        pytest.skip("no shipped fashion-mnist downsample_compare checkpoint yet")
+    at = open_page(part="Compare")
+    assert at.multiselect(key="c_runs").value == [r.filename for r in present]
+    assert len(charts(at)["c_acc"]["data"]) >= 2 * len(present)
