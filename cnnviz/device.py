@@ -57,8 +57,11 @@ def usable_cpus() -> int:
 
 
 def configure_threads(n: int | None = None) -> int:
-    """Set torch's intra-op threads to the usable CPUs (or `n`); returns the number set."""
-    n = n or usable_cpus()
+    """Set torch's intra-op threads to `n`, else $CNNVIZ_THREADS, else the usable CPUs; returns it.
+
+    Several trainings sharing a machine each want 1 thread: OpenMP threads that spin-wait on a
+    busy core lose far more than they gain."""
+    n = n or int(os.environ.get("CNNVIZ_THREADS", 0)) or usable_cpus()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n

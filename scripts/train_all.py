@@ -28,6 +28,7 @@ def main():
     p.add_argument("--force", action="store_true")
     p.add_argument("--device", default="auto")
     p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--threads", type=int, help="torch threads per run (1 when several share the CPU)")
     a = p.parse_args()
     todo = [r for r in shipped_runs()
             if (not a.cheap or not r.expensive) and (a.group in (None, r.group))
@@ -54,7 +55,8 @@ def main():
         try:
             args = shlex.split(cmd)[1:] + (["--device", a.device] if a.device != "auto" else [])
             t0 = time.time()
-            rc = subprocess.call([sys.executable, *args], cwd=ROOT)
+            env = {**os.environ, **({"CNNVIZ_THREADS": str(a.threads)} if a.threads else {})}
+            rc = subprocess.call([sys.executable, *args], cwd=ROOT, env=env)
         finally:
             lock.unlink(missing_ok=True)
         print(f"    rc={rc} in {time.time() - t0:.0f}s", flush=True)
