@@ -34,8 +34,9 @@ def summary_table(s: Summary):
     })
 
 
-_KIND_COLORS = {"conv": "#4c78a8", "fc": "#f58518", "input": "#bab0ac", "resize": "#9d755d",
-                "flatten": "#bab0ac", "front": "#54a24b"}
+# Kept apart from the downsampling colours of cnnviz.figures (blue, orange, green, purple, red, cyan).
+_KIND_COLORS = {"conv": "#e7ba52", "fc": "#7b4173", "input": "#bab0ac", "resize": "#637939",
+                "flatten": "#bab0ac", "front": "#8c6d31"}
 _DOWNSAMPLE_TYPES = {"MaxPool2d": "max", "AvgPool2d": "avg", "BlurMaxPool": "blurmax"}
 
 
@@ -324,16 +325,19 @@ def class_map_figure(sm: ScoreMaps, classes, cell: tuple[int, int] | None = None
                      for i in range(sm.pred.shape[0])], dtype=object)
     short = np.array([[str(n)[:4] for n in row] for row in names], dtype=object)
     fig = go.Figure(go.Heatmap(z=sm.pred, zmin=-0.5, zmax=k - 0.5, colorscale=scale, showscale=False,
-                               text=text, customdata=short, texttemplate="%{customdata}",
-                               textfont=dict(size=10, color="white"),
-                               hovertemplate="cell (%{y}, %{x}): %{text}<extra></extra>"))
+                               text=short, customdata=text, texttemplate="%{text}",
+                               textfont=dict(size=10, color="white"), showlegend=False,
+                               hovertemplate="cell (%{y}, %{x}): %{customdata}<extra></extra>"))
+    for i, name in enumerate(classes):  # a legend: which colour is which class
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=str(name),
+                                 marker=dict(size=11, symbol="square", color=CLASS_COLORS[i])))
     if cell is not None:
         r, c = cell
         fig.add_shape(type="rect", x0=c - 0.5, x1=c + 0.5, y0=r - 0.5, y1=r + 0.5,
                       line=dict(color="black", width=3))
     fig.update_yaxes(autorange="reversed", scaleanchor="x", title="output row")
     fig.update_xaxes(title="output column")
-    fig.update_layout(height=height, margin=dict(l=5, r=5, t=5, b=5))
+    fig.update_layout(height=height, margin=dict(l=5, r=5, t=5, b=5), legend=dict(font=dict(size=10)))
     return fig
 
 
