@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .engineered import ENGINEERED_KINDS, opencv_features
+from .engineered import ENGINEERED_KINDS, EngineeredFrontEnd, opencv_features
 from .features import closest_engineered, feature_maps  # noqa: F401 - closest_engineered re-exported
 from .models import build_model, first_conv
 
@@ -39,6 +39,8 @@ _IN_SENTENCE = {"mlp": "the MLP", "engineered": "the engineered net", "learned_c
 # Quoted from the lecture's slide (CIFAR-10, "case 2"): "Test Accuracy from MLP: ~53%".
 LECTURE_MLP_CIFAR10_ACC = 0.53
 
+DATASET_LABELS = {"fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+FRONT_CHANNELS = EngineeredFrontEnd.CHANNELS  # gray, d/dx, d/dy, magnitude, laplacian
 KIND_LABELS = {"sobel_x": "Sobel x (3)", "sobel_y": "Sobel y (3)", "sobel_mag": "Sobel magnitude (3)",
                "sobel5_x": "Sobel x (5)", "sobel5_y": "Sobel y (5)", "sobel5_mag": "Sobel magnitude (5)",
                "scharr_x": "Scharr x", "scharr_y": "Scharr y", "scharr_mag": "Scharr magnitude",
@@ -68,6 +70,14 @@ def first_conv_name(model: nn.Module) -> str | None:
 def arch_has_first_conv(arch: str, in_shape: tuple[int, int, int] = (1, 28, 28)) -> bool:
     """Whether `arch` has a learned conv layer at all (the MLP and the engineered net do not)."""
     return first_conv(build_model(arch, in_shape)) is not None
+
+
+def first_conv_weights(model: nn.Module) -> tuple[str, torch.Tensor]:
+    """(name, weight (O, I, k, k)) of the first learned conv layer."""
+    found = first_conv(model)
+    if found is None:
+        raise ValueError("this model has no learned conv layer")
+    return found[0], found[1].weight.detach()
 
 
 def learned_maps(model: nn.Module, x: torch.Tensor) -> tuple[str, np.ndarray]:
@@ -147,16 +157,29 @@ def snapshots_of(meta: dict) -> torch.Tensor | None:
     return snaps.float() if isinstance(snaps, torch.Tensor) and snaps.dim() == 5 else None
 
 
-@torch.inference_mode()
-def snapshot_maps(weights: torch.Tensor, conv: nn.Conv2d, x: torch.Tensor,
-                  bias: torch.Tensor | None = None) -> np.ndarray:
-    """Apply one epoch's first-conv weights (O, I, k, k) to a normalised image (1, C, H, W).
+def first_conv_input(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What the first conv layer receives for `x`: `x` itself, or the output of the layers before it
+    (vgg16 resizes a 28x28 image to 32x32 first)."""
+    name = first_conv_name(model)
+    names = [n for n, _ in model.named_children()]
+    if name is None or name not in names:
+        raise ValueError("the first conv layer is not a top-level layer of this model")
+    i = names.index(name)
+    return x if i == 0 else feature_maps(model, x, [names[i - 1]])[names[i - 1]]
 
-    Uses the layer's own stride / padding / dilation, so with the final weights and the final bias it
-    is exactly the layer's output. Snapshots keep weights only: without `bias` the maps differ from the
-    layer's by a constant per channel, which a min-max scaled picture does not show.
+
+@torch.inference_mode()
+def snapshot_maps(model: nn.Module, weights: torch.Tensor, x: torch.Tensor,
+                  bias: torch.Tensor | None = None) -> np.ndarray:
+    """The first conv layer's maps for a normalised image (1, C, H, W) if its weights were `weights`.
+
+    `weights` (O, I, k, k) is one epoch of `filter_snapshots`; the layer's own stride / padding /
+    dilation are used, so with the final weights and the final bias this is exactly the layer's output.
+    Snapshots keep weights only: without `bias` each map differs from the layer's by a constant, which
+    a min-max scaled picture does not show.
     """
-    y = F.conv2d(x.float(), weights.float(), None if bias is None else bias.float(),
+    conv = first_conv(model)[1]
+    y = F.conv2d(first_conv_input(model, x).float(), weights.float(), None if bias is None else bias.float(),
                  stride=conv.stride, padding=conv.padding, dilation=conv.dilation)
     return y[0].numpy()  # (O, H', W')
 

@@ -158,14 +158,14 @@ def test_snapshot_maps_of_the_last_epoch_equal_the_layer_output(short_run, fashi
     name, conv = first_conv(ck.model)
     snaps = compare.snapshots_of(ck.meta)
     x = fashion_mnist.normalize(fashion_mnist.test_x[:1])
-    ours = compare.snapshot_maps(snaps[-1], conv, x, conv.bias.detach())
+    ours = compare.snapshot_maps(ck.model, snaps[-1], x, conv.bias.detach())
     np.testing.assert_allclose(ours, feature_maps(ck.model, x, [name])[name][0].numpy(), atol=1e-5)
     oracle = F.conv2d(x, conv.weight, conv.bias)[0].detach().numpy()
     np.testing.assert_allclose(ours, oracle, atol=1e-5)
     lname, lmaps = compare.learned_maps(ck.model, x)
     assert lname == name and np.allclose(lmaps, oracle, atol=1e-5)
     # Without the bias, each map is shifted by a constant: its min-max picture is the same.
-    no_bias = compare.snapshot_maps(snaps[-1], conv, x)
+    no_bias = compare.snapshot_maps(ck.model, snaps[-1], x)
     np.testing.assert_allclose(no_bias + conv.bias.detach().numpy()[:, None, None], oracle, atol=1e-5)
 
 
@@ -175,3 +175,12 @@ def test_front_end_maps_are_the_fixed_channels(fashion_mnist):
     maps = compare.front_end_maps(model, x)
     assert maps.shape == (5, 28, 28)
     np.testing.assert_allclose(maps[0], x[0, 0].numpy())  # channel 0 is the gray image itself
+
+
+def test_snapshot_maps_run_the_layers_before_the_first_conv(fashion_mnist):
+    model = build_model("vgg16", (1, 28, 28), 10).eval()  # resizes 28x28 to 32x32 before conv1
+    x = fashion_mnist.normalize(fashion_mnist.test_x[:1])
+    conv = model.conv1
+    ours = compare.snapshot_maps(model, conv.weight.detach(), x, conv.bias.detach())
+    assert ours.shape == (64, 32, 32)
+    np.testing.assert_allclose(ours, feature_maps(model, x, ["conv1"])["conv1"][0].numpy(), atol=1e-5)

@@ -1,0 +1,472 @@
+"""Engineered vs learned features: OpenCV's Sobel / Scharr / Laplacian next to what a trained
+network's first conv layer learned, how its filters move towards (or away from) those kernels epoch by
+epoch, and the lecture's comparison "engineering features vs CNN features" on real checkpoints.
+
+All tensor work happens in `cnnviz.compare` (and `cnnviz.features`); this page only lays it out.
+"""
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import ui
+from cnnviz import compare, figures, shipped
+from cnnviz.checkpoints import CheckpointError, read_meta
+from cnnviz.data import DATASETS, list_datasets
+from cnnviz.engineered import engineered_kernels
+from cnnviz.images import ImageError, load_image
+from cnnviz.runs import RunConfig
+
+THRESHOLD = 0.8  # |cos| above which a learned filter counts as "a Sobel/Scharr/Laplacian kernel"
+DEFAULT_CHECKPOINT_ARCHS = ("downsample_compare", "learned_conv", "lenet5")  # preferred default, in order
+ARCH_COLORS = {a: figures.RUN_COLORS[i] for i, a in enumerate(compare.BASELINE_ARCHS)}
+SOBEL_LATEX = (r"G_x = \begin{bmatrix} -1 & 0 & +1 \\ -2 & 0 & +2 \\ -1 & 0 & +1 \end{bmatrix} * I"
+               r"\qquad G_y = \begin{bmatrix} -1 & -2 & -1 \\ 0 & 0 & 0 \\ +1 & +2 & +1 \end{bmatrix} * I"
+               r"\qquad |G| = \sqrt{G_x^2 + G_y^2}")
+COSINE_LATEX = (r"\cos(w, k) = \frac{\sum_{ij} (w_{ij} - \bar w)\, k_{ij}}"
+                r"{\lVert w - \bar w \rVert\, \lVert k \rVert}")
+
+
+# ---- cached work --------------------------------------------------------------------------------
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _meta(path: str, mtime: float) -> dict:
+    return read_meta(path)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _class_indices(dataset: str) -> list[np.ndarray]:
+    labels = ui.dataset(dataset).test_y.numpy()
+    return [np.flatnonzero(labels == c) for c in range(len(DATASETS[dataset].classes))]
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _evolution(path: str, mtime: float):
+    """Per epoch: the filters' matches, the mean best |cos| and how many are close (one checkpoint)."""
+    snaps = compare.snapshots_of(ui.checkpoint(path).meta)
+    if snaps is None:
+        return None
+    return (compare.matches_per_epoch(snaps), compare.mean_best_similarity(snaps),
+            compare.count_close(snaps, THRESHOLD))
+
+
+# ---- URL-backed widgets (garbage in the link -> the default and a notice) -------------------------
+
+def _start(key: str, param: str, options, default, notices: list[str], fmt=str) -> None:
+    """Seed widget `key` from the URL parameter `param` the first time; an invalid session value (the
+    options changed) falls back to `default` quietly."""
+    if key in st.session_state:
+        if st.session_state[key] not in options:
+            st.session_state[key] = default
+        return
+    raw = st.query_params.get(param)
+    value = default
+    if raw is not None:
+        match = next((o for o in options if str(o) == raw), None)
+        if match is None:
+            notices.append(f"`{param}={raw}` in the link is not a valid choice here; showing {fmt(default)} instead.")
+        else:
+            value = match
+    st.session_state[key] = value
+
+
+def _show(box, notices: list[str]) -> None:
+    for n in notices:
+        box.info(n)
+    notices.clear()
+
+
+# ---- display helpers ------------------------------------------------------------------------------
+
+def _grid_figure(maps: np.ndarray, labels: list[str], cols: int, *, signed: bool = False, title: str = "",
+                 row_px: int = 90) -> object:
+    """Many small maps tiled into ONE heatmap, each labelled underneath (signed: 0 stays white)."""
+    n, h, w = maps.shape
+    cols = max(1, min(cols, n))
+    pad = max(2, round(h * 0.45))  # room for the labels between rows
+    img = compare.tile_signed(maps, cols, pad) if signed else figures.tile(maps, cols, pad)
+    rows = -(-n // cols)
+    fig = figures.heatmap(img, title, colorscale="RdBu_r" if signed else "gray", zmid=0 if signed else None,
+                          height=60 + rows * row_px)
+    if signed:
+        fig.update_traces(zmin=-1, zmax=1)
+    for i, label in enumerate(labels):
+        r, c = divmod(i, cols)
+        fig.add_annotation(x=c * (w + pad) + (w - 1) / 2, y=r * (h + pad) + h - 0.5, text=label,
+                           showarrow=False, yanchor="top", font=dict(size=10))
+    fig.update_layout(margin=dict(l=5, r=5, t=35 if title else 5, b=25))
+    return fig
+
+
+def _short(kernel: str) -> str:
+    return compare.KIND_LABELS.get(kernel, kernel).replace(" (3)", "")
+
+
+def _pct(x) -> str:
+    return "—" if x is None else f"{100 * x:.1f}%"
+
+
+# ---- choices: dataset, image, checkpoint ------------------------------------------------------------
+
+def _catalog(dataset: str) -> dict:
+    """id -> runs_table row for every checkpoint of `dataset` whose net has a learned first conv."""
+    table = ui.runs_table()
+    out = {}
+    if table.empty:
+        return out
+    shape = tuple(DATASETS[dataset].shape)
+    for row in table[table["dataset"] == dataset].to_dict("records"):
+        try:
+            has_conv = compare.arch_has_first_conv(row["arch"], shape)
+        except ValueError:  # an architecture this version no longer knows
+            continue
+        if has_conv:
+            run_id = row["file"] if row["origin"] == "shipped" else f"yours/{row['file']}"
+            out[run_id] = row
+    return out
+
+
+def _default_checkpoint(catalog: dict, dataset: str) -> str | None:
+    for arch in DEFAULT_CHECKPOINT_ARCHS:
+        for run in shipped.shipped_runs():
+            c = run.config
+            if c.arch == arch and c.dataset == dataset and c.seed == 0 and run.filename in catalog:
+                if arch != "downsample_compare" or c.downsample == "max":
+                    return run.filename
+    return next(iter(catalog), None)
+
+
+def _choose_image(data, dataset: str, notices: list[str]):
+    """The image every section uses: a test image (class + index) or the user's upload."""
+    classes = DATASETS[dataset].classes
+    c1, c2 = st.columns(2)
+    _start("e_class", "class", range(len(classes)), 0, notices, fmt=lambda c: f"class {c} ({classes[c]})")
+    cls = c1.selectbox("Test-set class", range(len(classes)), key="e_class", format_func=lambda c: classes[c],
+                       persist_state="session", help="Pick a class of the test split.")
+    st.query_params["class"] = str(cls)
+    members = _class_indices(dataset)[cls]
+    _start("e_index", "index", range(len(members)), 0, notices)
+    i = c2.number_input(f"Image number within {classes[cls]} (0–{len(members) - 1})", 0, len(members) - 1,
+                        step=1, key="e_index", persist_state="session",
+                        help="The i-th test image of this class, in test-set order.")
+    st.query_params["index"] = str(int(i))
+    test_index = int(members[int(i)])
+    x, label = data.test_x[test_index], f"test image #{test_index} ({classes[cls]})"
+    upload = st.file_uploader("Or use your own image (PNG or JPEG)", type=["png", "jpg", "jpeg", "bmp", "webp"],
+                              key="e_upload", help=f"Converted to the dataset's format: "
+                                                   f"{DATASETS[dataset].shape[0]} channel(s), "
+                                                   f"{DATASETS[dataset].shape[1]}x{DATASETS[dataset].shape[2]} pixels.")
+    if upload is not None:
+        c, h, w = DATASETS[dataset].shape
+        try:
+            x, notes = load_image(upload.getvalue(), c, (h, w))
+        except ImageError as e:
+            st.error(f"{upload.name}: {e}. Showing {label} instead.")
+        else:
+            label = f"your image {upload.name}"
+            if notes:
+                st.caption("Converted: " + "; ".join(notes) + ".")
+    return x, label
+
+
+# ---- page ---------------------------------------------------------------------------------------------
+
+ui.header("Engineered vs learned features",
+          "Before CNNs, features were engineered: fixed Sobel, Scharr and Laplacian filters that measure how "
+          "fast brightness changes. A CNN's first layer learns its own filters. Here both look at the same "
+          "image; then the learned filters are compared with the engineered kernels, epoch by epoch; then "
+          "the lecture's comparison is rerun on real checkpoints: raw pixels vs engineered vs learned features.")
+notice_box = st.container()
+notices: list[str] = []
+
+datasets = list_datasets()
+_start("e_dataset", "dataset", datasets, datasets[0], notices)
+dataset = st.segmented_control("Dataset", datasets, key="e_dataset", persist_state="session", required=True,
+                               format_func=compare.DATASET_LABELS.get,
+                               help="Fashion-MNIST: 28x28 gray clothes; CIFAR-10: 32x32 colour photos.")
+st.query_params["dataset"] = dataset
+data = ui.dataset(dataset)
+x, image_label = _choose_image(data, dataset, notices)  # (C, H, W) uint8
+x_norm = data.normalize(x[None])  # (1, C, H, W), as the networks saw their training images
+
+catalog = _catalog(dataset)
+ck_id, ck = None, None
+if catalog:
+    default = _default_checkpoint(catalog, dataset)
+    _start("e_checkpoint", "checkpoint", list(catalog), default, notices)
+    ck_id = st.selectbox(
+        "Trained network (its first conv layer)", list(catalog), key="e_checkpoint", persist_state="session",
+        format_func=lambda r: f"{catalog[r]['label']} — {'yours: ' if catalog[r]['origin'] != 'shipped' else ''}"
+                              f"{catalog[r]['file']} ({_pct(catalog[r]['test_acc'])} test accuracy)",
+        help="Checkpoints of this dataset whose network has a learned conv layer: the shipped ones and yours.")
+    st.query_params["checkpoint"] = ck_id
+    try:
+        ck = ui.checkpoint(catalog[ck_id]["path"])
+    except (CheckpointError, OSError) as e:
+        ui.show_error(e)
+else:
+    st.query_params.pop("checkpoint", None)
+    st.info(f"No checkpoint with a learned conv layer for {compare.DATASET_LABELS[dataset]} yet: the shipped ones "
+            "are still being trained, or train one on the Train & compare page (or with "
+            f"`python -m cnnviz train --arch lenet5 --dataset {dataset}`).")
+_show(notice_box, notices)
+
+# ---- 1. one image, two kinds of filters ---------------------------------------------------------
+st.header("1. One image through fixed and learned filters")
+st.caption("OpenCV's engineered filters (the lecture's `cv2.Sobel`, `cv2.Scharr`, `cv2.Laplacian` on the gray "
+           "float image) beside the feature maps of the chosen network's first conv layer (before its ReLU). "
+           "Each map is scaled to its own range: black = lowest, white = highest.")
+st.latex(SOBEL_LATEX)
+names, eng = compare.engineered_maps(x)
+c1, c2 = st.columns([1, 4])
+c1.plotly_chart(figures.image_figure(np.asarray(x), image_label, height=240), key="e_image")
+c2.plotly_chart(_grid_figure(eng, [compare.KIND_LABELS[n] for n in names], cols=5, row_px=120,
+                             title="Engineered: Sobel 3x3 and 5x5, Scharr, Laplacian"), key="e_engineered")
+if ck is not None:
+    layer, learned = compare.learned_maps(ck.model, x_norm)
+    st.plotly_chart(_grid_figure(learned, [f"filter {i}" for i in range(len(learned))], cols=8, row_px=110,
+                                 title=f"Learned: {layer} of {ck.label} ({len(learned)} maps of "
+                                       f"{learned.shape[1]}x{learned.shape[2]})"), key="e_learned")
+
+runs = ui.runs_table()
+fronts = [] if runs.empty else runs[(runs["arch"] == "engineered") & (runs["dataset"] == dataset)].to_dict("records")
+front = min(fronts, key=lambda r: r["origin"] != "shipped", default=None)  # a shipped one first
+eng_run = next(r for r in shipped.group_runs("baselines", dataset) if r.config.arch == "engineered")
+if front is not None:
+    front_ck = ui.checkpoint(front["path"])
+    maps = compare.front_end_maps(front_ck.model, x_norm)
+    st.plotly_chart(_grid_figure(maps, list(compare.FRONT_CHANNELS), cols=5, row_px=150,
+                                 title=f"The engineered network's fixed front end ({front['file']}): what its "
+                                       "head sees instead of pixels"), key="e_front")
+    st.caption("These five channels are computed by fixed, non-trainable weights inside the `engineered` model "
+               "(reflect padding, like OpenCV's default border), so they match the OpenCV maps above.")
+else:
+    st.caption(f"No `engineered` checkpoint for {compare.DATASET_LABELS[dataset]} yet, so its fixed front end is "
+               "not shown (train it below or with "
+               f"`{shipped.command_for(eng_run)}`).")
+
+# ---- 2. learned filters vs engineered kernels ------------------------------------------------------
+st.header("2. Learned filters vs Sobel / Scharr / Laplacian kernels")
+if ck is None:
+    st.info("Choose (or train) a network with a conv layer above to compare its filters.")
+else:
+    conv_name, weights = compare.first_conv_weights(ck.model)  # (O, I, k, k)
+    k = weights.shape[-1]
+    matches = compare.closest_engineered(weights)
+    kernels = engineered_kernels(k)
+    st.caption(f"Each learned {k}x{k} filter of `{conv_name}` (averaged over its {weights.shape[1]} input "
+               "channel(s)) is compared with every engineered kernel of the same size by the cosine of the angle "
+               "between them, after removing the filter's mean (every engineered kernel sums to 0). A sign flip is "
+               "the same edge detector the other way round, so the best match is the largest |cos|. Colours: red "
+               "positive, blue negative, white 0; each kernel scaled by its largest |weight|.")
+    st.latex(COSINE_LATEX)
+    c1, c2 = st.columns([3, 2])
+    c1.plotly_chart(_grid_figure(compare.mean_filters(weights),
+                                 [f"{m['filter']}: {_short(m['kernel'])} {m['similarity']:+.2f}" for m in matches],
+                                 cols=8, signed=True, row_px=95, title=f"Learned filters of {ck.label}"),
+                    key="e_filters")
+    c2.plotly_chart(_grid_figure(np.stack(list(kernels.values())), [_short(n) for n in kernels], cols=4,
+                                 signed=True, row_px=110, title=f"Engineered kernels ({k}x{k})"), key="e_kernels")
+    st.markdown(f"**{compare.similarity_sentence(matches, THRESHOLD)}**")
+    rows = pd.DataFrame(compare.match_table(matches))
+    rows["closest kernel"] = rows["closest kernel"].map(_short)
+    st.dataframe(rows, hide_index=True, key="e_match_table",
+                 column_config={"cosine": st.column_config.NumberColumn(format="%+.3f"),
+                                "|cosine|": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")})
+
+# ---- 3. watch the filters learn ---------------------------------------------------------------------
+st.header("3. Watch the filters learn")
+evolution = _evolution(catalog[ck_id]["path"], Path(catalog[ck_id]["path"]).stat().st_mtime) if ck is not None else None
+if ck is None:
+    st.info("Choose (or train) a network with a conv layer above.")
+elif evolution is None:
+    st.info(f"{ck.label} has no per-epoch filter snapshots (they are kept only for small first layers); "
+            "choose another checkpoint.")
+else:
+    per_epoch, mean_best, n_close = evolution
+    snaps = compare.snapshots_of(ck.meta)
+    epochs = len(per_epoch) - 1
+    _start("e_epoch", "epoch", range(epochs + 1), epochs, notices)
+    _show(notice_box, notices)
+    epoch = st.slider("Epoch (0 = the random initialisation)", 0, epochs, key="e_epoch", persist_state="session",
+                      help="The checkpoint kept the first layer's weights after every epoch.")
+    st.query_params["epoch"] = str(epoch)
+    matches_e = per_epoch[epoch]
+    st.caption(f"At epoch {epoch}: mean best |cos| {mean_best[epoch]:.3f}; {n_close[epoch]} of {len(matches_e)} "
+               f"filters within |cos| > {THRESHOLD:g} (at initialisation: {mean_best[0]:.3f}, {n_close[0]}). "
+               "The maps apply that epoch's weights to the image (bias not stored, so left out: it would only "
+               "shift each map, which the per-map scaling hides).")
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(_grid_figure(compare.mean_filters(snaps[epoch]),
+                                 [f"{m['filter']}: {_short(m['kernel'])} {m['similarity']:+.2f}" for m in matches_e],
+                                 cols=8, signed=True, row_px=80, title=f"Filters after epoch {epoch}"),
+                    key="e_epoch_filters")
+    maps_e = compare.snapshot_maps(ck.model, snaps[epoch], x_norm)
+    c2.plotly_chart(_grid_figure(maps_e, [str(i) for i in range(len(maps_e))], cols=8, row_px=80,
+                                 title=f"Their maps on {image_label}"), key="e_epoch_maps")
+    c1, c2 = st.columns(2)
+    run = [{"label": ck.label, "history": ck.history, "color": figures.RUN_COLORS[0]}]
+    c1.plotly_chart(figures.curves_figure(run, ("train_acc", "test_acc"), title=f"Accuracy (epoch {epoch} marked)",
+                                          mark_epoch=epoch), key="e_epoch_curves")
+    sim = figures.curves_figure([{"label": ck.label, "color": figures.RUN_COLORS[1],
+                                  "history": [{"epoch": e, "mean best |cos|": float(v)} for e, v in enumerate(mean_best)]}],
+                                ("mean best |cos|",), title="Mean best |cos| to an engineered kernel", mark_epoch=epoch)
+    sim.update_layout(yaxis_title="mean best |cos|")
+    c2.plotly_chart(sim, key="e_epoch_similarity")
+
+# ---- 4. engineered features vs CNN features --------------------------------------------------------
+st.header("4. Engineering features vs CNN features")
+label = compare.DATASET_LABELS[dataset]
+group = shipped.group_runs("baselines", dataset)
+st.caption(f"The lecture's comparison on {label}, from the shipped checkpoints: the same training for all "
+           f"({group[0].config.epochs} epochs, {group[0].config.optimizer} at lr {group[0].config.lr:g}, batch "
+           f"{group[0].config.batch_size}, seed {group[0].config.seed}). The engineered and learned-conv nets share "
+           "the head (2x2 downsampling, FC 128, FC 10); only their front end differs.")
+present, missing = [], []
+for run in group:
+    path = ui.SHIPPED / run.filename
+    if path.exists():
+        try:
+            present.append((run, _meta(str(path), path.stat().st_mtime)))
+        except CheckpointError as e:
+            st.error(f"{run.filename}: {e}")
+    else:
+        missing.append(run)
+results = []
+for run, meta in present:
+    try:
+        results.append(compare.result_from_meta(meta))
+    except ValueError as e:
+        st.error(str(e))
+if present:
+    curves = [{"label": compare.BASELINE_NAMES[r.config.arch], "history": m["history"],
+               "color": ARCH_COLORS[r.config.arch]} for r, m in present if m.get("history")]
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(figures.curves_figure(curves, ("test_acc",), title="Test accuracy per epoch"), key="e_base_acc")
+    c2.plotly_chart(figures.curves_figure(curves, ("test_loss",), title="Test loss per epoch"), key="e_base_loss")
+    table = pd.DataFrame([{"model": compare.BASELINE_NAMES[r.arch], "what it sees": compare.BASELINE_SEES[r.arch],
+                           "trainable parameters": r.trainable_params, "final test accuracy": r.test_acc,
+                           "seconds per epoch": r.seconds_per_epoch, "epochs": r.epochs} for r in results])
+    st.dataframe(table, hide_index=True, key="e_base_table", column_config={
+        "trainable parameters": st.column_config.NumberColumn(format="localized"),
+        "final test accuracy": st.column_config.NumberColumn(format="percent"),
+        "seconds per epoch": st.column_config.NumberColumn(format="%.1f")})
+    st.markdown(f"**{compare.winner_sentence(results, label)}**")
+    st.caption("Seconds per epoch count training only, on the device each run used "
+               f"({', '.join(sorted({m.get('train', {}).get('device', '?') for _, m in present}))}).")
+    mlp = next((r for r in results if r.arch == "mlp"), None)
+    if dataset == "cifar10" and mlp is not None:
+        mlp_meta = next(m for r, m in present if r.config.arch == "mlp")
+        st.metric("MLP on CIFAR-10, measured here", _pct(mlp.test_acc),
+                  delta=f"{100 * (mlp.test_acc - compare.LECTURE_MLP_CIFAR10_ACC):+.1f} points vs the lecture's "
+                        f"\"Test Accuracy from MLP: ~{compare.LECTURE_MLP_CIFAR10_ACC:.0%}\"", delta_color="off")
+        st.caption(f"Ours: FC {'-'.join(str(u) for u in (512, 256))}-10 on raw pixels, {mlp.epochs} epochs of "
+                   f"Adam at lr {mlp_meta['train']['lr']:g}; the lecture's slide trains its MLP with Adam at lr 1e-5.")
+if missing:
+    st.warning(f"No shipped checkpoint yet for {', '.join(compare.BASELINE_NAMES[r.config.arch] for r in missing)} "
+               f"on {label}: retrain it below, or run:")
+    st.code("\n".join(shipped.command_for(r) for r in missing), language="bash")
+
+# ---- 5. retrain a member of the group ---------------------------------------------------------------
+st.subheader("Retrain one of them yourself")
+st.caption("Runs on the server in the background with the group's settings (seed 0: the same start as the "
+           "shipped run), so clicking around or reloading does not stop it. Fewer epochs make a quick demo.")
+registry = ui.registry()
+owner = st.session_state.setdefault("e_owner", secrets.token_hex(4))
+by_arch = {r.config.arch: r for r in group}
+c1, c2, c3 = st.columns([2, 1, 1])
+arch = c1.selectbox("Network", list(by_arch), key="e_retrain_arch", format_func=compare.BASELINE_NAMES.get,
+                    persist_state="session")
+n_epochs = c2.number_input("Epochs", 1, shipped.EPOCHS, shipped.EPOCHS, key="e_retrain_epochs",
+                           persist_state="session")
+c3.write("")
+if c3.button("Retrain in the background", type="primary", key="e_retrain"):
+    base = by_arch[arch].config
+    cfg = RunConfig(arch=arch, dataset=dataset, downsample=base.downsample, epochs=int(n_epochs), lr=base.lr,
+                    optimizer=base.optimizer, batch_size=base.batch_size, seed=base.seed)
+    job = registry.submit(cfg, owner=owner)
+    st.session_state["e_job"] = job.id
+
+
+def _job():
+    job_id = st.query_params.get("retrain") or st.session_state.get("e_job")
+    if not job_id:
+        return None
+    job = registry.get(job_id)
+    if job is None:
+        st.info(f"Training job `{job_id}` is not on this server (the app restarted, or the link comes from another "
+                "server); finished runs stay on disk as checkpoints.")
+        st.session_state.pop("e_job", None)
+        st.query_params.pop("retrain", None)
+        return None
+    st.session_state["e_job"] = job_id
+    st.query_params["retrain"] = job_id
+    return job
+
+
+def _reference(arch_name: str, ds: str):
+    """The shipped run of the same network, to draw beside the retraining."""
+    for run, meta in present:
+        if run.config.arch == arch_name and run.config.dataset == ds:
+            return {"label": f"shipped {compare.BASELINE_NAMES[arch_name]}", "history": meta["history"],
+                    "color": "#7f7f7f"}
+    return None
+
+
+def _job_view(job_id: str) -> None:
+    snap = registry.get(job_id).snapshot()
+    cfg = snap.config
+    st.markdown(f"**{compare.BASELINE_NAMES.get(cfg.arch, cfg.arch)} on {compare.DATASET_LABELS.get(cfg.dataset, cfg.dataset)}"
+                f"** · {snap.state} · job `{snap.id}`")
+    p = snap.progress
+    if snap.state == "queued":
+        st.info(f"Waiting: number {registry.queue_position(job_id)} in the queue (this server trains "
+                f"{registry.max_concurrent} at a time).")
+    elif snap.state == "running":
+        text = (f"epoch {p.epoch}/{p.epochs}, batch {p.batch}/{p.batches}" if p.epoch
+                else "starting: loading the data and building the model")
+        st.progress(min(1.0, p.fraction), text=text)
+        st.caption(f"{snap.elapsed:.0f} s elapsed" + (f"; running train accuracy this epoch {_pct(p.acc)}"
+                                                      if p.acc is not None else ""))
+    elif snap.state == "completed":
+        st.success(f"Finished {len(snap.history)} epochs: final test accuracy {_pct(snap.history[-1]['test_acc'])}. "
+                   f"Checkpoint `{snap.checkpoint}`: choose it above as a network to inspect.")
+    elif snap.state in ("stopped", "cancelled"):
+        st.warning(f"{snap.reason.capitalize()}.")
+    else:
+        st.error(f"Training failed: {(snap.reason.strip().splitlines() or ['unknown error'])[0]}")
+    runs = [{"label": "your run", "history": list(snap.history), "color": ARCH_COLORS.get(cfg.arch, "#1f77b4")}]
+    ref = _reference(cfg.arch, cfg.dataset)
+    if snap.history:
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(figures.curves_figure(runs + ([ref] if ref else []), ("test_acc",),
+                                              title="Test accuracy: yours vs shipped"), key="e_job_acc")
+        c2.plotly_chart(figures.curves_figure(runs + ([ref] if ref else []), ("test_loss",),
+                                              title="Test loss: yours vs shipped"), key="e_job_loss")
+    if not snap.done:
+        if snap.cancel_requested:
+            st.caption("Stopping after the current batch...")
+        elif st.button("Stop" if snap.state == "running" else "Cancel", key="e_stop",
+                       help="Ends the run after the current batch; the epochs finished are saved."):
+            registry.cancel(job_id)
+            st.rerun(scope="fragment")
+
+
+@st.fragment(run_every=1.0)
+def _live(job_id: str) -> None:
+    if registry.get(job_id).done:
+        ui.runs_table.clear()  # the new checkpoint joins the choices above
+        st.rerun()  # redraw the whole page once; the polling stops with it
+    _job_view(job_id)
+
+
+job = _job()
+if job is not None:
+    if job.done:
+        _job_view(job.id)
+    else:
+        _live(job.id)
