@@ -33,7 +33,9 @@ _measure = st.cache_data(show_spinner=False, max_entries=256)(diagram.measure_co
 
 def _start(key: str, options: list, default, notices: list[str]) -> None:
     """Seed widget `key` from the URL on a session's first run; garbage falls back to `default`."""
-    if key in st.session_state and st.session_state[key] in options:
+    if key in st.session_state:  # not the first run: the URL already follows the widget
+        if st.session_state[key] not in options:  # e.g. a downsampling the new arch does not take
+            st.session_state[key] = default
         return
     raw = st.query_params.get(key)
     value = default
@@ -45,8 +47,9 @@ def _start(key: str, options: list, default, notices: list[str]) -> None:
         if match is not None:
             value = match
         else:
-            notices.append(f"`{key}={raw}` in the URL is not one of the choices here; showing "
-                           f"{default} instead.")
+            allowed = (f"a whole number from {options.start} to {options.stop - 1}" if isinstance(options, range)
+                       else "one of the choices here")
+            notices.append(f"`{key}={raw}` in the URL is not {allowed}; showing {default} instead.")
     st.session_state[key] = value
 
 
