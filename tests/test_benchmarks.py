@@ -1,0 +1,80 @@
+"""The benchmark scripts run end to end on tiny settings and report sane figures.
+
+They prove the scripts work, not that cnnviz is fast: the timings of a shared 2-core CI machine mean
+nothing. Fashion-MNIST is needed (Debian's package or the cache); under CI its absence fails.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+
+
+def run_script(*args: str, timeout: float) -> list[dict]:
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_train_speed_reports_both_loops_with_positive_speed_and_valid_accuracy(fashion_mnist):
+    rows = run_script(str(BENCH / "train_speed.py"), "--models", "lenet5", "--epochs", "2",
+                      "--limit-train", "2048", "--limit-test", "1024", "--num-workers", "1", "--device", "cpu",
+                      "--json", timeout=900)
+    *loops, final = rows
+    assert [(r["model"], r["loop"]) for r in loops] == [("lenet5", "lecture"), ("lenet5", "cnnviz")]
+    for r in loops:
+        assert r["images_per_second"] > 0
+        assert 0.0 <= r["test_acc"] <= 1.0
+        assert r["images_per_epoch"] == 2048  # 2 full batches of 1024, drop_last in both loops
+        assert len(r["epoch_seconds"]) == 2 and r["seconds_per_epoch"] == r["epoch_seconds"][1]
+        assert r["peak_mem_mb"] > 0
+    assert loops[0]["num_workers"] == 1 and loops[1]["num_workers"] == 0
+    ratio = final["ratios"]["lenet5"]
+    assert ratio["speedup"] == pytest.approx(loops[1]["images_per_second"] / loops[0]["images_per_second"])
+    assert ratio["target_speedup"] == 2.0  # printed beside the result, not asserted
+    assert final["machine"]["device"] == "cpu" and final["machine"]["cpus_usable"] >= 1
+
+
+def test_train_speed_rejects_an_unknown_model():
+    proc = subprocess.run([sys.executable, str(BENCH / "train_speed.py"), "--models", "resnet999"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "unknown model" in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_app_speed_quick_mode_times_the_home_page_and_one_feature_map_comparison(fashion_mnist):
+    (report,) = run_script(str(BENCH / "app_speed.py"), "--pages", "home", "--no-browser", "--json",
+                           timeout=300)
+    (home,) = report["pages"]
+    assert home["page"] == "home" and "error" not in home, home
+    assert home["exceptions"] == []
+    assert home["first_run_s"] > 0 and home["rerun_s"] > 0
+    fm = report["feature_map"]
+    assert "error" not in fm, fm
+    assert fm["median_ms"] > 0 and fm["image"].startswith("fashion-mnist")
+    assert "server" not in report  # --no-browser skips the real server and Chromium
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists() and not os.environ.get("CI"),
+                    reason="Debian's chromium is not installed (scripts/setup_test_env.sh installs it)")
+def test_app_speed_reads_a_real_servers_memory_after_chromium_opens_the_home_page():
+    (report,) = run_script(str(BENCH / "app_speed.py"), "--pages", "home", "--json", timeout=600)
+    server = report["server"]
+    assert "error" not in server, server
+    (visit,) = server["visits"]
+    assert "error" not in visit and visit["exceptions"] == 0, visit
+    # The server has imported cnnviz (torch) by now: far above an idle Python, and it was measured.
+    assert server["rss_after_all_pages_mb"] > server["rss_idle_mb"] > 0
+    assert set(report["baselines"]) == {"import torch, torchvision", "import streamlit, plotly, torch"}
+    assert all(v > 50 for v in report["baselines"].values())
