@@ -128,11 +128,15 @@ def load_checkpoint(source: str | Path | bytes, *, expect_dataset: str | None = 
             raise CheckpointError(f"file is {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit")
     obj = _read(source)
     version = obj.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"checkpoint has no valid format version ({str(version)[:20]!r})")
+    if version > FORMAT_VERSION:
         raise CheckpointError(f"checkpoint format version {version} is newer than this cnnviz "
                               f"understands ({FORMAT_VERSION}); update cnnviz")
     try:
         arch, ds = obj["arch"], obj["dataset"]["name"]
+        if not isinstance(arch, str) or not isinstance(ds, str):
+            raise TypeError
         get_arch(arch)
     except (KeyError, TypeError):
         raise CheckpointError("checkpoint is missing its architecture or dataset record") from None
@@ -142,13 +146,31 @@ def load_checkpoint(source: str | Path | bytes, *, expect_dataset: str | None = 
         raise CheckpointError(f"this checkpoint is a {arch}, not a {expect_arch}")
     if expect_dataset and ds != expect_dataset:
         raise CheckpointError(f"this checkpoint was trained on {ds}, not {expect_dataset}")
-    try:
-        model = build_model(arch, tuple(obj["in_shape"]), obj["num_classes"], obj.get("downsample"))
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"cannot rebuild the model: {e}") from None
     state = obj.get("state_dict")
     if not isinstance(state, dict):
         raise CheckpointError("checkpoint has no weights")
+    history = obj.get("history", [])
+    if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+        raise CheckpointError("checkpoint's training history is malformed")
+    try:
+        args = (arch, tuple(obj["in_shape"]), obj["num_classes"], obj.get("downsample"))
+        # Shapes first, on the meta device (nothing allocated): a forged in_shape or num_classes must
+        # not make the loader allocate gigabytes. The real model is built only once the file's
+        # weights are at least as large, so its memory is bounded by the file's size.
+        with torch.device("meta"):
+            shapes = build_model(*args).state_dict()
+    except Exception as e:  # noqa: BLE001 - any failure to build means "cannot use this file"
+        raise CheckpointError(f"cannot rebuild the model: {(str(e).strip().splitlines() or [''])[0][:200]}") from None
+    need = sum(v.numel() for v in shapes.values())
+    have = sum(v.numel() for v in state.values() if isinstance(v, torch.Tensor))
+    if need > have:
+        missing = [k for k in shapes if k not in state]
+        raise CheckpointError("weights do not fit the architecture: " + (
+            f"missing {', '.join(missing[:3])}" if missing else f"the model needs {need:,} values, the file holds {have:,}"))
+    try:
+        model = build_model(*args)
+    except Exception as e:  # noqa: BLE001
+        raise CheckpointError(f"cannot rebuild the model: {(str(e).strip().splitlines() or [''])[0][:200]}") from None
     try:
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except (RuntimeError, AttributeError) as e:
