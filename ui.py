@@ -18,7 +18,19 @@ from cnnviz.checkpoints import CheckpointError
 ROOT = Path(__file__).resolve().parent
 SHIPPED = ROOT / "checkpoints"
 USER_RUNS = Path(os.environ.get("CNNVIZ_RUNS", ROOT / "runs"))
-MAX_UPLOAD_MB = int(os.environ.get("CNNVIZ_MAX_UPLOAD_MB", "100"))
+
+
+def _upload_limit_mb(default: int = 100) -> int:
+    """`CNNVIZ_MAX_UPLOAD_MB`, or the default when unset or not a whole number >= 1 (a typo must not
+    take the app down; st.file_uploader refuses a limit below 1)."""
+    try:
+        mb = int(os.environ.get("CNNVIZ_MAX_UPLOAD_MB", default))
+    except ValueError:
+        return default
+    return mb if mb >= 1 else default
+
+
+MAX_UPLOAD_MB = _upload_limit_mb()  # matches server.maxUploadSize in .streamlit/config.toml
 
 
 @st.cache_resource(show_spinner=False)
@@ -55,11 +67,14 @@ def checkpoint(path: str | Path) -> checkpoints.Checkpoint:
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _uploaded(digest: str, raw: bytes) -> checkpoints.Checkpoint:
-    return checkpoints.load_checkpoint(raw, max_bytes=MAX_UPLOAD_MB * 2**20)
+def _uploaded(digest: str, _raw: bytes) -> checkpoints.Checkpoint:  # keyed by the digest only
+    return checkpoints.load_checkpoint(_raw, max_bytes=MAX_UPLOAD_MB * 2**20)
 
 
 def uploaded_checkpoint(raw: bytes) -> checkpoints.Checkpoint:
+    limit = MAX_UPLOAD_MB * 2**20
+    if len(raw) > limit:  # refused before it is hashed or read
+        raise CheckpointError(f"file is {len(raw) / 2**20:.1f} MB, over the {MAX_UPLOAD_MB} MB limit")
     return _uploaded(hashlib.sha256(raw).hexdigest(), raw)
 
 
