@@ -44,7 +44,8 @@ def load_image(data: bytes, channels: int, size: tuple[int, int],
             notes.append("16-bit image scaled to 8 bits")
         if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
             bg = Image.new("RGBA", im.size, (255, 255, 255, 255) if channels == 3 else (0, 0, 0, 255))
-            im = Image.alpha_composite(bg, im.convert("RGBA"))
+            base = "L" if im.mode == "LA" else "RGB"  # flattened, the image keeps its own colour model
+            im = Image.alpha_composite(bg, im.convert("RGBA")).convert(base)
             notes.append("transparency flattened onto " + ("white" if channels == 3 else "black"))
         target = "L" if channels == 1 else "RGB"
         if im.mode != target:
