@@ -172,28 +172,26 @@ def _train_settings(cfg: RunConfig) -> dict:
     return d
 
 
-def _existing(path: Path, cfg: RunConfig) -> dict | None:
-    """The meta of a complete checkpoint at `path` for `cfg`; None when the run must be (re)done.
+def _inspect(path: Path, cfg: RunConfig) -> tuple[str, dict | None]:
+    """What `path` holds for `cfg`: ("missing" | "complete" | "incomplete" | "unreadable", meta).
 
-    An incomplete or unreadable file is moved aside first (never deleted). A complete file made with
-    other settings is a GridError: the name does not carry epochs or lr, so skipping it would
-    silently mix two experiments.
+    A complete file made with other settings is a GridError: the name does not carry epochs or lr,
+    so skipping it would silently mix two experiments in one folder.
     """
     if not path.exists():
-        return None
+        return "missing", None
     try:
         meta = read_meta(path)
     except CheckpointError:
-        meta = None
-    if meta is not None and meta.get("complete"):
-        recorded = {k: meta.get("train", {}).get(k) for k in _train_settings(cfg)}
-        differ = [f"{k}={recorded[k]!r} (wanted {v!r})" for k, v in _train_settings(cfg).items()
-                  if recorded[k] != v]
-        if differ:
-            raise GridError(f"{path} was trained with {', '.join(differ)}; use another --out folder")
-        return meta
-    _move_aside(path, "incomplete" if meta is not None else "unreadable")
-    return None
+        return "unreadable", None
+    if not meta.get("complete"):
+        return "incomplete", meta
+    recorded = meta.get("train", {})
+    differ = [f"{k}={recorded.get(k)!r} (wanted {v!r})" for k, v in _train_settings(cfg).items()
+              if recorded.get(k) != v]
+    if differ:
+        raise GridError(f"{path} was trained with {', '.join(differ)}; use another --out folder")
+    return "complete", meta
 
 
 def _move_aside(path: Path, tag: str) -> Path:
@@ -228,6 +226,8 @@ def run_grid(configs: Sequence[RunConfig], out: str | Path, workers: int = 1,
     A failed run is a row with its error; the other runs go on. Raises GridError before training
     anything when `out` holds a complete run made with other settings, or Ray is missing/unreachable.
     """
+    if ray_address:
+        _import_ray()  # a missing Ray is reported before anything is touched
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     configs = [c.resolved() for c in configs]
@@ -245,17 +245,20 @@ def run_grid(configs: Sequence[RunConfig], out: str | Path, workers: int = 1,
         if on_result:
             on_result(row)
 
+    # Every file is checked before anything is moved or trained: a folder made with other settings
+    # fails as a whole, untouched.
+    paths = [out / f"{cfg.name}.pt" for cfg in configs]
+    found = [(cfg, path, *_inspect(path, cfg)) for cfg, path in zip(configs, paths)]
     todo = []
-    for cfg in configs:  # all checks before any training: a bad folder fails fast
-        path = out / f"{cfg.name}.pt"
-        meta = _existing(path, cfg)
-        todo.append((cfg, path, meta))
-    for cfg, path, meta in todo:
-        if meta is not None:
+    for cfg, path, state, meta in found:
+        if state == "complete":
             h = meta["history"]
             finish(_row(cfg, "skipped", test_acc=h[-1]["test_acc"] if h else None, file=path.name,
                         device=meta.get("train", {}).get("device", "")), trained=False)
-    todo = [(cfg, path) for cfg, path, meta in todo if meta is None]
+            continue
+        if state in ("incomplete", "unreadable"):
+            _move_aside(path, state)  # kept beside the folder's runs, never deleted; the run starts over
+        todo.append((cfg, path))
 
     if ray_address:
         _run_on_ray(todo, ray_address, finish)
@@ -293,28 +296,41 @@ def _ray_cpus_per_run(ray) -> int:
     return max(1, min(RAY_MAX_CPUS_PER_RUN, smallest // 2))
 
 
-def _run_on_ray(todo, address: str, finish) -> None:
+def ray_runtime_env() -> dict:
+    """The Ray job environment a grid needs: this cnnviz package, shipped to every worker.
+
+    Workers then run the driver's exact code (comparable results) and need no checkout of their own;
+    they find the data the usual way (`CNNVIZ_DATA` in the environment of `ray start`, Debian's
+    Fashion-MNIST package, or a download). Ray accepts a local folder here only at `ray.init`.
+    """
+    return {"py_modules": [str(Path(__file__).resolve().parent)]}
+
+
+def _import_ray():
     try:
         import ray
     except ImportError:
         raise GridError(RAY_INSTALL) from None
-    started_here = not ray.is_initialized()
+    return ray
+
+
+def _run_on_ray(todo, address: str, finish) -> None:
+    ray = _import_ray()
+    started_here = not ray.is_initialized()  # else the caller's ray.init(runtime_env=ray_runtime_env())
     if started_here:
         try:
-            ray.init(address=address)  # "auto": the cluster `ray start` made on this machine
+            ray.init(address=address, runtime_env=ray_runtime_env())  # "auto": the cluster `ray start` made here
         except ConnectionError as e:
             raise GridError(f"no Ray cluster at {address!r} ({e}); start one with `ray start --head`") from None
     try:
         has_gpus = ray.cluster_resources().get("GPU", 0) >= 1
         cpus = _ray_cpus_per_run(ray)
-        # Ship this cnnviz package to the workers, so every machine runs the driver's exact code.
-        env = {"py_modules": [str(Path(__file__).resolve().parent)]}
         task = ray.remote(_ray_task)
         refs = {}
         for slot, (cfg, path) in enumerate(todo):
             on_gpu = has_gpus and cfg.device in ("auto", "cuda")
             opts = {"num_gpus": 1, "num_cpus": 1} if on_gpu else {"num_cpus": cpus}
-            ref = task.options(**opts, runtime_env=env).remote(cfg, str(path), slot, None if on_gpu else cpus)
+            ref = task.options(**opts).remote(cfg, str(path), slot, None if on_gpu else cpus)
             refs[ref] = (cfg, path)
         pending = list(refs)
         while pending:
@@ -371,9 +387,9 @@ def stats_table(stats: list[dict]) -> str:
     """The summary as aligned text: one line per group, mean ± std over its n seeds."""
     if not stats:
         return "no complete runs"
-    lines = [f"{'dataset':<14} {'arch':<20} {'downsample':<10} {'n':>2}  {'mean ± std':<17} {'min':>6} {'max':>6}"]
+    lines = [f"{'dataset':<14} {'arch':<20} {'downsample':<10} {'n':>2}  {'mean ± std':<15}  {'min':<6}  {'max':<6}"]
     for s in stats:
-        spread = "" if s["std"] is None else f" ± {s['std']:.4f}"
+        spread = f"{s['mean']:.4f}" + ("" if s["std"] is None else f" ± {s['std']:.4f}")
         lines.append(f"{s['dataset']:<14} {s['arch']:<20} {s['downsample'] or '-':<10} {s['n']:>2}  "
-                     f"{s['mean']:.4f}{spread:<9} {s['min']:.4f} {s['max']:.4f}")
+                     f"{spread:<15}  {s['min']:.4f}  {s['max']:.4f}")
     return "\n".join(lines)
