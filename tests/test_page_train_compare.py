@@ -7,15 +7,17 @@ and with average pooling (seed 0) -- one group of two seeds and one single run.
 """
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
-import pickle
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import streamlit as st
+import torch
 from streamlit.testing.v1 import AppTest
 
 import ui
@@ -62,6 +64,15 @@ def open_page(**params) -> AppTest:
 def charts(at) -> dict[str, dict]:
     """Plotly specs by the chart's key (the element id ends with it)."""
     return {el.proto.id.rsplit("-", 1)[-1]: json.loads(el.proto.spec) for el in at.get("plotly_chart")}
+
+
+def array(value) -> np.ndarray:
+    """A plotly data array from a spec: a plain list, or plotly's typed array {dtype, bdata, shape}."""
+    if isinstance(value, dict):
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        shape = value.get("shape")
+        return flat.reshape([int(n) for n in str(shape).split(",")]) if shape else flat
+    return np.asarray(value)
 
 
 def metric(at, label: str) -> str:
@@ -221,19 +232,25 @@ def test_the_comparison_table_and_its_csv_have_one_row_per_selected_run(user_run
 def test_one_run_shows_per_class_accuracy_confusion_and_misclassified_images(user_runs):
     at = compare(user_runs)
     specs = charts(at)
-    assert len(specs["c_per_class"]["data"][0]["y"]) == 10
-    cm = specs["c_confusion"]["data"][0]["z"]
-    assert sum(map(sum, cm)) == 10_000
-    assert len(at.get("imgs")) >= 1
+    assert array(specs["c_per_class"]["data"][0]["y"]).shape == (10,)
+    cm = array(specs["c_confusion"]["data"][0]["z"])
+    assert cm.shape == (10, 10) and cm.sum() == 10_000
+    wrong = at.image[0].captions  # the first gallery: misclassified images of the selected run
+    assert 1 <= len(wrong) <= 12 and all(" → " in c for c in wrong)
+    true, pred = wrong[0].split(": ", 1)[1].split(" → ")
+    assert true != pred
 
 
 def test_run_diff_compares_two_runs_on_the_same_dataset(user_runs):
     at = compare(user_runs)
     assert at.query_params["a"] == user_runs[1][0] and at.query_params["b"] == user_runs[1][2]  # another method
     specs = charts(at)
-    delta = specs["c_diff_confusion"]["data"][0]["z"]
-    assert sum(map(sum, delta)) == 0  # both runs classify the same 10,000 images
+    delta = array(specs["c_diff_confusion"]["data"][0]["z"])
+    assert delta.shape == (10, 10) and delta.sum() == 0  # both runs classify the same 10,000 images
+    assert (delta != 0).any()  # max and avg pooling do not make the same mistakes
     assert any(m.value.startswith("**Right in A, wrong in B**") for m in at.markdown)
+    right_a, right_b = at.image[1].captions, at.image[2].captions  # captions: "true: A pred, B pred"
+    assert right_a and right_b and all(", B " in c for c in right_a + right_b)
 
 
 def test_cost_against_accuracy_colours_points_by_downsampling(user_runs):
@@ -260,13 +277,19 @@ class _RunsCode:
         return print, ("this ran",)
 
 
+def _saved(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)  # a real torch file whose pickle would call code when loaded without weights_only
+    return buf.getvalue()
+
+
 def test_bad_uploads_show_one_error_line_each_not_an_exception(user_runs):
     folder, ids = user_runs
     real = (folder / ids[0].split("/", 1)[1]).read_bytes()
     at = compare(user_runs)
     at.file_uploader(key="c_upload").set_value([
         ("truncated.pt", real[: len(real) // 2], "application/octet-stream"),
-        ("hostile.pt", pickle.dumps({"format": "cnnviz-checkpoint", "x": _RunsCode()}), "application/octet-stream"),
+        ("hostile.pt", _saved({"format": "cnnviz-checkpoint", "x": _RunsCode()}), "application/octet-stream"),
     ]).run()
     assert not at.exception
     assert [e.value for e in at.error] == [
