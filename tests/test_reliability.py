@@ -325,8 +325,9 @@ def test_train_compare_page_shows_one_error_per_bad_upload_and_no_exception(good
     _require_page("train_compare.py")
     monkeypatch.setattr(ui_module, "MAX_UPLOAD_MB", 1)  # so an over-limit file is small enough to build
     at = _app()
+    at.switch_page("pages/train_compare.py")
+    at.query_params["part"] = "Compare"  # the uploader is on the Compare tab
     at.run()
-    at.switch_page("pages/train_compare.py").run()
     assert not at.exception, [e.value for e in at.exception]
     uploader = at.file_uploader(key="c_upload")
     assert uploader.proto.max_upload_size_mb == 1  # the widget's own limit follows ui.MAX_UPLOAD_MB
@@ -726,7 +727,7 @@ def test_a_job_outlives_its_session_and_a_fresh_session_reads_it(page_registry, 
     assert snap.state == "completed"
     second.run()
     assert not second.exception, [e.value for e in second.exception]
-    assert any("Finished 1 epochs" in s.value for s in second.success), [s.value for s in second.success]
+    assert any("Finished 1 epoch" in s.value for s in second.success), [s.value for s in second.success]
     assert snap.checkpoint.exists() and load_checkpoint(snap.checkpoint).meta["complete"] is True
 
 
