@@ -28,7 +28,7 @@ def manifest_entry(path: Path) -> dict:
 def write_manifest(folder: Path) -> Path:
     entries = [manifest_entry(p) for p in sorted(Path(folder).glob("*.pt"))]
     out = Path(folder) / "manifest.json"
-    tmp = out.with_suffix(".json.tmp")
+    tmp = out.with_suffix(f".json.tmp{os.getpid()}")  # several writers may race
     tmp.write_text(json.dumps({"runs": entries, "total_bytes": sum(e["size_bytes"] for e in entries)},
                               indent=1) + "\n")
     os.replace(tmp, out)
