@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 import torch.nn as nn
-from plotly.subplots import make_subplots
+from plotly.subplots import make_subplots  # the step view: input and output side by side
 
 from .data import Dataset
 from .figures import DOWNSAMPLE_COLORS
@@ -87,7 +87,7 @@ def shapes_figure(s: Summary, downsample: str | None = None, height: int = 360) 
     layers = diagram_layers(s)
     fig = go.Figure()
     x, gap = 0.0, 1.2
-    xs, ys, hover = [], [], []
+    xs, ys, hover, shapes, notes = [], [], [], [], []
     max_size = max(d["size"] for d in layers)
     for d in layers:
         color = d["color"]
@@ -95,18 +95,20 @@ def shapes_figure(s: Summary, downsample: str | None = None, height: int = 360) 
             color = DOWNSAMPLE_COLORS[downsample]
         w = 1 + math.log2(max(d["channels"], 1))
         h = max(d["size"], 0.6)  # a 1x1 map is still drawn visibly
-        fig.add_shape(type="rect", x0=x, x1=x + w, y0=-h / 2, y1=h / 2, line=dict(color="#333", width=1),
-                      fillcolor=color, opacity=0.85)
+        shapes.append(dict(type="rect", x0=x, x1=x + w, y0=-h / 2, y1=h / 2, line=dict(color="#333", width=1),
+                           fillcolor=color, opacity=0.85))
         dims = " x ".join(map(str, d["shape"]))
-        fig.add_annotation(x=x + w / 2, y=max_size / 2 + 1, text=d["name"], showarrow=False,
-                           textangle=-60, yanchor="bottom", font=dict(size=11))
-        fig.add_annotation(x=x + w / 2, y=-h / 2 - 0.6, text=dims.replace(" x ", "x"), showarrow=False,
-                           yanchor="top", textangle=-60, font=dict(size=10, color="#444"))
+        notes.append(dict(x=x + w / 2, y=max_size / 2 + 1, text=d["name"], showarrow=False, textangle=-60,
+                          yanchor="bottom", font=dict(size=11)))
+        notes.append(dict(x=x + w / 2, y=-h / 2 - 0.6, text=dims.replace(" x ", "x"), showarrow=False,
+                          yanchor="top", textangle=-60, font=dict(size=10, color="#444")))
         xs.append(x + w / 2)
         ys.append(0)
         hover.append(f"<b>{d['name']}</b> ({d.get('layer', 'input')})<br>output {dims}<br>"
                      f"params {d['params']:,}" + (f"<br>{d['formula']}" if d["formula"] else ""))
         x += w + gap
+    # Shapes and annotations set in one go: adding them one at a time is quadratic in plotly.
+    fig.update_layout(shapes=shapes, annotations=notes)
     fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", marker=dict(size=14, opacity=0),
                              hovertext=hover, hoverinfo="text", showlegend=False))
     # A legend of the kinds present, drawn with invisible points.
@@ -117,9 +119,8 @@ def shapes_figure(s: Summary, downsample: str | None = None, height: int = 360) 
                  "front": "engineered front end (fixed)"}.get(d["kind"], d["kind"])
         color = DOWNSAMPLE_COLORS.get(downsample, d["color"]) if d["kind"] == "downsample" else d["color"]
         seen.setdefault(label, color)
-    for label, color in seen.items():
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=label,
-                                 marker=dict(size=12, symbol="square", color=color)))
+    fig.add_traces([go.Scatter(x=[None], y=[None], mode="markers", name=label,
+                               marker=dict(size=12, symbol="square", color=color)) for label, color in seen.items()])
     fig.update_xaxes(visible=False, range=[-gap, x])
     fig.update_yaxes(title="spatial size (pixels)", range=[-max_size / 2 - 9, max_size / 2 + 9],
                      zeroline=False, showticklabels=False)
@@ -328,9 +329,9 @@ def class_map_figure(sm: ScoreMaps, classes, cell: tuple[int, int] | None = None
                                text=short, customdata=text, texttemplate="%{text}",
                                textfont=dict(size=10, color="white"), showlegend=False,
                                hovertemplate="cell (%{y}, %{x}): %{customdata}<extra></extra>"))
-    for i, name in enumerate(classes):  # a legend: which colour is which class
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=str(name),
-                                 marker=dict(size=11, symbol="square", color=CLASS_COLORS[i])))
+    fig.add_traces([go.Scatter(x=[None], y=[None], mode="markers", name=str(name),  # legend: colour -> class
+                               marker=dict(size=11, symbol="square", color=CLASS_COLORS[i]))
+                    for i, name in enumerate(classes)])
     if cell is not None:
         r, c = cell
         fig.add_shape(type="rect", x0=c - 0.5, x1=c + 0.5, y0=r - 0.5, y1=r + 0.5,
@@ -341,24 +342,40 @@ def class_map_figure(sm: ScoreMaps, classes, cell: tuple[int, int] | None = None
     return fig
 
 
-def score_maps_figure(sm: ScoreMaps, classes, height: int = 330) -> go.Figure:
-    """One small map per class: the softmax probability of that class in each output cell (0..1)."""
-    k = len(classes)
-    cols = 5
+def tile_maps(maps: np.ndarray, cols: int = 5, gap: int = 1) -> np.ndarray:
+    """(K, h, w) -> one (rows*(h+gap)-gap, cols*(w+gap)-gap) array, map i at row i // cols, NaN between.
+
+    Unlike `figures.tile` the values are kept (not rescaled per map), so probabilities stay comparable.
+    """
+    k, h, w = maps.shape
     rows = math.ceil(k / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(classes), horizontal_spacing=0.02,
-                        vertical_spacing=0.12)
-    for i in range(k):
+    out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap), np.nan, dtype=np.float32)
+    for i, m in enumerate(maps):
         r, c = divmod(i, cols)
-        fig.add_trace(go.Heatmap(z=sm.probs[i], zmin=0, zmax=1, coloraxis="coloraxis",
-                                 hovertemplate=f"{classes[i]}<br>cell (%{{y}}, %{{x}}): p=%{{z:.3f}}<extra></extra>"),
-                      r + 1, c + 1)
-    for i in range(k):
+        out[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = m
+    return out
+
+
+def score_maps_figure(sm: ScoreMaps, classes, cols: int = 5, height: int = 330) -> go.Figure:
+    """One small map per class, the softmax probability of that class in each output cell (0..1), tiled
+    into ONE heatmap (ten subplots cost seconds to build and draw; one heatmap costs milliseconds)."""
+    k, h, w = sm.probs.shape
+    z = tile_maps(sm.probs, cols)
+    names = np.full(z.shape, "", dtype=object)
+    cells = np.full(z.shape, "", dtype=object)
+    notes = []
+    for i, name in enumerate(classes):
         r, c = divmod(i, cols)
-        fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor=f"x{i + 1 if i else ''}",
-                         row=r + 1, col=c + 1)
-    fig.update_xaxes(showticklabels=False)
-    fig.update_layout(coloraxis=dict(colorscale="Viridis", cmin=0, cmax=1, colorbar=dict(title="p")),
-                      height=height * rows / 2, margin=dict(l=5, r=5, t=30, b=5))
-    fig.update_annotations(font_size=11)
+        names[r * (h + 1): r * (h + 1) + h, c * (w + 1): c * (w + 1) + w] = str(name)
+        for y in range(h):
+            for x in range(w):
+                cells[r * (h + 1) + y, c * (w + 1) + x] = f"({y}, {x})"
+        notes.append(dict(x=c * (w + 1) + (w - 1) / 2, y=r * (h + 1) - 0.6, text=str(name), showarrow=False,
+                          yanchor="bottom", font=dict(size=11)))
+    fig = go.Figure(go.Heatmap(z=z, zmin=0, zmax=1, colorscale="Viridis", customdata=np.dstack([names, cells]),
+                               colorbar=dict(title="p", thickness=12), hoverongaps=False,
+                               hovertemplate="%{customdata[0]}, cell %{customdata[1]}: p=%{z:.3f}<extra></extra>"))
+    fig.update_layout(annotations=notes, height=height, margin=dict(l=5, r=5, t=25, b=5), plot_bgcolor="white")
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", visible=False)
+    fig.update_xaxes(visible=False)
     return fig

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from cnnviz.data import DATASETS
 from cnnviz.diagram import (diagram_layers, fc_vs_1x1_params, make_canvas, measure_conv_output, pick_images,
-                            score_maps, shapes_figure, sliding_figure, softmax, summary_table, window_at)
+                            score_maps, shapes_figure, sliding_figure, softmax, summary_table, tile_maps,
+                            window_at)
 from cnnviz.models import build_model
 from cnnviz.summary import conv_output_size, summary
 
@@ -104,3 +105,11 @@ def test_score_map_of_lenet_1x1_on_a_56px_canvas_is_8x8_and_4_pixels_apart(fashi
     assert one.probs.shape == (10, 1, 1)
     alone = model(fashion_mnist.normalize(fashion_mnist.test_x[idx[:1]]))
     np.testing.assert_allclose(one.logits[:, 0, 0], alone[0].detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_tile_maps_keeps_values_and_puts_nan_between():
+    maps = np.arange(10 * 2 * 3, dtype=np.float32).reshape(10, 2, 3)
+    t = tile_maps(maps, cols=5)
+    assert t.shape == (2 * 3 - 1, 5 * 4 - 1)
+    np.testing.assert_array_equal(t[3:5, 4:7], maps[6])  # row 1, column 1
+    assert np.isnan(t[2]).all() and np.isnan(t[:, 3]).all()
