@@ -1,0 +1,487 @@
+"""Downsampling: pooling vs interpolation vs stride, on the lecture's 4x4 example, on real feature
+maps, in training, and under shifts of the input."""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import ui
+from cnnviz import features, figures, runtable, shift, shipped
+from cnnviz.checkpoints import CheckpointError, read_meta
+from cnnviz.data import DATASETS
+from cnnviz.downsample import DOWNSAMPLE_LABELS, DOWNSAMPLE_METHODS
+from cnnviz.images import ImageError, load_image
+
+COLORS = figures.DOWNSAMPLE_COLORS
+LABELS = DOWNSAMPLE_LABELS
+SHORT = {"max": "max pooling", "avg": "average pooling", "bilinear": "bilinear x0.5", "nearest": "nearest x0.5",
+         "stride": "the strided conv", "blurmax": "blurmax"}
+UNTRAINED = "untrained"
+PATTERNS = ("1..16", "random integers", "checkerboard", "one bright pixel")
+FILL_LABELS = {"zero": "zeros (black)", "edge": "repeat the image's edge column"}
+
+ui.header("Downsampling: pooling vs interpolation vs stride",
+          "Five ways to halve a feature map (plus Zhang's anti-aliased max pooling): on the lecture's "
+          "4x4 example, on the feature maps of a real image, in training, and under shifts of the input.")
+
+# ---- URL state: every main choice lives in st.query_params, garbage falls back to defaults ----------
+
+_notices: list[str] = []
+_notice_slot = st.container()  # filled at the end, once every parameter has been checked
+
+
+def _from_url(key: str, valid, default, convert=str):
+    """A widget's value: the session's own, else the URL's if valid, else `default` (noted)."""
+    if key in st.session_state and valid(st.session_state[key]):
+        return
+    raw = st.query_params.get(key)
+    value = default
+    if raw is not None and key not in st.session_state:
+        try:
+            parsed = convert(raw)
+        except (TypeError, ValueError):
+            parsed = None
+        if parsed is not None and valid(parsed):
+            value = parsed
+        else:
+            _notices.append(f"{key}={raw!r}")
+    st.session_state[key] = value
+
+
+def _int_in(lo, hi):
+    return lambda v: isinstance(v, int) and lo <= v <= hi
+
+
+# =====================================================================================================
+st.header("1. The lecture's 4x4 → 2x2 example")
+st.caption("Edit the 4x4 data v1..v16 and the 2x2 kernel w1..w4 with bias b; m1..m4 are recomputed by "
+           "the same torch operations the networks use.")
+
+c_grid, c_kernel = st.columns([3, 2])
+with c_grid:
+    pattern = st.selectbox("Start from", PATTERNS, key="we_pattern",
+                           help="Resets the grid below to this pattern; then edit any cell.")
+    if pattern == "1..16":
+        start = np.arange(1, 17, dtype=float).reshape(4, 4)
+    elif pattern == "random integers":
+        start = np.random.default_rng(0).integers(0, 10, size=(4, 4)).astype(float)
+    elif pattern == "checkerboard":
+        start = (np.indices((4, 4)).sum(0) % 2 * 9).astype(float)
+    else:
+        start = np.zeros((4, 4))
+        start[1, 2] = 9.0
+    grid_df = st.data_editor(pd.DataFrame(start, columns=[f"col {j + 1}" for j in range(4)],
+                                          index=[f"row {i + 1}" for i in range(4)]),
+                             key=f"we_grid_{pattern}", width="content")
+    st.caption("Cell (row r, col c) is v with index 4(r-1) + c: the first row is v1..v4.")
+with c_kernel:
+    kernel_df = st.data_editor(pd.DataFrame([[0.25, 0.25], [0.25, 0.25]], columns=["col 1", "col 2"],
+                                            index=["row 1", "row 2"]), key="we_kernel", width="content")
+    st.caption("The kernel w1 w2 / w3 w4 of the strided convolution (stride 2, no padding).")
+    bias = st.number_input("bias b", value=0.0, step=0.5, key="we_bias")
+
+grid = grid_df.to_numpy(dtype=float)
+kernel = kernel_df.to_numpy(dtype=float)
+if not (np.isfinite(grid).all() and np.isfinite(kernel).all()):
+    st.error("Fill every cell of the grid and the kernel with a number.")
+else:
+    we = features.worked_example(grid, kernel, bias)
+    st.dataframe(pd.DataFrame([we[m].reshape(-1) for m in ("max", "avg", "bilinear", "nearest", "stride")],
+                              columns=["m1", "m2", "m3", "m4"],
+                              index=[LABELS[m] for m in ("max", "avg", "bilinear", "nearest", "stride")]),
+                 key="we_results")
+    v = grid.reshape(-1)
+    blocks = [(0, 1, 4, 5), (2, 3, 6, 7), (8, 9, 12, 13), (10, 11, 14, 15)]  # v indices of m1..m4
+
+    def _latex(method: str) -> str:
+        lines = []
+        for i, b in enumerate(blocks):
+            sym = ", ".join(f"v_{{{j + 1}}}" for j in b)
+            num = ", ".join(f"{v[j]:g}" for j in b)
+            out = we[method].reshape(-1)[i]
+            if method == "max":
+                rhs = rf"\max({sym}) = \max({num})"
+            elif method in ("avg", "bilinear"):
+                rhs = rf"\tfrac14({' + '.join(f'v_{{{j + 1}}}' for j in b)}) = \tfrac14({' + '.join(f'{v[j]:g}' for j in b)})"
+            elif method == "nearest":
+                rhs = rf"v_{{{b[0] + 1}}}"
+            else:
+                w = kernel.reshape(-1)
+                rhs = (" + ".join(rf"w_{{{k + 1}}} v_{{{j + 1}}}" for k, j in enumerate(b)) + " + b = "
+                       + " + ".join(rf"{w[k]:g} \cdot {v[j]:g}" for k, j in enumerate(b)) + rf" + {bias:g}")
+            lines.append(rf"m_{{{i + 1}}} &= {rhs} = {out:.4g}")
+        return r"\begin{aligned}" + r"\\ ".join(lines) + r"\end{aligned}"
+
+    tabs = st.tabs([LABELS[m] for m in ("max", "avg", "bilinear", "nearest", "stride")])
+    notes = {"max": "`nn.MaxPool2d(2, 2)`: the largest value of each 2x2 block.",
+             "avg": "`nn.AvgPool2d(2, 2)`: the mean of each 2x2 block.",
+             "bilinear": "`F.interpolate(scale_factor=0.5, mode='bilinear', align_corners=False)` samples "
+                         "at the centre of each 2x2 block, half-way between 4 pixels: on even sizes it "
+                         "is exactly average pooling.",
+             "nearest": "`F.interpolate(scale_factor=0.5, mode='nearest')` keeps the top-left pixel of "
+                        "each block (source index floor(2i)) and throws the other three away.",
+             "stride": "`nn.Conv2d(1, 1, kernel_size=2, stride=2)`: a learned weighted sum of each block."}
+    for tab, m in zip(tabs, ("max", "avg", "bilinear", "nearest", "stride")):
+        with tab:
+            st.markdown(notes[m])
+            st.latex(_latex(m))
+    if np.allclose(we["stride"], we["avg"]):
+        st.info("With these weights the strided convolution computes exactly average pooling: pooling "
+                "is a strided convolution with a fixed kernel, which training is free to learn or not.")
+    elif np.allclose(we["stride"], we["nearest"]):
+        st.info("With these weights the strided convolution computes exactly nearest x0.5: both keep the "
+                "top-left pixel of each block.")
+
+# =====================================================================================================
+st.header("2. On the feature maps of a real image")
+
+names = list(DATASETS)
+_from_url("dataset", lambda d: d in names, names[0])
+dataset_name = st.selectbox("Dataset", names, key="dataset", help="The test split of this dataset.")
+ds = ui.dataset(dataset_name)
+spec = DATASETS[dataset_name]
+
+
+@st.cache_data(show_spinner=False)
+def _class_indices(name: str) -> list[np.ndarray]:
+    y = ui.dataset(name).test_y.numpy()
+    return [np.flatnonzero(y == c) for c in range(len(DATASETS[name].classes))]
+
+
+by_class = _class_indices(dataset_name)
+_from_url("class", lambda c: c in spec.classes, spec.classes[0])
+c_img, c_pick = st.columns([1, 3])
+with c_pick:
+    mode = st.radio("Image", ["test image", "upload"], horizontal=True, key="img_mode",
+                    help="A test image of the chosen class, or any PNG/JPEG of yours (converted to the "
+                         "dataset's channels and size).")
+    cls = st.selectbox("Class", spec.classes, key="class")
+    members = by_class[spec.classes.index(cls)]
+    _from_url("index", _int_in(0, len(members) - 1), 0, int)
+    index = st.number_input(f"Index within the class (0..{len(members) - 1})", 0, len(members) - 1,
+                            key="index", step=1)
+    test_idx = int(members[index])
+    x_uint8, where = ds.test_x[test_idx], f"test image #{test_idx} ({cls})"
+    if mode == "upload":
+        up = st.file_uploader("PNG or JPEG", type=["png", "jpg", "jpeg"], key="upload")
+        if up is not None:
+            try:
+                x_uint8, conversions = load_image(up.getvalue(), spec.shape[0], spec.shape[1:])
+                where = f"your image {up.name!r}"
+                if conversions:
+                    st.caption("Converted: " + "; ".join(conversions) + ".")
+            except ImageError as e:
+                st.error(f"{e}; showing {where} instead.")
+with c_img:
+    st.plotly_chart(figures.image_figure(x_uint8.numpy(), height=200), key="input_image")
+    st.caption(where)
+
+# ---- which network's feature maps -----------------------------------------------------------------
+table = ui.runs_table()
+runs_here = table[table["dataset"] == dataset_name] if not table.empty else table
+run_keys = {f"{r.origin}/{r.file}": r for r in runs_here.itertuples()} if not runs_here.empty else {}
+sources = [UNTRAINED] + list(run_keys)
+preferred = [k for k, r in run_keys.items() if r.origin == "shipped" and r.arch == "downsample_compare"]
+default_source = next((k for k in preferred if run_keys[k].downsample == "max"), preferred[0] if preferred else UNTRAINED)
+_from_url("source", lambda s: s in sources, default_source)
+
+
+def _source_label(key: str) -> str:
+    if key == UNTRAINED:
+        return "untrained downsample_compare (torch.manual_seed(0))"
+    r = run_keys[key]
+    return f"{r.label} ({r.origin}, {100 * r.test_acc:.1f}% test)" if r.test_acc == r.test_acc else r.label
+
+
+@st.cache_resource(show_spinner=False)
+def _untrained(name: str):
+    return shift.untrained_model(DATASETS[name].shape, len(DATASETS[name].classes))
+
+
+c_src, c_layer, c_ch = st.columns([3, 1, 3])
+with c_src:
+    source = st.selectbox("Network", sources, key="source", format_func=_source_label,
+                          help="Whose conv layer produces the feature maps: a shipped or your own "
+                               "checkpoint of this dataset, or a freshly initialised net.")
+model = None
+if source != UNTRAINED:
+    try:
+        model = ui.checkpoint(run_keys[source].path).model
+    except (CheckpointError, OSError) as e:
+        ui.show_error(e)
+    if model is not None and not shift.conv2d_layers(model):
+        st.warning(f"{run_keys[source].label} has no learned conv layer; showing the untrained net.")
+        model = None
+if model is None:
+    model = _untrained(dataset_name)
+if not preferred:
+    st.info(f"No shipped downsample_compare checkpoint for {dataset_name} yet: train one on the Train & "
+            f"compare page or with `python -m cnnviz train --arch downsample_compare --dataset "
+            f"{dataset_name}`.")
+layers = shift.conv2d_layers(model)
+_from_url("layer", lambda l: l in layers, layers[0])
+with c_layer:
+    layer = st.selectbox("Conv layer", layers, key="layer", help="Its activation (after ReLU) is downsampled.")
+
+dense, densified = shift.dense_for_comparison(model, layer)
+x_norm = ds.normalize(x_uint8[None])
+t0 = time.perf_counter()
+cmp = features.compare_downsampling(dense, x_norm, layer)
+compare_ms = 1000 * (time.perf_counter() - t0)
+fmap = shift.to_numpy(cmp.fmap)
+n_ch = fmap.shape[0]
+if densified:
+    st.caption(f"This network was trained with a stride-2 {layer}; it is run here at stride 1 so every "
+               "method downsamples the same map (its `stride` panel is the trained net's own output).")
+
+with c_ch:
+    if [c for c in st.session_state.get("channels", []) if c >= n_ch] or not st.session_state.get("channels"):
+        st.session_state["channels"] = list(range(min(16, n_ch)))
+    channels = st.multiselect(f"Channels (of {n_ch})", list(range(n_ch)), key="channels",
+                              help="Tiled into one heatmap per method; each map is scaled to its own "
+                                   "min..max.")
+if not channels:
+    channels = list(range(min(16, n_ch)))
+
+panels = [("before", f"{layer} (after ReLU)", fmap, "#000000")] + [
+    (m, LABELS[m], shift.to_numpy(cmp.downsampled[m]), COLORS[m]) for m in DOWNSAMPLE_METHODS]
+for row in range(0, len(panels), 4):
+    cols = st.columns(4)
+    for col, (key, title, maps, color) in zip(cols, panels[row:row + 4]):
+        with col:
+            st.markdown(f"<span style='color:{color}'>■</span> **{title}**", unsafe_allow_html=True)
+            st.plotly_chart(figures.heatmap(figures.tile(maps[channels]), colorscale="gray", height=260),
+                            key=f"fmap_{key}")
+            st.caption(f"output shape {tuple(maps.shape)} (C, H, W)")
+st.caption(f"Computed in {compare_ms:.0f} ms for this image (all methods). Map sizes follow "
+           "S_o = floor((S_D - K + 2P) / S) + 1.")
+st.latex(r"S_o = \left\lfloor \frac{S_D - K + 2P}{S} \right\rfloor + 1")
+
+# ---- difference of two methods ----------------------------------------------------------------------
+st.subheader("Difference between two methods")
+
+
+def _pair(raw: str):
+    a, b = raw.split(",")
+    return (a, b) if a in DOWNSAMPLE_METHODS and b in DOWNSAMPLE_METHODS else None
+
+
+if "diff_a" not in st.session_state or "diff_b" not in st.session_state:
+    _from_url("diff", lambda p: p is not None, ("max", "avg"), _pair)
+    st.session_state["diff_a"], st.session_state["diff_b"] = st.session_state.pop("diff")
+c_a, c_b, c_m = st.columns([2, 2, 1])
+with c_a:
+    diff_a = st.selectbox("Method A", DOWNSAMPLE_METHODS, key="diff_a", format_func=LABELS.get)
+with c_b:
+    diff_b = st.selectbox("Method B", DOWNSAMPLE_METHODS, key="diff_b", format_func=LABELS.get)
+delta = shift.to_numpy(features.difference(cmp.downsampled[diff_a], cmp.downsampled[diff_b]))
+mad = float(np.abs(delta).mean())
+with c_m:
+    st.metric("mean |A − B|", f"{mad:.4f}", help="Over all channels and pixels of the common size.")
+
+
+def _tile_signed(maps: np.ndarray, pad: int = 1) -> np.ndarray:
+    # figures.tile rescales each map to 0..1, which would hide the sign: tile the raw values instead.
+    n, h, w = maps.shape
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad), np.nan, np.float32)
+    for i, m in enumerate(maps):
+        r, c = divmod(i, cols)
+        out[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = m
+    return out
+
+
+st.plotly_chart(figures.heatmap(_tile_signed(delta[channels]), colorscale="RdBu", zmid=0, showscale=True,
+                                height=360, title=f"{LABELS[diff_a]} − {LABELS[diff_b]}"), key="diff_map")
+if mad == 0:
+    st.caption("The two methods give identical maps here (bilinear x0.5 with align_corners=False "
+               "averages each 2x2 block, exactly like average pooling, on even sizes).")
+else:
+    st.caption(f"Red: A larger, blue: B larger (colour scale centred on 0). Shapes "
+               f"{tuple(cmp.downsampled[diff_a].shape)} and {tuple(cmp.downsampled[diff_b].shape)}, "
+               f"compared on the common {delta.shape[-2]}x{delta.shape[-1]}.")
+
+# =====================================================================================================
+st.header("3. Trained with each method")
+st.caption("The lecture's net (conv 5x5 (32) + ReLU, one 2x2 downsampling, FC 128, FC 10) trained once "
+           "per method with the same seed, optimiser, learning rate and epochs.")
+
+group = shipped.group_runs("seeds", dataset_name)
+present = [r for r in group if r.path.exists()]
+missing = [r for r in shipped.group_runs("downsampling", dataset_name) if not r.path.exists()]
+
+
+@st.cache_data(show_spinner=False)
+def _meta(path: str, mtime: float) -> dict:
+    meta = read_meta(path)
+    meta.pop("filter_snapshots", None)
+    return meta
+
+
+metas = []
+for r in present:
+    try:
+        metas.append(_meta(str(r.path), r.path.stat().st_mtime))
+    except (CheckpointError, OSError) as e:
+        st.error(f"{r.filename}: {e}")
+if missing:
+    st.warning(f"No shipped checkpoint yet for {', '.join(LABELS[r.config.downsample] for r in missing)} "
+               f"on {dataset_name}: train it on the Train & compare page or with "
+               f"`{shipped.command_for(missing[0])}` (and likewise for the others).")
+seed0 = {m["downsample"]: m for m in metas if m.get("train", {}).get("seed", 0) == 0}
+order = [m for m in DOWNSAMPLE_METHODS if m in seed0]
+if order:
+    curves = [{"label": LABELS[m], "history": seed0[m]["history"], "color": COLORS[m]} for m in order]
+    c_acc, c_loss = st.columns(2)
+    with c_acc:
+        st.plotly_chart(figures.curves_figure(curves, metrics=("test_acc",), title="Test accuracy per epoch"),
+                        key="runs_acc")
+    with c_loss:
+        st.plotly_chart(figures.curves_figure(curves, metrics=("test_loss",), title="Test loss per epoch"),
+                        key="runs_loss")
+    groups = runtable.group_runs(metas)
+    rows = []
+    for m in order:
+        g = next(g for g in groups if any(x is seed0[m] for x in g.metas))  # the seed-0 run's group
+        secs = [runtable.seconds_per_epoch(x) for x in g.metas]
+        rows.append({"method": LABELS[m], "seeds": g.n,
+                     "final test acc": g.mean, "± std (seeds)": g.std if g.n > 1 else None,
+                     "best test acc": float(np.mean([runtable.final_metrics(x)["best_test_acc"] for x in g.metas])),
+                     "params": seed0[m].get("params"), "seconds/epoch": float(np.nanmean(secs)),
+                     "device": seed0[m].get("train", {}).get("device", "")})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="runs_table", column_config={
+        "final test acc": st.column_config.NumberColumn(format="%.4f"),
+        "± std (seeds)": st.column_config.NumberColumn(format="%.4f"),
+        "best test acc": st.column_config.NumberColumn(format="%.4f"),
+        "seconds/epoch": st.column_config.NumberColumn(format="%.1f")})
+    st.caption("Final and best test accuracy are means over the seeds present; seconds per epoch is "
+               "training time only, on the device each run was trained on.")
+    twins = [(a, b) for a, b in (("avg", "bilinear"), ("nearest", "stride")) if a in seed0 and b in seed0]
+    if twins:
+        gaps = []
+        for a, b in twins:
+            acc_a = np.array([r["test_acc"] for r in seed0[a]["history"]])
+            acc_b = np.array([r["test_acc"] for r in seed0[b]["history"]])
+            e = min(len(acc_a), len(acc_b))
+            gaps.append(f"{SHORT[a]} and {SHORT[b]} differ by at most "
+                        f"{100 * np.abs(acc_a[:e] - acc_b[:e]).max():.2f} points of test accuracy over the epochs")
+        st.caption("Twins: " + "; ".join(gaps) + ". On the even 24x24 map bilinear x0.5 (align_corners=False) "
+                   "averages each 2x2 block like average pooling, and nearest x0.5 keeps the same pixels a "
+                   "stride-2 conv computes, so with the same seed these pairs train the same network up to "
+                   "floating-point rounding.")
+    multi = [g for g in groups if g.n > 1 and g.metas[0]["downsample"] in order]
+    if multi:
+        bands = []
+        for g in sorted(multi, key=lambda g: order.index(g.metas[0]["downsample"])):
+            c = g.curve("test_acc")
+            m = g.metas[0]["downsample"]
+            bands.append({"label": LABELS[m], "color": COLORS[m], "epochs": c.epochs.tolist(),
+                          "mean": c.mean.tolist(), "lo": c.lo.tolist(), "hi": c.hi.tolist(), "n": c.n})
+        st.plotly_chart(figures.band_figure(bands, "test_acc", title="Test accuracy over seeds (mean, min–max band)"),
+                        key="runs_band")
+        st.caption(runtable.compare_sentence(multi))
+else:
+    st.info(f"No trained downsample_compare runs for {dataset_name} yet.")
+
+# =====================================================================================================
+st.header("4. Is it shift-invariant?")
+st.markdown(
+    "Each trained net sees N test images shifted right by 0..k pixels. **Agreement**: the share of images "
+    "whose predicted class stays the same as for the unshifted image. **Similarity**: the cosine between "
+    "the downsampled feature map (layer `pool1`; for `stride` the strided conv's ReLU) of the shifted "
+    "image and the unshifted image's map moved by shift/2 pixels. A 2x2 downsampler keeps every other "
+    "pixel, so even shifts are reproduced exactly (similarity 1 by construction); for odd shifts there "
+    "is no exact answer on the coarse grid and the reference is the half-pixel shift by linear "
+    "interpolation. Maps are compared on interior columns that the filled border, the conv and "
+    "blurmax's reflected edge cannot reach.")
+
+_from_url("k", _int_in(1, 4), 4, int)
+_from_url("n", _int_in(10, 2000), 500, int)
+_from_url("fill", lambda f: f in shift.FILLS, "zero" if shift.default_fill(dataset_name) == 0 else "edge")
+c_k, c_n, c_f = st.columns(3)
+with c_k:
+    k = st.number_input("Largest shift k (pixels)", 1, 4, key="k", step=1)
+with c_n:
+    n = st.number_input("Test images N", 10, 2000, key="n", step=50,
+                        help="A fixed random sample of the test split (the same images for every net).")
+with c_f:
+    fill = st.selectbox("Fill the vacated columns with", shift.FILLS, key="fill", format_func=FILL_LABELS.get,
+                        help="Fashion-MNIST's background is exactly 0; photos are better continued "
+                             "with their own edge column.")
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _probe(name: str, runs: tuple, n: int, k: int, fill: str) -> tuple[pd.DataFrame, float]:
+    data = ui.dataset(name)
+    models = {method: ui.checkpoint(path).model for method, path, _ in runs}
+    t = time.perf_counter()  # the probe itself, not the loading of the checkpoints
+    df = shift.shift_probe_runs(models, shift.probe_images(data.test_x, n), data.normalize,
+                                shifts=range(k + 1), fill=0 if fill == "zero" else "edge")
+    return df, time.perf_counter() - t
+
+
+probe_runs = tuple((m, str(r.path), r.path.stat().st_mtime) for m in DOWNSAMPLE_METHODS for r in present
+                   if r.config.downsample == m and r.config.seed == 0)
+if not probe_runs:
+    st.info(f"The probe needs trained downsample_compare checkpoints for {dataset_name}; none is there yet.")
+else:
+    with st.spinner(f"Shifting {n} images through {len(probe_runs)} nets..."):
+        probe, seconds = _probe(dataset_name, probe_runs, int(n), int(k), fill)
+    st.caption(f"{len(probe_runs)} nets (seed 0) × {k + 1} shifts × {n} images, computed in {seconds:.1f} s "
+               f"(cached). Compared columns of the downsampled map: {probe['columns'].iloc[0]}.")
+    figs = {}
+    for metric, title in (("agreement", "Predictions unchanged"), ("similarity", "Cosine similarity of the downsampled map")):
+        lines = [{"label": LABELS[m], "color": COLORS[m],
+                  "history": [{"epoch": int(s), metric: float(val)} for s, val in
+                              probe.loc[probe.method == m, ["shift", metric]].itertuples(index=False)]}
+                 for m in DOWNSAMPLE_METHODS if m in set(probe.method)]
+        fig = figures.curves_figure(lines, metrics=(metric,), title=title)
+        fig.update_xaxes(title="shift (pixels)", dtick=1)
+        fig.update_yaxes(title="fraction of images" if metric == "agreement" else "mean cosine")
+        figs[metric] = fig
+    c1, c2 = st.columns(2)
+    with c1:
+        st.plotly_chart(figs["agreement"], key="shift_agreement")
+    with c2:
+        st.plotly_chart(figs["similarity"], key="shift_similarity")
+    verdict = shift.shift_verdict(probe, SHORT)
+    st.success(verdict.sentence)
+    table_view = probe.pivot(index="method", columns="shift", values=["agreement", "similarity"])
+    table_view.index = [LABELS[m] for m in table_view.index]
+    table_view.columns = [f"{metric} @ {s}px" for metric, s in table_view.columns]
+    st.dataframe(table_view, key="shift_table")
+
+# ---- aliasing in the spectrum ---------------------------------------------------------------------
+st.subheader("Aliasing in the spectrum")
+st.caption("2-D FFT magnitude (log scale, zero frequency in the centre, mean removed) of one channel of "
+           "the map from section 2, before and after each downsampler. Halving the grid halves the "
+           "highest frequency it can hold (0.25 cycles per original pixel): what lies above is either "
+           "removed (blur, averaging) or folded back onto lower frequencies (aliasing).")
+_from_url("fft_channel", _int_in(0, n_ch - 1), 0, int)
+channel = st.selectbox("Channel", list(range(n_ch)), key="fft_channel")
+hf = shift.high_frequency_fraction(cmp.fmap[channel])
+st.metric("Energy above 0.25 cycles/pixel before downsampling", f"{100 * hf:.1f} %",
+          help="Share of the (mean-removed) energy of this channel's map that a 2x subsampling cannot "
+               "represent.")
+spectra = [("before", f"{layer} {tuple(fmap.shape[-2:])}", cmp.fmap[channel])] + [
+    (m, LABELS[m], cmp.downsampled[m][channel]) for m in DOWNSAMPLE_METHODS]
+for row in range(0, len(spectra), 4):
+    cols = st.columns(4)
+    for col, (key, title, m) in zip(cols, spectra[row:row + 4]):
+        with col:
+            st.plotly_chart(figures.heatmap(shift.spectrum(m), title=title, colorscale="Viridis", height=240),
+                            key=f"fft_{key}")
+
+# ---- write the choices back to the URL ------------------------------------------------------------
+for key in ("dataset", "class", "index", "source", "layer", "k", "n", "fill", "fft_channel"):
+    st.query_params[key] = str(st.session_state[key])
+st.query_params["diff"] = f"{diff_a},{diff_b}"
+if _notices:
+    _notice_slot.info("Ignored URL parameters that do not fit this page (defaults used instead): "
+            + ", ".join(_notices) + ".")
