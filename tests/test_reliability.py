@@ -509,6 +509,47 @@ def test_files_that_are_not_usable_images_are_refused_with_one_line():
             assert needle in str(e.value), (what, str(e.value))
 
 
+# ---- the pages: each bad image is one st.error, each convertible one a "Converted" caption -----------
+
+IMAGE_PAGES = {  # page -> (its uploader's key, the widget changes that show the uploader)
+    "downsampling.py": ("upload", {"img_mode": "upload"}),
+    "engineered.py": ("e_upload", {}),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@pytest.mark.parametrize("page", list(IMAGE_PAGES))
+def test_image_pages_show_one_error_per_bad_image_and_a_note_per_conversion(page, bomb):
+    from PIL import Image
+
+    _require_page(page)
+    _require_fashion_mnist()
+    key, show = IMAGE_PAGES[page]
+    at = _app()
+    at.switch_page(f"pages/{page}")
+    at.query_params["dataset"] = "fashion-mnist"  # a grayscale model: RGB, CMYK and alpha get converted
+    at.run()
+    for widget, value in show.items():
+        at.radio(key=widget).set_value(value).run()
+    assert not at.exception, [e.value for e in at.exception]
+    baseline = len(at.error)
+    imgs = _images()
+    bad = {"notes.png": b"I am a text file", "empty.png": b"", "bomb.png": bomb,
+           "cut.png": _encode(Image.new("L", (64, 64), 3), "PNG")[:60]}
+    for name, raw in bad.items():
+        at.file_uploader(key=key).set_value((name, raw, "image/png")).run()
+        assert not at.exception, (name, [e.value for e in at.exception])
+        assert len(at.error) == baseline + 1, (name, [e.value for e in at.error])
+        _one_line(at.error[-1].value)
+    for name, kind in (("rgb.jpg", "RGB JPEG"), ("cmyk.jpg", "CMYK JPEG"), ("alpha.png", "RGBA PNG"),
+                       ("deep.png", "16-bit gray PNG")):
+        at.file_uploader(key=key).set_value((name, imgs[kind], "image/png")).run()
+        assert not at.exception, (name, [e.value for e in at.exception])
+        assert len(at.error) == baseline, (name, [e.value for e in at.error])
+        assert any(c.value.startswith("Converted: ") for c in at.caption), (name, [c.value for c in at.caption])
+
+
 # ==== names and paths ==============================================================================
 
 HOSTILE_NAMES = ["../x", "/etc/passwd", "..\\..\\x", "a\x00b", "\x00", "\u202etxt.exe", "ｘ／．．／y", "..", ".",
