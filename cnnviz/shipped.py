@@ -44,7 +44,7 @@ def shipped_runs() -> list[ShippedRun]:
     runs += [_run("baselines", a, ds) for ds in (fm, cf) for a in ("mlp", "engineered", "learned_conv", "lenet5")]
     runs += [_run("architectures", a, fm) for a in ("lenet_1x1", "lenet_fc")]
     runs += [_run("downsampling", "downsample_compare", cf, d) for d in DOWNSAMPLE_OPTIONS]
-    runs += [_run("seeds", "downsample_compare", fm, d, seed=s) for s in GRID_SEEDS if s for d in DOWNSAMPLE_OPTIONS]
+    runs += [_run("seeds", "downsample_compare", fm, d, seed=s) for d in DOWNSAMPLE_OPTIONS for s in GRID_SEEDS if s]
     runs += [_run("architectures", "lenet_fc", cf)]
     runs += [_run("architectures", a, fm, expensive=True) for a in ("conv_stride", "conv_pool", "same_padding", "conv_only")]
     runs += [_run("architectures", "conv_pool", cf, expensive=True)]
