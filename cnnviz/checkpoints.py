@@ -105,6 +105,8 @@ def _read(source) -> dict:
             obj = torch.load(io.BytesIO(source), weights_only=True, map_location="cpu")
         else:
             obj = torch.load(source, weights_only=True, map_location="cpu")
+    except (FileNotFoundError, IsADirectoryError):
+        raise CheckpointError(f"no checkpoint file at {source}") from None
     except Exception as e:  # noqa: BLE001 - any failure here means "not a checkpoint we accept"
         text = str(e)
         # Only a forbidden global/callable means "code"; other unpickler errors (e.g. "Unsupported

@@ -126,8 +126,15 @@ def cmd_grid(a):
         raise UserError(f"{count['failed']} of {len(rows)} runs failed; run the same command again to retry them")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr (exit 2), not the whole usage block."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m cnnviz", description=__doc__.splitlines()[0])
+    p = _Parser(prog="python -m cnnviz", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     datasets_help = f"{', '.join(DATASETS)}, or a folder with train/<class>/ and test/<class>/ images"
 
