@@ -85,9 +85,14 @@ def apptest_page(page: str, timeout: float) -> dict:
     return out
 
 
+def progress(msg: str) -> None:
+    print(f"[app_speed] {msg}", file=sys.stderr, flush=True)
+
+
 def apptest_all(pages: list[str], timeout: float) -> list[dict]:
     rows = []
     for page in pages:
+        progress(f"AppTest: {page} in a fresh process")
         cmd = [sys.executable, __file__, "--_apptest", page, "--timeout", str(timeout)]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -96,13 +101,13 @@ def apptest_all(pages: list[str], timeout: float) -> list[dict]:
         else:
             tail = " | ".join((proc.stderr or "").strip().splitlines()[-3:])
             rows.append({"page": page, "error": f"process exited {proc.returncode}: {tail[:400]}"})
+        progress(f"  {json.dumps(rows[-1])}")
     return rows
 
 
 # ---- 2. one feature-map comparison ---------------------------------------------------------
 
 def feature_map_timing(repeats: int = 20) -> dict:
-    sys.path.insert(0, str(ROOT))
     import torch
 
     from cnnviz.data import load_dataset
@@ -198,6 +203,7 @@ def server_memory(pages: list[str], timeout: float) -> dict:
             try:
                 page = browser.new_page()
                 for name in pages:
+                    progress(f"Chromium: opening {name}")
                     visit = {"page": name}
                     t1 = time.perf_counter()
                     try:
@@ -212,6 +218,7 @@ def server_memory(pages: list[str], timeout: float) -> dict:
                     visit["server_rss_mb"] = tree_rss(server.pid) / MB
                     peak = max(peak, visit["server_rss_mb"])
                     out["visits"].append(visit)
+                    progress(f"  {json.dumps(visit)}")
             finally:
                 browser.close()
         time.sleep(1.0)  # let the last run's temporaries go
@@ -306,15 +313,18 @@ def main(argv=None) -> int:
                "streamlit": streamlit.__version__, "load_average": [round(x, 2) for x in os.getloadavg()],
                **torch_build()}
     report = {"machine": machine, "pages": apptest_all(args.page_list, args.timeout)}
+    progress("feature-map comparison")
     try:
         report["feature_map"] = feature_map_timing()
     except Exception as e:  # noqa: BLE001 - e.g. no Fashion-MNIST on this machine
         report["feature_map"] = {"error": f"{type(e).__name__}: {e}"}
     if not args.no_browser:
+        progress("starting a real streamlit server")
         try:
             report["server"] = server_memory(args.page_list, args.timeout)
         except Exception as e:  # noqa: BLE001 - no Chromium / Playwright: say so, keep the rest
             report["server"] = {"error": f"{type(e).__name__}: {e}"}
+        progress("import baselines")
         report["baselines"] = {code: import_rss(code) for code in
                                ("import torch, torchvision", "import streamlit, plotly, torch")}
         report["goal_mb"] = GOAL_MB

@@ -505,8 +505,8 @@ def main(argv=None) -> int:
     rows = []
     for model in args.model_list:
         for loop in ("lecture", "cnnviz"):
-            if not args.json:
-                print(f"training {model} with the {loop} loop ({args.epochs} epochs)...", flush=True)
+            print(f"[train_speed] training {model} with the {loop} loop ({args.epochs} epochs)...",
+                  file=sys.stderr if args.json else sys.stdout, flush=True)
             row = measure_in_subprocess(args, model, loop)
             rows.append(row)
             if args.json:
