@@ -162,7 +162,7 @@ def test_trained_runs_comparison_shows_one_curve_per_shipped_method_present():
     for title in ("Test accuracy per epoch", "Test loss per epoch"):
         names = [t["name"] for t in figs[title]["data"]]
         assert len(names) == len(present)
-        assert {n.split(" (")[0] for n in names} == {DOWNSAMPLE_LABELS[m] for m in present}
+        assert {n.rsplit(" (", 1)[0] for n in names} == {DOWNSAMPLE_LABELS[m] for m in present}
     table = table_with(at, "method", "final test acc", "best test acc", "params", "seconds/epoch")
     assert len(table) == len(present)
     assert (table["best test acc"] >= table["final test acc"] - 1e-12).all()
