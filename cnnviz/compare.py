@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .engineered import ENGINEERED_KINDS, EngineeredFrontEnd, opencv_features
+from .engineered import ENGINEERED_KINDS, EngineeredFrontEnd, engineered_kernels, opencv_features
 from .features import closest_engineered, feature_maps  # noqa: F401 - closest_engineered re-exported
 from .models import build_model, first_conv
 
@@ -185,8 +185,23 @@ def snapshot_maps(model: nn.Module, weights: torch.Tensor, x: torch.Tensor,
 
 
 def matches_per_epoch(snapshots: torch.Tensor) -> list[list[dict]]:
-    """closest_engineered for every epoch's filters."""
-    return [closest_engineered(w) for w in snapshots]
+    """closest_engineered for every epoch's filters, vectorised: (epochs+1) x O x kernels cosines at once.
+
+    Same rule as `features.closest_engineered` (channel-averaged, mean removed, best by |cos|, sign
+    kept); a test checks the two agree.
+    """
+    w = snapshots.detach().float().cpu().numpy().mean(axis=2)  # (E, O, k, k)
+    kernels = engineered_kernels(w.shape[-1])
+    names = list(kernels)
+    bank = np.stack([kernels[n] for n in names]).reshape(len(names), -1)  # (K, k*k)
+    f = w.reshape(*w.shape[:2], -1)
+    f = f - f.mean(axis=-1, keepdims=True)  # (E, O, k*k)
+    norms = np.linalg.norm(f, axis=-1, keepdims=True) * np.linalg.norm(bank, axis=-1)  # (E, O, K)
+    cos = np.where(norms > 0, (f @ bank.T) / np.where(norms > 0, norms, 1), 0.0)
+    best = np.abs(cos).argmax(axis=-1)  # first maximum, like max() over the dict
+    return [[{"filter": o, "kernel": names[best[e, o]], "similarity": float(cos[e, o, best[e, o]]),
+              "all": dict(zip(names, map(float, cos[e, o])))} for o in range(cos.shape[1])]
+            for e in range(cos.shape[0])]
 
 
 def mean_best_similarity(snapshots: torch.Tensor) -> np.ndarray:

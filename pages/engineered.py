@@ -19,7 +19,9 @@ from cnnviz.checkpoints import CheckpointError, read_meta
 from cnnviz.data import DATASETS, list_datasets
 from cnnviz.engineered import engineered_kernels
 from cnnviz.images import ImageError, load_image
+from cnnviz.models import MLP_HIDDEN, get_arch
 from cnnviz.runs import RunConfig
+from cnnviz.train import LR_PRESETS
 
 THRESHOLD = 0.8  # |cos| above which a learned filter counts as "a Sobel/Scharr/Laplacian kernel"
 DEFAULT_CHECKPOINT_ARCHS = ("downsample_compare", "learned_conv", "lenet5")  # preferred default, in order
@@ -94,11 +96,10 @@ def _grid_figure(maps: np.ndarray, labels: list[str], cols: int, *, signed: bool
                           height=60 + rows * row_px)
     if signed:
         fig.update_traces(zmin=-1, zmax=1)
-    for i, label in enumerate(labels):
-        r, c = divmod(i, cols)
-        fig.add_annotation(x=c * (w + pad) + (w - 1) / 2, y=r * (h + pad) + h - 0.5, text=label,
-                           showarrow=False, yanchor="top", font=dict(size=10))
-    fig.update_layout(margin=dict(l=5, r=5, t=35 if title else 5, b=25))
+    # One update with every label: add_annotation one by one re-validates the whole list each time.
+    notes = [dict(x=(i % cols) * (w + pad) + (w - 1) / 2, y=(i // cols) * (h + pad) + h - 0.5, text=label,
+                  showarrow=False, yanchor="top", font=dict(size=10)) for i, label in enumerate(labels)]
+    fig.update_layout(annotations=notes, margin=dict(l=5, r=5, t=35 if title else 5, b=25))
     return fig
 
 
@@ -150,9 +151,9 @@ def _choose_image(data, dataset: str, notices: list[str]):
     st.query_params["class"] = str(cls)
     members = _class_indices(dataset)[cls]
     _start("e_index", "index", range(len(members)), 0, notices)
-    i = c2.number_input(f"Image number within {classes[cls]} (0–{len(members) - 1})", 0, len(members) - 1,
-                        step=1, key="e_index", persist_state="session",
-                        help="The i-th test image of this class, in test-set order.")
+    i = c2.number_input("Image number within the class", 0, len(members) - 1, step=1, key="e_index",
+                        persist_state="session",
+                        help=f"The i-th test image of the class, in test-set order (0 to {len(members) - 1}).")
     st.query_params["index"] = str(int(i))
     test_index = int(members[int(i)])
     x, label = data.test_x[test_index], f"test image #{test_index} ({classes[cls]})"
@@ -236,8 +237,12 @@ runs = ui.runs_table()
 fronts = [] if runs.empty else runs[(runs["arch"] == "engineered") & (runs["dataset"] == dataset)].to_dict("records")
 front = min(fronts, key=lambda r: r["origin"] != "shipped", default=None)  # a shipped one first
 eng_run = next(r for r in shipped.group_runs("baselines", dataset) if r.config.arch == "engineered")
-if front is not None:
-    front_ck = ui.checkpoint(front["path"])
+try:
+    front_ck = ui.checkpoint(front["path"]) if front is not None else None
+except (CheckpointError, OSError) as e:
+    ui.show_error(e)
+    front_ck = None
+if front_ck is not None:
     maps = compare.front_end_maps(front_ck.model, x_norm)
     st.plotly_chart(_grid_figure(maps, list(compare.FRONT_CHANNELS), cols=5, row_px=150,
                                  title=f"The engineered network's fixed front end ({front['file']}): what its "
@@ -324,8 +329,8 @@ label = compare.DATASET_LABELS[dataset]
 group = shipped.group_runs("baselines", dataset)
 st.caption(f"The lecture's comparison on {label}, from the shipped checkpoints: the same training for all "
            f"({group[0].config.epochs} epochs, {group[0].config.optimizer} at lr {group[0].config.lr:g}, batch "
-           f"{group[0].config.batch_size}, seed {group[0].config.seed}). The engineered and learned-conv nets share "
-           "the head (2x2 downsampling, FC 128, FC 10); only their front end differs.")
+           f"{group[0].config.batch_size}, seed {group[0].config.seed}). The engineered and the learned-conv nets "
+           "share their head; only the front end differs (see the layers column).")
 present, missing = [], []
 for run in group:
     path = ui.SHIPPED / run.filename
@@ -350,7 +355,8 @@ if present:
     c2.plotly_chart(figures.curves_figure(curves, ("test_loss",), title="Test loss per epoch"), key="e_base_loss")
     table = pd.DataFrame([{"model": compare.BASELINE_NAMES[r.arch], "what it sees": compare.BASELINE_SEES[r.arch],
                            "trainable parameters": r.trainable_params, "final test accuracy": r.test_acc,
-                           "seconds per epoch": r.seconds_per_epoch, "epochs": r.epochs} for r in results])
+                           "seconds per epoch": r.seconds_per_epoch, "epochs": r.epochs,
+                           "layers": get_arch(r.arch).description} for r in results])
     st.dataframe(table, hide_index=True, key="e_base_table", column_config={
         "trainable parameters": st.column_config.NumberColumn(format="localized"),
         "final test accuracy": st.column_config.NumberColumn(format="percent"),
@@ -364,8 +370,10 @@ if present:
         st.metric("MLP on CIFAR-10, measured here", _pct(mlp.test_acc),
                   delta=f"{100 * (mlp.test_acc - compare.LECTURE_MLP_CIFAR10_ACC):+.1f} points vs the lecture's "
                         f"\"Test Accuracy from MLP: ~{compare.LECTURE_MLP_CIFAR10_ACC:.0%}\"", delta_color="off")
-        st.caption(f"Ours: FC {'-'.join(str(u) for u in (512, 256))}-10 on raw pixels, {mlp.epochs} epochs of "
-                   f"Adam at lr {mlp_meta['train']['lr']:g}; the lecture's slide trains its MLP with Adam at lr 1e-5.")
+        st.caption(f"Ours: FC {'-'.join(str(u) for u in MLP_HIDDEN)}-{mlp_meta['num_classes']} on raw pixels, "
+                   f"{mlp.epochs} epochs of {mlp_meta['train'].get('optimizer', 'adam')} at lr "
+                   f"{mlp_meta['train']['lr']:g}; the lecture's code trains with Adam at lr "
+                   f"{LR_PRESETS['lecture (1e-5)']:g}.")
 if missing:
     st.warning(f"No shipped checkpoint yet for {', '.join(compare.BASELINE_NAMES[r.config.arch] for r in missing)} "
                f"on {label}: retrain it below, or run:")

@@ -123,6 +123,21 @@ def test_tile_signed_keeps_zero_and_sign():
     np.testing.assert_allclose(img[:, 4:], k["laplacian"] / 4)
 
 
+def test_matches_per_epoch_agree_with_closest_engineered(seeded):
+    snaps = torch.randn(4, 16, 3, 5, 5, generator=seeded)
+    snaps[2, 0] = torch.from_numpy(-engineered_kernels(5)["sobel5_y"])  # an exact (negated) match
+    snaps[3, 1] = 0  # a dead filter: cosine 0 with everything
+    fast = compare.matches_per_epoch(snaps)
+    for e in range(4):
+        slow = compare.closest_engineered(snaps[e])
+        for a, b in zip(fast[e], slow):
+            assert (a["filter"], a["kernel"]) == (b["filter"], b["kernel"])
+            assert a["similarity"] == pytest.approx(b["similarity"], abs=1e-6)
+            assert a["all"] == pytest.approx(b["all"], abs=1e-6)
+    assert fast[2][0]["kernel"] == "sobel5_y" and fast[2][0]["similarity"] == pytest.approx(-1.0)
+    assert fast[3][1]["similarity"] == 0.0
+
+
 def test_mean_best_similarity_is_one_for_engineered_kernels_and_counts_close():
     k = engineered_kernels(3)
     snaps = torch.stack([torch.stack([torch.from_numpy(k["sobel_x"]), torch.from_numpy(k["laplacian"])])[:, None]] * 3)
