@@ -20,7 +20,7 @@ from cnnviz.checkpoints import CheckpointError, read_meta, run_label
 from cnnviz.data import DATASETS, DataUnavailable, list_datasets
 from cnnviz.device import available_devices, describe_device
 from cnnviz.downsample import DOWNSAMPLE_LABELS
-from cnnviz.models import build_model, count_params, get_arch, list_archs
+from cnnviz.models import build_model, get_arch, list_archs
 from cnnviz.runs import RunConfig
 from cnnviz.summary import summary
 from cnnviz.train import LR_PRESETS, OPTIMIZERS
@@ -37,7 +37,7 @@ GALLERY = 12  # images per gallery: enough to see a pattern, light enough for a 
 def _summary(arch: str, dataset: str, downsample: str | None):
     shape = DATASETS[dataset].shape
     model = build_model(arch, shape, len(DATASETS[dataset].classes), downsample)
-    return summary(model, shape), count_params(model), costs.macs(model, shape)
+    return summary(model, shape), costs.macs(model, shape)
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
@@ -126,7 +126,7 @@ def _train_form() -> RunConfig | None:
     st.caption("The lecture's summary table, measured by running the model once on an input of the "
                "dataset's shape. Output sizes follow the lecture's formula:")
     st.latex(LECTURE_FORMULA)
-    summ, total, macs = _summary(arch, dataset, downsample)
+    summ, macs = _summary(arch, dataset, downsample)
     frame = summ.to_frame()
     st.dataframe(frame[["layer", "name", "output_shape", "params", "formula"]], hide_index=True,
                  key="t_summary", column_config={"params": st.column_config.NumberColumn("Param #", format="localized")})
@@ -181,11 +181,14 @@ def _history_figures(label: str, history: list[dict]) -> None:
 def _add_to_compare(run_id: str) -> None:
     """Callback of "Compare it": select the run and open the Compare tab."""
     ui.runs_table.clear()
-    selected = [r for r in st.query_params.get("runs", "").split(",") if r]
+    selected = st.session_state.get("c_runs")
+    if selected is None:
+        raw = st.query_params.get("runs")
+        selected = [r for r in raw.split(",") if r] if raw is not None else _default_selection(_catalog())
     st.query_params["runs"] = ",".join(dict.fromkeys([*selected, run_id]))
     st.query_params["run"] = run_id
-    st.session_state.pop("c_runs", None)
-    st.session_state.pop("c_run", None)
+    for key in ("c_runs", "run"):  # re-read from the URL on the next run
+        st.session_state.pop(key, None)
     st.session_state["part"] = "Compare"
 
 
@@ -212,9 +215,10 @@ def _running(job_id: str) -> None:
         if snap.history:
             _history_figures(snap.name, list(snap.history))
         label = "Stop"
-    if not snap.cancel_requested and st.button(
-            label, key="t_stop", help="Ends the run after the current batch and keeps what it learned: the "
-                                      "checkpoint is saved with the epochs finished so far, marked incomplete."):
+    help_text = ("Takes the run out of the queue; nothing was trained yet." if snap.state == "queued" else
+                 "Ends the run after the current batch and keeps what it learned: the checkpoint is saved "
+                 "with the epochs finished so far, marked incomplete.")
+    if not snap.cancel_requested and st.button(label, key="t_stop", help=help_text):
         registry.cancel(job_id)
     if snap.cancel_requested or registry.get(job_id).snapshot().cancel_requested:
         st.caption("Stopping after the current batch...")
@@ -245,7 +249,8 @@ def _finished(snap) -> None:
         c3.metric("Seconds per epoch", f"{np.mean([r['seconds'] for r in h]):.1f}" if h else "—")
         st.caption(f"Checkpoint: `{path}`")
         d1, d2 = st.columns(2)
-        d1.download_button("Download the checkpoint (.pt)", path.read_bytes(), file_name=path.name,
+        # A callable: the file is read when clicked, not held in memory on every rerun (VGG16: 60 MB).
+        d1.download_button("Download the checkpoint (.pt)", path.read_bytes, file_name=path.name,
                            mime="application/octet-stream", key="t_download")
         d2.button("Compare it with other runs", key="t_compare", on_click=_add_to_compare,
                   args=(_user_run_id(path.name),))
@@ -353,7 +358,7 @@ def _selection(catalog: dict, uploads: dict, notices: list[str]) -> list[str]:
         else:
             kept = st.session_state.get("c_runs")
             st.session_state["c_runs"] = [r for r in kept if r in options] if kept else _default_selection(catalog)
-    chosen = st.multiselect("Runs to compare", options, key="c_runs",
+    chosen = st.multiselect("Runs to compare", options, key="c_runs", persist_state="session",
                             format_func=lambda r: f"{catalog[r]['label']} ({'yours: ' if catalog[r]['origin'] != 'shipped' else ''}{catalog[r]['file']})",
                             help="Shipped runs (trained by this project) and yours (trained on the Train tab).")
     st.query_params["runs"] = ",".join(chosen)
@@ -367,7 +372,7 @@ def _pick(label: str, options: list[str], key: str, default: str, notices: list[
         if raw is not None and raw not in options:
             notices.append(f"`{key}={raw}` in the link is not among the selected runs; showing {fmt(default)}.")
         st.session_state[key] = raw if raw in options else default
-    choice = st.selectbox(label, options, key=key, format_func=fmt)
+    choice = st.selectbox(label, options, key=key, format_func=fmt, persist_state="session")
     st.query_params[key] = choice
     return choice
 
@@ -511,7 +516,7 @@ def compare_section() -> None:
     entry = entries[run]
     if entry["origin"] != "uploaded":
         path = Path(entry["path"])
-        st.download_button(f"Download {path.name}", path.read_bytes(), file_name=path.name,
+        st.download_button(f"Download {path.name}", path.read_bytes, file_name=path.name,
                            mime="application/octet-stream", key="c_download")
     pred, data = _predictions(entry)
     if pred is not None:

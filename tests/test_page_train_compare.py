@@ -36,19 +36,26 @@ RUNS = [RunConfig("learned_conv", downsample="max", epochs=2, limit_train=2048, 
 
 
 @pytest.fixture(scope="module")
-def user_runs(tmp_path_factory, fashion_mnist):
-    """A fresh user runs folder with three tiny real runs; the page's registry and caches point at it."""
+def runs_folder(tmp_path_factory):
+    """A fresh, empty user runs folder; the page's job registry and runs table point at it."""
     folder = tmp_path_factory.mktemp("runs")
-    files = [run_training(cfg, folder=folder, data=fashion_mnist)[0].name for cfg in RUNS]
     mp = pytest.MonkeyPatch()
     mp.setattr(ui, "USER_RUNS", folder)
     ui.registry.clear()
     ui.runs_table.clear()
-    yield folder, [f"yours/{f}" for f in files]
-    ui.registry().shutdown(timeout=WAIT)
+    yield folder
+    assert ui.registry().shutdown(timeout=WAIT), "a training thread did not end"
     ui.registry.clear()
     ui.runs_table.clear()
     mp.undo()
+
+
+@pytest.fixture(scope="module")
+def user_runs(runs_folder, fashion_mnist):
+    """Three tiny real runs in the user runs folder: (folder, their ids on the page)."""
+    files = [run_training(cfg, folder=runs_folder, data=fashion_mnist)[0].name for cfg in RUNS]
+    ui.runs_table.clear()
+    return runs_folder, [f"yours/{f}" for f in files]
 
 
 def open_page(**params) -> AppTest:
@@ -81,7 +88,7 @@ def metric(at, label: str) -> str:
 
 # ---- Train ---------------------------------------------------------------------------------------
 
-def test_train_tab_renders_the_default_network_and_its_summary(user_runs):
+def test_train_tab_renders_the_default_network_and_its_summary(runs_folder):
     at = open_page()
     assert at.title[0].value == "Train & compare"
     arch = at.selectbox(key="t_arch").value
@@ -93,7 +100,7 @@ def test_train_tab_renders_the_default_network_and_its_summary(user_runs):
 
 
 @pytest.mark.slow
-def test_every_arch_and_each_of_its_downsampling_options_shows_a_summary_totalling_count_params(user_runs):
+def test_every_arch_and_each_of_its_downsampling_options_shows_a_summary_totalling_count_params(runs_folder):
     at = open_page()
     shape = DATASETS["fashion-mnist"].shape
     for arch in list_archs():
@@ -148,13 +155,19 @@ def test_a_tiny_training_job_shows_progress_then_the_finished_run(user_runs):
     assert snap.checkpoint.name == f"{RUNS[0].name}-2.pt"
     assert len(read_meta(folder / f"{RUNS[0].name}.pt")["history"]) == 2
     assert at.get("download_button")[0].proto.label == "Download the checkpoint (.pt)"
+    # "Compare it" opens the Compare tab with this run added to the default selection.
+    at.button(key="t_compare").click().run()
+    assert not at.exception
+    run_id = f"yours/{snap.checkpoint.name}"
+    assert at.multiselect(key="c_runs").value[-1] == run_id and at.query_params["run"] == run_id
+    assert at.selectbox(key="run").value == run_id
     # A reload (a new session with the job in the URL) re-attaches to the same run.
     again = open_page(job=job_id)
     assert any("Finished 1 epoch:" in s.value for s in again.success)
 
 
 @pytest.mark.slow
-def test_stop_ends_a_running_job_as_stopped_and_keeps_its_checkpoint(user_runs):
+def test_stop_ends_a_running_job_as_stopped_and_keeps_its_checkpoint(runs_folder):
     at = open_page()
     job_id = _start(at, t_arch="mlp", t_epochs=200, t_subset=2048, t_batch=256)
     job = ui.registry().get(job_id)
@@ -172,7 +185,7 @@ def test_stop_ends_a_running_job_as_stopped_and_keeps_its_checkpoint(user_runs):
     assert snap.checkpoint.exists()
 
 
-def test_an_unknown_job_in_the_url_shows_a_notice(user_runs):
+def test_an_unknown_job_in_the_url_shows_a_notice(runs_folder):
     at = open_page(job="nope1234")
     assert any("not on this server" in i.value for i in at.info)
     assert "job" not in at.query_params
@@ -226,7 +239,8 @@ def test_the_comparison_table_and_its_csv_have_one_row_per_selected_run(user_run
     assert {"final_test_acc", "best_test_acc", "params", "seconds_per_epoch", "epochs", "complete",
             "source"} <= set(csv.columns)
     assert set(csv["source"]) == {"yours"}
-    assert sent["c_download"][:2] == b"PK"  # the selected run's checkpoint file (a torch zip)
+    checkpoint = sent["c_download"]  # a callable: the file is read only when the button is clicked
+    assert checkpoint()[:2] == b"PK"  # the selected run's checkpoint file (a torch zip)
 
 
 def test_one_run_shows_per_class_accuracy_confusion_and_misclassified_images(user_runs):
@@ -263,13 +277,20 @@ def test_cost_against_accuracy_colours_points_by_downsampling(user_runs):
 
 
 def test_unknown_runs_in_the_link_are_ignored_with_a_notice(user_runs):
-    at = compare(user_runs, run="garbage.pt")
-    assert not any("not here" in i.value for i in at.info)
-    at = open_page(part="Compare", runs=",".join([user_runs[1][0], "no-such-run.pt"]))
-    assert any("no-such-run.pt" in i.value for i in at.info)
-    assert at.query_params["runs"] == user_runs[1][0]
-    at = compare(user_runs, run="garbage.pt")
-    assert any("garbage.pt" in i.value for i in at.info)
+    ids = user_runs[1]
+    at = open_page(part="Compare", runs=",".join([ids[0], "no-such-run.pt"]))
+    assert "Ignored runs in the link that are not here: no-such-run.pt." in [i.value for i in at.info]
+    assert at.query_params["runs"] == ids[0] and at.multiselect(key="c_runs").value == [ids[0]]
+
+
+def test_garbage_run_and_diff_pair_in_the_link_fall_back_with_a_notice(user_runs):
+    ids = user_runs[1]
+    at = compare(user_runs, run="../../etc/passwd", a="x.pt", b=ids[0])
+    notices = [i.value for i in at.info]
+    assert any("`run=../../etc/passwd`" in n for n in notices) and any("`a=x.pt`" in n for n in notices)
+    assert at.query_params["run"] == ids[0] and at.query_params["a"] == ids[0]
+    assert any("`b=" in n for n in notices)  # B cannot be A: it falls back to another run, with a notice
+    assert at.query_params["b"] == ids[2]
 
 
 class _RunsCode:
