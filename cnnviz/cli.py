@@ -1,4 +1,4 @@
-"""`python -m cnnviz summary|train|evaluate|list|manifest`: the library from a shell.
+"""`python -m cnnviz summary|train|evaluate|list|manifest|grid`: the library from a shell.
 
 Errors a user can cause (unknown names, missing data, hostile files) end as one line on stderr and
 exit code 2; `--json` prints machine-readable lines on stdout.
