@@ -164,7 +164,13 @@ def load_checkpoint(source: str | Path | bytes, *, expect_dataset: str | None = 
     except Exception as e:  # noqa: BLE001 - any failure to build means "cannot use this file"
         raise CheckpointError(f"cannot rebuild the model: {(str(e).strip().splitlines() or [''])[0][:200]}") from None
     need = sum(v.numel() for v in shapes.values())
-    have = sum(v.numel() for v in state.values() if isinstance(v, torch.Tensor))
+    # Values really stored: a tensor's storage, counted once (a 1-value storage expanded to a huge shape,
+    # or many views of one storage, would otherwise claim a model far larger than the file).
+    stored = {}
+    for v in state.values():
+        if isinstance(v, torch.Tensor) and v.layout == torch.strided:
+            stored[v.untyped_storage().data_ptr()] = v.untyped_storage().nbytes() // v.element_size()
+    have = sum(stored.values())
     if need > have:
         missing = [k for k in shapes if k not in state]
         raise CheckpointError("weights do not fit the architecture: " + (
