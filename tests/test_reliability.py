@@ -210,12 +210,23 @@ def test_broken_records_are_refused_with_one_clear_message(mlp, over, message):
 
 def test_forged_shapes_cannot_make_the_loader_allocate_a_huge_model(mlp):
     # A small file claiming a 1000x1000 input: an MLP for it has a 512 x 1,000,000 first layer (2 GB).
-    # The shapes are checked on the meta device first, so nothing of that size is ever allocated.
+    # The shapes are checked on the meta device first, so nothing of that size is ever allocated; nor
+    # when the file's weights have those shapes as views of a 1-value storage (a 4 KB file).
+    def expanded(shape):
+        with torch.device("meta"):
+            shapes = build_model("mlp", tuple(shape), 10, None).state_dict()
+        return {k: torch.zeros(1).expand(*v.shape) for k, v in shapes.items()}
+
+    files = [{**_meta(mlp), "in_shape": shape, "state_dict": mlp.state_dict()}
+             for shape in ([1, 1000, 1000], [1, 100000, 100000], [3, 4000, 4000])]
+    files.append({**_meta(mlp), "in_shape": [1, 1000, 1000], "state_dict": expanded([1, 1000, 1000])})
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    for shape in ([1, 1000, 1000], [1, 100000, 100000], [3, 4000, 4000]):
+    for obj in files:
+        raw = _torch_bytes(obj)
+        assert len(raw) < 3e6
         t0 = time.perf_counter()
-        with pytest.raises(CheckpointError, match="weights do not fit") as e:
-            load_checkpoint(_torch_bytes({**_meta(mlp), "in_shape": shape, "state_dict": mlp.state_dict()}))
+        with pytest.raises(CheckpointError, match="weights do not fit the architecture: the model needs") as e:
+            load_checkpoint(raw)
         _one_line(str(e.value))
         assert time.perf_counter() - t0 < 10
     grew_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
