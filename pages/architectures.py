@@ -110,10 +110,13 @@ st.header("Summary table")
 st.caption(f"The lecture's table for input {shape[0]}x{shape[1]}x{shape[2]}: one row per layer, recorded by "
            "forward hooks while the model runs once on zeros. For conv and pooling rows the last column "
            "fills in the output-size formula with that layer's numbers.")
-if "resize" in [r["name"] for r in s.rows]:
-    st.info(f"The first row is a `resize` layer: VGG16 halves the image five times, and "
-            f"{shape[1]} pixels would shrink to 0 before the last block, so this {dataset} input is "
-            f"resized {shape[1]}->32 first (bilinear). 32 / 2^5 = 1 pixel at the end.")
+resize = [r for r in s.rows if r["name"] == "resize"]
+if resize:
+    target = resize[0]["output_shape"][-1]
+    last = [r for r in s.rows if len(r["output_shape"]) == 3][-1]["output_shape"][-1]
+    st.info(f"The first row is a `resize` layer: VGG16 halves the image five times, and {shape[1]} pixels "
+            f"would shrink to 0 before the last block, so this {dataset} input is resized "
+            f"{shape[1]}->{target} first (bilinear interpolation). The last block then ends at {last}x{last}.")
 st.dataframe(diagram.summary_table(s), hide_index=True, width="stretch",
              height=min(38 + 35 * len(s.rows), 600))
 m1, m2, m3, m4 = st.columns(4)

@@ -64,9 +64,24 @@ def _wait_healthy(port: int, server: subprocess.Popen, timeout: float = 60) -> N
     raise AssertionError(f"streamlit did not answer /_stcore/health with 'ok' within {timeout:.0f} s")
 
 
+def _open(page, url: str) -> None:
+    page.goto(url, wait_until="domcontentloaded", timeout=RUN_TIMEOUT_MS)
+    # The app is settled when the script has drawn its title or an exception (not just the empty
+    # initial state) and is no longer running.
+    page.wait_for_selector("h1, [data-testid='stException']", timeout=RUN_TIMEOUT_MS)
+    page.wait_for_selector("[data-test-script-state='notRunning']", state="attached", timeout=RUN_TIMEOUT_MS)
+
+
 def _screenshot(page, path: Path) -> None:
     """The whole page: Streamlit scrolls inside its main container, not the window, so `full_page`
     alone captures one screen. Grow the viewport to the content's height first, then restore it."""
+    try:
+        _grow_and_shoot(page, path)
+    except Exception as e:  # noqa: BLE001 - a screenshot is an artifact, not the thing under test
+        print(f"no screenshot {path.name}: {e}")
+
+
+def _grow_and_shoot(page, path: Path) -> None:
     height = page.evaluate("() => Math.max(...Array.from(document.querySelectorAll("
                            "'[data-testid=stMain], [data-testid=stAppViewContainer], section.main'), "
                            "e => e.scrollHeight), document.body.scrollHeight)")
@@ -80,12 +95,15 @@ def _screenshot(page, path: Path) -> None:
 @pytest.mark.slow
 def test_every_page_renders_its_title_without_an_exception_in_chromium():
     try:
+        from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import sync_playwright
     except ImportError:
         _missing("playwright is not installed (pip install -r requirements-dev.txt)")
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         _missing(f"no Chromium at {CHROMIUM} (apt-get install chromium; see scripts/setup_test_env.sh)")
     ARTIFACTS.mkdir(exist_ok=True)
+    for old in ARTIFACTS.glob("page-*.png"):  # no stale screenshot may pass for this run's
+        old.unlink()
     port = _free_port()
     log = open(ARTIFACTS / "streamlit-server.log", "w")
     server = subprocess.Popen(
@@ -98,19 +116,18 @@ def test_every_page_renders_its_title_without_an_exception_in_chromium():
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 for path, title in PAGES.items():
+                    # A fresh tab per URL: a page still settling cannot redirect the next one.
+                    page = browser.new_page(viewport={"width": 1400, "height": 1000})
                     t0 = time.monotonic()
-                    page.goto(f"http://127.0.0.1:{port}/{path}", wait_until="domcontentloaded")
-                    # The app is settled when the script has run to its end at least once.
-                    page.wait_for_selector("[data-test-script-state='notRunning']", state="attached",
-                                           timeout=RUN_TIMEOUT_MS)
-                    # ...and drawn either its title or an exception (not just the empty initial state).
-                    page.wait_for_selector("h1, [data-testid='stException']", timeout=RUN_TIMEOUT_MS)
-                    page.wait_for_selector("[data-test-script-state='notRunning']", state="attached",
-                                           timeout=RUN_TIMEOUT_MS)
-                    timings[path or "home"] = round(time.monotonic() - t0, 1)
-                    _screenshot(page, ARTIFACTS / f"page-{path or 'home'}.png")
+                    try:
+                        _open(page, f"http://127.0.0.1:{port}/{path}")
+                    except PlaywrightError as e:  # a timeout or an interrupted navigation
+                        failures.append(f"/{path}: did not finish loading: {str(e).splitlines()[0]}")
+                        continue
+                    finally:
+                        timings[path or "home"] = round(time.monotonic() - t0, 1)
+                        _screenshot(page, ARTIFACTS / f"page-{path or 'home'}.png")
                     titles = [t.strip() for t in page.locator("h1").all_inner_texts()]
                     if not any(title in t for t in titles):
                         failures.append(f"/{path}: no title containing {title!r} (h1s: {titles})")
@@ -123,6 +140,7 @@ def test_every_page_renders_its_title_without_an_exception_in_chromium():
                     if errors.count():
                         first = errors.first.inner_text()[:300].replace("\n", " ")
                         failures.append(f"/{path}: {errors.count()} exception(s) shown, first: {first}")
+                    page.close()
             finally:
                 browser.close()
     finally:
