@@ -247,8 +247,10 @@ if front_ck is not None:
     st.plotly_chart(_grid_figure(maps, list(compare.FRONT_CHANNELS), cols=5, row_px=150,
                                  title=f"The engineered network's fixed front end ({front['file']}): what its "
                                        "head sees instead of pixels"), key="e_front")
-    st.caption("These five channels are computed by fixed, non-trainable weights inside the `engineered` model "
-               "(reflect padding, like OpenCV's default border), so they match the OpenCV maps above.")
+    st.caption("These five channels are computed by fixed, non-trainable weights inside the `engineered` model, "
+               "with reflect padding like OpenCV's default border. On the network's input, normalised to [-1, 1], "
+               "d/dx, d/dy, magnitude and Laplacian are exactly twice OpenCV's Sobel x / y / magnitude and "
+               "Laplacian on the [0, 1] image: the same pictures once each map is scaled.")
 else:
     st.caption(f"No `engineered` checkpoint for {compare.DATASET_LABELS[dataset]} yet, so its fixed front end is "
                "not shown (train it below or with "

@@ -184,12 +184,18 @@ def test_snapshot_maps_of_the_last_epoch_equal_the_layer_output(short_run, fashi
     np.testing.assert_allclose(no_bias + conv.bias.detach().numpy()[:, None, None], oracle, atol=1e-5)
 
 
-def test_front_end_maps_are_the_fixed_channels(fashion_mnist):
-    model = build_model("engineered", (1, 28, 28), 10)
-    x = fashion_mnist.normalize(fashion_mnist.test_x[:1])
+@pytest.mark.parametrize("name", ["fashion_mnist", "cifar10"])
+def test_front_end_maps_are_twice_opencv_on_the_normalised_image(name, request):
+    data = request.getfixturevalue(name)
+    model = build_model("engineered", data.shape, 10)
+    x = data.normalize(data.test_x[3:4])  # (x / 255 - 0.5) / 0.5 = 2 * image - 1
     maps = compare.front_end_maps(model, x)
-    assert maps.shape == (5, 28, 28)
-    np.testing.assert_allclose(maps[0], x[0, 0].numpy())  # channel 0 is the gray image itself
+    assert maps.shape == (5, *data.shape[1:])
+    names, cv = compare.engineered_maps(data.test_x[3], ("sobel_x", "sobel_y", "sobel_mag", "laplacian"))
+    gray = cv2.cvtColor(compare.image_float(data.test_x[3]), cv2.COLOR_RGB2GRAY) if data.shape[0] == 3 \
+        else compare.image_float(data.test_x[3])
+    np.testing.assert_allclose(maps[0], 2 * gray - 1, atol=1e-5)
+    np.testing.assert_allclose(maps[1:], 2 * cv, atol=1e-4)
 
 
 def test_snapshot_maps_run_the_layers_before_the_first_conv(fashion_mnist):

@@ -138,18 +138,13 @@ def test_renders_defaults_for_both_datasets(app):
     assert at.selectbox(key="e_checkpoint").value == DEFAULT_FM
     for key in ("e_image", "e_engineered", "e_learned", "e_front", "e_filters", "e_kernels", "e_epoch_curves"):
         _chart(at, key)
+    labels = [a["text"] for a in _chart(at, "e_engineered")["layout"]["annotations"]]
+    assert labels == [compare.KIND_LABELS[k] for k in compare.KIND_LABELS]  # every OpenCV feature, named
     at.segmented_control(key="e_dataset").set_value("cifar10").run()
     assert not at.exception, at.exception
     assert at.query_params["dataset"] == ["cifar10"] or at.query_params["dataset"] == "cifar10"
     assert at.selectbox(key="e_checkpoint").value == _file("baselines", "cifar10", "lenet5")
     assert not at.error
-
-
-def test_engineered_maps_panel_labels_every_opencv_feature(app):
-    at = app()
-    spec = _chart(at, "e_engineered")
-    labels = [a["text"] for a in spec["layout"]["annotations"]]
-    assert labels == [compare.KIND_LABELS[k] for k in compare.KIND_LABELS]
 
 
 def test_baseline_table_lists_present_runs_with_recorded_accuracy(app, fake_shipped):
@@ -224,20 +219,18 @@ def test_garbage_query_params_fall_back_with_a_notice(app):
     assert at.slider(key="e_epoch").value == EPOCHS
 
 
-def test_bad_upload_shows_one_error_and_keeps_the_test_image(app):
+def test_bad_upload_shows_one_error_and_a_good_one_is_used(app):
+    from PIL import Image
+
     at = app()
     at.file_uploader(key="e_upload").upload("photo.png", b"this is not an image", "image/png").run()
     assert not at.exception, at.exception
     assert len(at.error) == 1 and at.error[0].value.startswith("photo.png: not an image")
-
-
-def test_good_upload_is_used_and_its_conversion_reported(app):
-    from PIL import Image
+    assert "test image #" in _chart(at, "e_image")["layout"]["title"]["text"]  # the test image stays
 
     buf = io.BytesIO()
     Image.fromarray(np.tile(np.arange(64, dtype=np.uint8) * 4, (48, 1)), "L").convert("RGB").save(buf, "PNG")
-    at = app()
-    at.file_uploader(key="e_upload").upload("ramp.png", buf.getvalue(), "image/png").run()
+    at.file_uploader(key="e_upload").set_value(("ramp.png", buf.getvalue(), "image/png")).run()
     assert not at.exception and not at.error
     assert "your image ramp.png" in _chart(at, "e_image")["layout"]["title"]["text"]
     assert any("resized from 64x48 to 28x28" in c.value for c in at.caption)
@@ -279,8 +272,14 @@ def test_shipped_comparison_group_is_shown_with_recorded_accuracy(dataset, monke
         pytest.skip(f"no shipped baseline checkpoint for {dataset} yet")
     table = _table(at, "e_base_table")
     assert len(table) == len(present)
-    for run in present:
-        meta = read_meta(ui.SHIPPED / run.filename)
-        row = table[table["model"] == compare.BASELINE_NAMES[run.config.arch]].iloc[0]
+    metas = {run.config.arch: read_meta(ui.SHIPPED / run.filename) for run in present}
+    for arch, meta in metas.items():
+        row = table[table["model"] == compare.BASELINE_NAMES[arch]].iloc[0]
         assert row["final test accuracy"] == pytest.approx(meta["history"][-1]["test_acc"])
-    assert any(m.value.startswith(f"**On {compare.DATASET_LABELS[dataset]}") for m in at.markdown)
+        assert row["trainable parameters"] == meta["trainable_params"]
+    expected = compare.winner_sentence([compare.result_from_meta(m) for m in metas.values()],
+                                       compare.DATASET_LABELS[dataset])
+    assert f"**{expected}**" in [m.value for m in at.markdown]
+    if dataset == "cifar10" and "mlp" in metas:
+        metric = next(m for m in at.metric if "MLP on CIFAR-10" in m.label)
+        assert metric.value == f"{100 * metas['mlp']['history'][-1]['test_acc']:.1f}%"
