@@ -67,9 +67,13 @@ def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, data: Dataset, split: str = "test", device: str | torch.device = "auto",
-             batch_size: int = 2048, limit: int | None = None, return_predictions: bool = False):
-    """(loss, accuracy) of `model` on a split, or also the predicted labels (a CPU int64 tensor)."""
+             batch_size: int | None = None, limit: int | None = None, return_predictions: bool = False):
+    """(loss, accuracy) of `model` on a split, or also the predicted labels (a CPU int64 tensor).
+
+    On CPU batches of 256 are as fast as large ones and keep the activation peak ~40 MB instead of
+    ~300 MB, which matters on a 1 GB shared server."""
     dev = resolve_device(device) if isinstance(device, str) else device
+    batch_size = batch_size or (2048 if dev.type == "cuda" else 256)
     x_all, y_all = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
     if limit:
         x_all, y_all = x_all[:limit], y_all[:limit]

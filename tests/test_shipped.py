@@ -1,0 +1,59 @@
+"""The shipped checkpoints are what the manifest says, and re-evaluate to their recorded accuracy.
+
+Every file in checkpoints/ is re-loaded and evaluated on the real test set of its dataset (the same
+source kind it was trained on); the accuracy recomputed from the stored (fp16) weights must equal the
+history's final test accuracy within 0.5 points. Nothing in a history can be edited by hand without
+this failing, unless the weights are edited too.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cnnviz.checkpoints import SHIPPED_DIR, load_checkpoint, sha256
+from cnnviz.manifest import manifest_entry
+from cnnviz.shipped import command_for, shipped_runs
+from cnnviz.train import evaluate
+
+FILES = sorted(SHIPPED_DIR.glob("*.pt"))
+
+
+def test_checkpoints_folder_is_small_and_listed_in_the_manifest():
+    manifest = json.loads((SHIPPED_DIR / "manifest.json").read_text())
+    listed = {e["file"]: e for e in manifest["runs"]}
+    assert sorted(listed) == [p.name for p in FILES]
+    assert sum(p.stat().st_size for p in FILES) < 60 * 2**20
+    for p in FILES:
+        e = listed[p.name]
+        assert e["sha256"] == sha256(p) and e["size_bytes"] == p.stat().st_size
+        assert e == manifest_entry(p)  # every recorded figure is read from the file itself
+        assert e["command"].startswith("python -m cnnviz train ") and e["complete"]
+
+
+def test_every_shipped_file_is_a_planned_run_made_by_its_recorded_command():
+    planned = {r.filename: r for r in shipped_runs()}
+    for p in FILES:
+        assert p.name in planned, f"{p.name} is not one of cnnviz.shipped.shipped_runs()"
+        meta = load_checkpoint(p).meta
+        assert meta["command"] == command_for(planned[p.name])
+        assert meta["weights_dtype"] == "float16" and len(meta["history"]) >= 10
+
+
+def test_cifar10_checkpoints_record_the_lossy_jpeg_source():
+    for p in FILES:
+        meta = load_checkpoint(p).meta
+        if meta["dataset"]["name"] == "cifar10" and meta["dataset"]["source"].startswith("image-folder"):
+            assert meta["dataset"]["lossy"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_shipped_checkpoint_reevaluates_to_its_recorded_accuracy(path, request):
+    ck = load_checkpoint(path)
+    data = request.getfixturevalue(ck.meta["dataset"]["name"].replace("-", "_"))
+    assert data.source.split(":")[0] == ck.meta["dataset"]["source"].split(":")[0]
+    _, acc = evaluate(ck.model, data, "test", "cpu")
+    recorded = ck.history[-1]["test_acc"]
+    assert abs(acc - recorded) <= 0.005, f"recomputed {acc:.4f} vs recorded {recorded:.4f}"
