@@ -188,30 +188,40 @@ class Verdict:
 
 def shift_verdict(df, labels: dict[str, str] | None = None) -> Verdict:
     """One sentence from the probe's numbers: who keeps the most predictions at the largest shift,
-    by how many points over plain max pooling, and whose maps stay closest on odd shifts."""
+    by how many points over plain max pooling, and whose maps stay closest on odd shifts.
+
+    Methods within 1e-9 of the best agreement are reported as a tie (agreement is a count of images,
+    so equal counts are common for small N).
+    """
     labels = labels or {}
     name = lambda m: labels.get(m, m)  # noqa: E731
     k = int(df["shift"].max())
     at_k = df[df["shift"] == k].set_index("method")["agreement"]
     if at_k.empty or k == 0:
         return Verdict("Choose a largest shift of at least 1 pixel to compare the methods.", None, None)
-    best = str(at_k.idxmax())
-    text = (f"At a {k}-pixel shift, {name(best)} keeps the most predictions unchanged "
-            f"({100 * at_k[best]:.1f}% of the images)")
+    top = float(at_k.max())
+    tied = [str(m) for m in at_k.index if at_k[m] >= top - 1e-9]
+    best = next((m for m in tied if m != "max"), tied[0])
+    n = f" of the {int(df['n'].iloc[0])} images" if "n" in df.columns else " of the images"
+    who = name(tied[0]) if len(tied) == 1 else ", ".join(map(name, tied[:-1])) + " and " + name(tied[-1])
+    text = (f"At a {k}-pixel shift, {who} {'keeps' if len(tied) == 1 else 'tie for'} the most predictions "
+            f"unchanged ({100 * top:.1f}%{n})")
     margin = None
     if "max" in at_k.index:
-        margin = 100 * (at_k[best] - at_k["max"])
-        text += ("; it is max pooling itself" if best == "max" else
-                 f", {margin:.1f} percentage points more than max pooling ({100 * at_k['max']:.1f}%)")
+        margin = 100 * (top - at_k["max"])
+        if "max" in tied:
+            text += "; no method beats max pooling at this shift"
+        else:
+            text += f", {margin:.1f} percentage points more than max pooling ({100 * at_k['max']:.1f}%)"
     else:
         text += " (no max pooling run to compare with)"
     odd = df[df["shift"] % 2 == 1]
     if not odd.empty:
         sims = odd.groupby("method")["similarity"].mean()
-        top = str(sims.idxmax())
-        text += (f". On odd shifts, where no 2x2 downsampler can be exactly equivariant, {name(top)}'s maps "
-                 f"stay closest to the shifted reference (mean cosine {sims[top]:.3f}")
-        text += f" vs {sims['max']:.3f} for max pooling)." if "max" in sims.index and top != "max" else ")."
+        closest = str(sims.idxmax())
+        text += (f". On odd shifts, where no 2x2 downsampler can be exactly equivariant, {name(closest)}'s maps "
+                 f"stay closest to the shifted reference (mean cosine {sims[closest]:.3f}")
+        text += f" vs {sims['max']:.3f} for max pooling)." if "max" in sims.index and closest != "max" else ")."
     else:
         text += "."
     return Verdict(text, best, margin)

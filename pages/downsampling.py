@@ -75,13 +75,13 @@ with c_grid:
     else:
         start = np.zeros((4, 4))
         start[1, 2] = 9.0
-    grid_df = st.data_editor(pd.DataFrame(start, columns=[f"col {j + 1}" for j in range(4)],
-                                          index=[f"row {i + 1}" for i in range(4)]),
+    grid_df = st.data_editor(pd.DataFrame(start, columns=[f"c{j + 1}" for j in range(4)],
+                                          index=[f"r{i + 1}" for i in range(4)]),
                              key=f"we_grid_{pattern}", width="content")
-    st.caption("Cell (row r, col c) is v with index 4(r-1) + c: the first row is v1..v4.")
+    st.caption("Cell (r, c) holds v with index 4(r-1) + c: the first row is v1..v4, the last v13..v16.")
 with c_kernel:
-    kernel_df = st.data_editor(pd.DataFrame([[0.25, 0.25], [0.25, 0.25]], columns=["col 1", "col 2"],
-                                            index=["row 1", "row 2"]), key="we_kernel", width="content")
+    kernel_df = st.data_editor(pd.DataFrame([[0.25, 0.25], [0.25, 0.25]], columns=["c1", "c2"],
+                                            index=["r1", "r2"]), key="we_kernel", width="content")
     st.caption("The kernel w1 w2 / w3 w4 of the strided convolution (stride 2, no padding).")
     bias = st.number_input("bias b", value=0.0, step=0.5, key="we_bias")
 
@@ -187,7 +187,8 @@ runs_here = table[table["dataset"] == dataset_name] if not table.empty else tabl
 run_keys = {f"{r.origin}/{r.file}": r for r in runs_here.itertuples()} if not runs_here.empty else {}
 sources = [UNTRAINED] + list(run_keys)
 preferred = [k for k, r in run_keys.items() if r.origin == "shipped" and r.arch == "downsample_compare"]
-default_source = next((k for k in preferred if run_keys[k].downsample == "max"), preferred[0] if preferred else UNTRAINED)
+default_source = next((k for k in preferred if run_keys[k].downsample == "max" and run_keys[k].seed == 0),
+                      preferred[0] if preferred else UNTRAINED)
 _from_url("source", lambda s: s in sources, default_source)
 
 
@@ -254,7 +255,9 @@ for row in range(0, len(panels), 4):
     cols = st.columns(4)
     for col, (key, title, maps, color) in zip(cols, panels[row:row + 4]):
         with col:
-            st.markdown(f"<span style='color:{color}'>■</span> **{title}**", unsafe_allow_html=True)
+            # A fixed-height title keeps the maps of one row level when a label wraps to two lines.
+            st.markdown(f"<div style='min-height:3.2em'><span style='color:{color}'>■</span> <b>{title}</b></div>",
+                        unsafe_allow_html=True)
             st.plotly_chart(figures.heatmap(figures.tile(maps[channels]), colorscale="gray", height=260),
                             key=f"fmap_{key}")
             st.caption(f"output shape {tuple(maps.shape)} (C, H, W)")
@@ -303,7 +306,7 @@ if mad == 0:
     st.caption("The two methods give identical maps here (bilinear x0.5 with align_corners=False "
                "averages each 2x2 block, exactly like average pooling, on even sizes).")
 else:
-    st.caption(f"Red: A larger, blue: B larger (colour scale centred on 0). Shapes "
+    st.caption(f"Blue: A larger, red: B larger (colour scale centred on 0). Shapes "
                f"{tuple(cmp.downsampled[diff_a].shape)} and {tuple(cmp.downsampled[diff_b].shape)}, "
                f"compared on the common {delta.shape[-2]}x{delta.shape[-1]}.")
 
@@ -450,9 +453,17 @@ else:
         st.plotly_chart(figs["agreement"], key="shift_agreement")
     with c2:
         st.plotly_chart(figs["similarity"], key="shift_similarity")
+    same = [(a, b) for a, b in (("avg", "bilinear"), ("nearest", "stride"))
+            if {a, b} <= set(probe.method) and np.allclose(probe[probe.method == a][["agreement", "similarity"]],
+                                                           probe[probe.method == b][["agreement", "similarity"]])]
+    if same:
+        st.caption("Lines that seem missing lie under their twin: "
+                   + "; ".join(f"{SHORT[a]} and {SHORT[b]} give the same numbers" for a, b in same)
+                   + " (see section 3).")
     verdict = shift.shift_verdict(probe, SHORT)
     st.success(verdict.sentence)
     table_view = probe.pivot(index="method", columns="shift", values=["agreement", "similarity"])
+    table_view = table_view.loc[[m for m in DOWNSAMPLE_METHODS if m in table_view.index]]
     table_view.index = [LABELS[m] for m in table_view.index]
     table_view.columns = [f"{metric} @ {s}px" for metric, s in table_view.columns]
     st.dataframe(table_view, key="shift_table")

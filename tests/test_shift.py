@@ -176,5 +176,14 @@ def test_verdict_names_the_best_method_at_the_largest_shift_and_its_margin_over_
     assert "3.0 percentage points" in v.sentence and "2-pixel" in v.sentence and "0.970" in v.sentence
 
 
+def test_verdict_reports_a_tie_with_max_pooling_as_a_tie():
+    df = pd.DataFrame([{"method": m, "shift": s, "agreement": a, "similarity": 1.0, "n": 200}
+                       for m, a in (("max", 0.35), ("avg", 0.33), ("blurmax", 0.35)) for s in (0, 2)])
+    v = shift.shift_verdict(df, {"max": "max pooling", "blurmax": "blurmax"})
+    assert v.best == "blurmax" and v.margin_points == pytest.approx(0.0)
+    assert "max pooling and blurmax tie" in v.sentence and "no method beats max pooling" in v.sentence
+    assert "35.0% of the 200 images" in v.sentence
+
+
 def test_conv2d_layers_lists_only_learned_convs():
     assert shift.conv2d_layers(shift.untrained_model()) == ["conv1"]
