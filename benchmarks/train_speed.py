@@ -273,15 +273,23 @@ def run_cnnviz(args, device) -> dict:
             "num_workers": 0}
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the lecture's DataLoader workers)."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def measure(args) -> dict:
     """Train one (model, loop) and return its row; called in a fresh process by `--_worker`."""
     device = resolve_device(args.device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     with PeakMemory() as mem:
         out = (run_lecture if args._worker == "lecture" else run_cnnviz)(args, device)
-    total = time.perf_counter() - t0
+    total, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     seconds = [s for s, _ in out["epochs"]]
     timed = seconds[1:] or seconds  # the first epoch pays for warm-up
     per_epoch = statistics.median(timed)
@@ -293,7 +301,7 @@ def measure(args) -> dict:
            "seconds_per_epoch": per_epoch, "epoch_seconds": seconds, "images_per_epoch": images,
            "images_per_second": images / per_epoch, "test_acc": out["test_acc"],
            "train_loss": out["train_loss"], "setup_seconds": out["setup_seconds"],
-           "eval_seconds": out["eval_seconds"], "total_seconds": total,
+           "eval_seconds": out["eval_seconds"], "total_seconds": total, "cpu_seconds": cpu,
            "peak_rss_mb": mem.delta_mb, "workers_uss_peak_mb": mem.workers_peak / MB}
     if device.type == "cuda":
         row["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / MB
@@ -437,15 +445,15 @@ def print_table(rows: list[dict], summary: dict, machine: dict) -> None:
           + (f" ({machine['gpu']})" if "gpu" in machine else "")
           + f", load average {machine['load_average']} at start, {machine['date']}")
     head = (f"{'model':<20}{'loop':<9}{'thr':>4}{'wrk':>4}{'s/epoch':>9}{'images/s':>11}{'test acc':>10}"
-            f"{'peak MB':>9}{'total s':>9}")
+            f"{'peak MB':>9}{'total s':>9}{'CPU s':>8}")
     print(head)
     print("-" * len(head))
     for r in rows:
         print(f"{r['model']:<20}{r['loop']:<9}{r['threads']:>4}{r['num_workers']:>4}{r['seconds_per_epoch']:>9.2f}"
               f"{r['images_per_second']:>11,.0f}{r['test_acc']:>10.4f}{r['peak_mem_mb']:>9.0f}"
-              f"{r['total_seconds']:>9.1f}")
+              f"{r['total_seconds']:>9.1f}{r['cpu_seconds']:>8.1f}")
     print(f"(peak MB: {rows[0]['mem_kind']}; s/epoch: median of the epochs after the first; "
-          "total s includes data set-up and evaluation)")
+          "total s: data set-up + epochs + evaluation; CPU s: the CPU time of that, workers included)")
     for model, s in summary.items():
         t = s["target_speedup"]
         verdict = "no target" if t is None else f"target >= {t:g}x: {'met' if s['speedup_met'] else 'NOT met'}"
