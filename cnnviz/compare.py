@@ -257,8 +257,9 @@ def winner_sentence(results: list[BaselineResult], dataset_label: str) -> str:
     """One sentence, computed from the numbers, saying which input representation wins and by how much.
 
     First the three ways of feeding the same kind of head (raw pixels, fixed engineered channels, a
-    learned conv) are ranked; then the best run overall is named with its trainable parameters
-    against the MLP's. Differences under 0.05 points (invisible at one decimal) are called ties.
+    learned conv) are ranked; then the best run overall is named (or, when it is that winning front
+    end, confirmed) with its trainable parameters against the MLP's, and LeNet-5's result is added
+    when LeNet-5 is not the best. Differences under 0.05 points (invisible at one decimal) are ties.
     """
     by = {r.arch: r for r in results}
     name = lambda a: _IN_SENTENCE.get(a, a)  # noqa: E731
@@ -282,11 +283,16 @@ def winner_sentence(results: list[BaselineResult], dataset_label: str) -> str:
         if ties:
             clause += (" and" if wins else "") + (" tie with " if plural else " ties with ") + " and ".join(ties)
         clauses.append(clause)
-    overall = (f"{name(best.arch)} is best at {best.test_acc:.1%} with "
-               f"{format_count(best.trainable_params)} trainable parameters")
-    mlp = by.get("mlp")
+    mlp, lenet = by.get("mlp"), by.get("lenet5")
+    if len(fronts) >= 2 and best is fronts[0]:  # already named: no second sentence about the same run
+        overall = f"it is the best of all {len(by)}, with {format_count(best.trainable_params)} trainable parameters"
+    else:
+        overall = (f"{name(best.arch)} is best at {best.test_acc:.1%} with "
+                   f"{format_count(best.trainable_params)} trainable parameters")
     if mlp is not None and best.arch != "mlp":
         rel = "fewer than" if best.trainable_params < mlp.trainable_params else "more than"
         overall += f", {rel} the MLP's {format_count(mlp.trainable_params)}"
+    if lenet is not None and best.arch != "lenet5":
+        overall += f" (LeNet-5: {lenet.test_acc:.1%} with {format_count(lenet.trainable_params)})"
     clauses.append(overall)
     return f"On {dataset_label}, " + "; ".join(clauses) + "."

@@ -85,22 +85,34 @@ def _show(box, notices: list[str]) -> None:
 # ---- display helpers ------------------------------------------------------------------------------
 
 def _grid_figure(maps: np.ndarray, labels: list[str], cols: int, *, signed: bool = False, title: str = "",
-                 row_px: int = 90) -> object:
-    """Many small maps tiled into ONE heatmap, each labelled underneath (signed: 0 stays white)."""
+                 width: int = 1100, lines: int = 1) -> object:
+    """Many small maps tiled into ONE heatmap, each labelled underneath (signed: 0 stays white).
+
+    `width` is the expected width on screen in pixels: it sizes the gaps that hold `lines` lines of
+    label and the height that keeps the pixels square.
+    """
     n, h, w = maps.shape
     cols = max(1, min(cols, n))
-    pad = max(2, round(h * 0.45))  # room for the labels between rows
+    label_px = 13 * lines + 4
+    pad = max(1, int(np.ceil(label_px * cols * w / max(1, width - label_px * cols))))
     img = compare.tile_signed(maps, cols, pad) if signed else figures.tile(maps, cols, pad)
-    rows = -(-n // cols)
+    top, bottom = (35 if title else 5), label_px + 5
+    height = int(top + bottom + width * img.shape[0] / img.shape[1])
     fig = figures.heatmap(img, title, colorscale="RdBu_r" if signed else "gray", zmid=0 if signed else None,
-                          height=60 + rows * row_px)
+                          height=min(900, max(140, height)))
     if signed:
         fig.update_traces(zmin=-1, zmax=1)
+    fig.update_xaxes(showgrid=False, zeroline=False)
+    fig.update_yaxes(showgrid=False, zeroline=False)
     # One update with every label: add_annotation one by one re-validates the whole list each time.
     notes = [dict(x=(i % cols) * (w + pad) + (w - 1) / 2, y=(i // cols) * (h + pad) + h - 0.5, text=label,
                   showarrow=False, yanchor="top", font=dict(size=10)) for i, label in enumerate(labels)]
-    fig.update_layout(annotations=notes, margin=dict(l=5, r=5, t=35 if title else 5, b=25))
+    fig.update_layout(annotations=notes, margin=dict(l=5, r=5, t=top, b=bottom))
     return fig
+
+
+def _filter_labels(matches: list[dict]) -> list[str]:
+    return [f"{m['filter']}: {_short(m['kernel'])}<br>{m['similarity']:+.2f}" for m in matches]
 
 
 def _short(kernel: str) -> str:
@@ -225,11 +237,12 @@ st.latex(SOBEL_LATEX)
 names, eng = compare.engineered_maps(x)
 c1, c2 = st.columns([1, 4])
 c1.plotly_chart(figures.image_figure(np.asarray(x), image_label, height=240), key="e_image")
-c2.plotly_chart(_grid_figure(eng, [compare.KIND_LABELS[n] for n in names], cols=5, row_px=120,
+c1.caption(image_label)
+c2.plotly_chart(_grid_figure(eng, [compare.KIND_LABELS[n] for n in names], cols=5, width=880,
                              title="Engineered: Sobel 3x3 and 5x5, Scharr, Laplacian"), key="e_engineered")
 if ck is not None:
     layer, learned = compare.learned_maps(ck.model, x_norm)
-    st.plotly_chart(_grid_figure(learned, [f"filter {i}" for i in range(len(learned))], cols=8, row_px=110,
+    st.plotly_chart(_grid_figure(learned, [f"filter {i}" for i in range(len(learned))], cols=8,
                                  title=f"Learned: {layer} of {ck.label} ({len(learned)} maps of "
                                        f"{learned.shape[1]}x{learned.shape[2]})"), key="e_learned")
 
@@ -244,7 +257,7 @@ except (CheckpointError, OSError) as e:
     front_ck = None
 if front_ck is not None:
     maps = compare.front_end_maps(front_ck.model, x_norm)
-    st.plotly_chart(_grid_figure(maps, list(compare.FRONT_CHANNELS), cols=5, row_px=150,
+    st.plotly_chart(_grid_figure(maps, list(compare.FRONT_CHANNELS), cols=5, width=900,
                                  title=f"The engineered network's fixed front end ({front['file']}): what its "
                                        "head sees instead of pixels"), key="e_front")
     st.caption("These five channels are computed by fixed, non-trainable weights inside the `engineered` model, "
@@ -258,6 +271,7 @@ else:
 
 # ---- 2. learned filters vs engineered kernels ------------------------------------------------------
 st.header("2. Learned filters vs Sobel / Scharr / Laplacian kernels")
+evolution = _evolution(catalog[ck_id]["path"], Path(catalog[ck_id]["path"]).stat().st_mtime) if ck is not None else None
 if ck is None:
     st.info("Choose (or train) a network with a conv layer above to compare its filters.")
 else:
@@ -271,23 +285,29 @@ else:
                "the same edge detector the other way round, so the best match is the largest |cos|. Colours: red "
                "positive, blue negative, white 0; each kernel scaled by its largest |weight|.")
     st.latex(COSINE_LATEX)
-    c1, c2 = st.columns([3, 2])
-    c1.plotly_chart(_grid_figure(compare.mean_filters(weights),
-                                 [f"{m['filter']}: {_short(m['kernel'])} {m['similarity']:+.2f}" for m in matches],
-                                 cols=8, signed=True, row_px=95, title=f"Learned filters of {ck.label}"),
+    c1, c2 = st.columns([1, 2])
+    c1.plotly_chart(_grid_figure(np.stack(list(kernels.values())), [_short(n) for n in kernels], cols=4,
+                                 signed=True, width=360, title=f"Engineered kernels ({k}x{k})"), key="e_kernels")
+    c2.plotly_chart(_grid_figure(compare.mean_filters(weights), _filter_labels(matches), cols=8, signed=True,
+                                 width=720, lines=2, title=f"Learned filters of {ck.label}: closest kernel, cos"),
                     key="e_filters")
-    c2.plotly_chart(_grid_figure(np.stack(list(kernels.values())), [_short(n) for n in kernels], cols=4,
-                                 signed=True, row_px=110, title=f"Engineered kernels ({k}x{k})"), key="e_kernels")
     st.markdown(f"**{compare.similarity_sentence(matches, THRESHOLD)}**")
+    if evolution is not None:
+        _, mean_best, n_close = evolution
+        st.caption(f"Chance level: the same comparison on this layer's random initial filters (epoch 0) gives "
+                   f"{n_close[0]} of {len(matches)} within |cos| > {THRESHOLD:g} and a mean best |cos| of "
+                   f"{mean_best[0]:.3f}; after epoch {len(mean_best) - 1}: {n_close[-1]} and "
+                   f"{mean_best[-1]:.3f}. With only {k * k} weights per filter, a random filter is often fairly "
+                   f"close to one of {len(kernels)} kernels.")
     rows = pd.DataFrame(compare.match_table(matches))
     rows["closest kernel"] = rows["closest kernel"].map(_short)
     st.dataframe(rows, hide_index=True, key="e_match_table",
                  column_config={"cosine": st.column_config.NumberColumn(format="%+.3f"),
-                                "|cosine|": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")})
+                                "|cosine|": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,
+                                                                            format="%.3f")})
 
 # ---- 3. watch the filters learn ---------------------------------------------------------------------
 st.header("3. Watch the filters learn")
-evolution = _evolution(catalog[ck_id]["path"], Path(catalog[ck_id]["path"]).stat().st_mtime) if ck is not None else None
 if ck is None:
     st.info("Choose (or train) a network with a conv layer above.")
 elif evolution is None:
@@ -307,20 +327,18 @@ else:
                f"filters within |cos| > {THRESHOLD:g} (at initialisation: {mean_best[0]:.3f}, {n_close[0]}). "
                "The maps apply that epoch's weights to the image (bias not stored, so left out: it would only "
                "shift each map, which the per-map scaling hides).")
-    c1, c2 = st.columns(2)
-    c1.plotly_chart(_grid_figure(compare.mean_filters(snaps[epoch]),
-                                 [f"{m['filter']}: {_short(m['kernel'])} {m['similarity']:+.2f}" for m in matches_e],
-                                 cols=8, signed=True, row_px=80, title=f"Filters after epoch {epoch}"),
+    st.plotly_chart(_grid_figure(compare.mean_filters(snaps[epoch]), _filter_labels(matches_e), cols=8, signed=True,
+                                 width=1000, lines=2, title=f"Filters after epoch {epoch}: closest kernel, cos"),
                     key="e_epoch_filters")
     maps_e = compare.snapshot_maps(ck.model, snaps[epoch], x_norm)
-    c2.plotly_chart(_grid_figure(maps_e, [str(i) for i in range(len(maps_e))], cols=8, row_px=80,
+    c0, c1, c2 = st.columns(3)
+    c0.plotly_chart(_grid_figure(maps_e, [str(i) for i in range(len(maps_e))], cols=8, width=360,
                                  title=f"Their maps on {image_label}"), key="e_epoch_maps")
-    c1, c2 = st.columns(2)
     run = [{"label": ck.label, "history": ck.history, "color": figures.RUN_COLORS[0]}]
     c1.plotly_chart(figures.curves_figure(run, ("train_acc", "test_acc"), title=f"Accuracy (epoch {epoch} marked)",
                                           mark_epoch=epoch), key="e_epoch_curves")
-    sim = figures.curves_figure([{"label": ck.label, "color": figures.RUN_COLORS[1],
-                                  "history": [{"epoch": e, "mean best |cos|": float(v)} for e, v in enumerate(mean_best)]}],
+    sim_history = [{"epoch": e, "mean best |cos|": float(v)} for e, v in enumerate(mean_best)]
+    sim = figures.curves_figure([{"label": ck.label, "color": figures.RUN_COLORS[1], "history": sim_history}],
                                 ("mean best |cos|",), title="Mean best |cos| to an engineered kernel", mark_epoch=epoch)
     sim.update_layout(yaxis_title="mean best |cos|")
     c2.plotly_chart(sim, key="e_epoch_similarity")
@@ -394,7 +412,7 @@ arch = c1.selectbox("Network", list(by_arch), key="e_retrain_arch", format_func=
 n_epochs = c2.number_input("Epochs", 1, shipped.EPOCHS, shipped.EPOCHS, key="e_retrain_epochs",
                            persist_state="session")
 c3.write("")
-if c3.button("Retrain in the background", type="primary", key="e_retrain"):
+if c3.button("Retrain", type="primary", key="e_retrain", help="Starts a background training job on the server."):
     base = by_arch[arch].config
     cfg = RunConfig(arch=arch, dataset=dataset, downsample=base.downsample, epochs=int(n_epochs), lr=base.lr,
                     optimizer=base.optimizer, batch_size=base.batch_size, seed=base.seed)
@@ -430,8 +448,9 @@ def _reference(arch_name: str, ds: str):
 def _job_view(job_id: str) -> None:
     snap = registry.get(job_id).snapshot()
     cfg = snap.config
-    st.markdown(f"**{compare.BASELINE_NAMES.get(cfg.arch, cfg.arch)} on {compare.DATASET_LABELS.get(cfg.dataset, cfg.dataset)}"
-                f"** · {snap.state} · job `{snap.id}`")
+    model = compare.BASELINE_NAMES.get(cfg.arch, cfg.arch)
+    ds_label = compare.DATASET_LABELS.get(cfg.dataset, cfg.dataset)
+    st.markdown(f"**{model} on {ds_label}** · {snap.state} · job `{snap.id}`")
     p = snap.progress
     if snap.state == "queued":
         st.info(f"Waiting: number {registry.queue_position(job_id)} in the queue (this server trains "

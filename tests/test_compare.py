@@ -37,7 +37,7 @@ def test_winner_sentence_follows_the_numbers_when_engineered_wins():
     text = compare.winner_sentence(results, "Fashion-MNIST")
     assert text.startswith("On Fashion-MNIST, the engineered front end (90.0%) beats the learned conv "
                            "front end by 5.0 points and raw pixels by 10.0 points;")
-    assert "the engineered net is best at 90.0% with 100k trainable parameters, fewer than the MLP's 200k" in text
+    assert text.endswith("; it is the best of all 3, with 100k trainable parameters, fewer than the MLP's 200k.")
 
 
 def test_winner_sentence_says_tie_and_more_parameters_when_so():
@@ -45,6 +45,15 @@ def test_winner_sentence_says_tie_and_more_parameters_when_so():
     text = compare.winner_sentence(results, "X")
     assert "tie with the engineered front end" in text or "ties with raw pixels" in text
     assert "LeNet-5 is best at 75.0% with 62k trainable parameters, more than the MLP's 1.0k" in text
+
+
+def test_winner_sentence_gives_lenet5_when_a_front_end_wins_overall():
+    results = [_r("mlp", 0.5514, 1_707_274), _r("engineered", 0.5413, 165_258),
+               _r("learned_conv", 0.5694, 165_398), _r("lenet5", 0.5452, 83_126)]
+    assert compare.winner_sentence(results, "CIFAR-10") == (
+        "On CIFAR-10, the learned conv front end (56.9%) beats raw pixels by 1.8 points and the engineered front end "
+        "by 2.8 points; it is the best of all 4, with 165k trainable parameters, fewer than the MLP's 1.7M "
+        "(LeNet-5: 54.5% with 83k).")
 
 
 def test_winner_sentence_with_one_or_no_run():
@@ -153,8 +162,9 @@ def short_run(tmp_path_factory, fashion_mnist):
     out = tmp_path_factory.mktemp("runs") / "short.pt"
     cfg = RunConfig(arch="downsample_compare", dataset="fashion-mnist", downsample="max", epochs=2, seed=0,
                     batch_size=256, half=True)
-    small = dataclasses.replace(fashion_mnist, train_x=fashion_mnist.train_x[:1024], train_y=fashion_mnist.train_y[:1024],
-                                test_x=fashion_mnist.test_x[:512], test_y=fashion_mnist.test_y[:512])
+    fm = fashion_mnist
+    small = dataclasses.replace(fm, train_x=fm.train_x[:1024], train_y=fm.train_y[:1024],
+                                test_x=fm.test_x[:512], test_y=fm.test_y[:512])
     path, _ = run_training(cfg, out=out, data=small)
     return load_checkpoint(path)
 

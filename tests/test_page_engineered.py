@@ -178,10 +178,12 @@ def test_filter_grid_labels_each_filter_with_its_closest_kernel(app):
     spec = _chart(at, "e_filters")
     labels = [a["text"] for a in spec["layout"]["annotations"]]
     assert len(labels) == 32
-    assert labels[0] == "0: Sobel x +1.00" and labels[1] == "1: Laplacian +1.00"
+    assert labels[0] == "0: Sobel x<br>+1.00" and labels[1] == "1: Laplacian<br>+1.00"
     table = _table(at, "e_match_table")
     assert table.iloc[0]["closest kernel"] == "Sobel x" and table.iloc[0]["cosine"] == pytest.approx(1.0, abs=1e-3)
     assert any(m.value.startswith("**") and "of 32 filters" in m.value for m in at.markdown)
+    chance = next(c.value for c in at.caption if c.value.startswith("Chance level"))
+    assert f"after epoch {EPOCHS}: " in chance  # the random initialisation is the reference
 
 
 def test_epoch_slider_moves_and_the_marked_epoch_follows(app):
@@ -196,7 +198,7 @@ def test_epoch_slider_moves_and_the_marked_epoch_follows(app):
     assert at.query_params["epoch"] in ("1", ["1"])
     # At the last epoch filter 0 IS Sobel x; at epoch 1 it is only a third of the way there.
     first = _chart(at, "e_epoch_filters")["layout"]["annotations"][0]["text"]
-    assert first != "0: Sobel x +1.00"
+    assert first != "0: Sobel x<br>+1.00"
 
 
 def test_url_reopens_the_same_view(app):
@@ -259,7 +261,8 @@ def test_retrain_starts_a_background_job_and_stop_ends_it(app):
 # ---- on the real shipped checkpoints ------------------------------------------------------------
 
 @pytest.mark.parametrize("dataset", ["fashion-mnist", "cifar10"])
-def test_shipped_comparison_group_is_shown_with_recorded_accuracy(dataset, monkeypatch, tmp_path, fashion_mnist, cifar10):
+def test_shipped_comparison_group_is_shown_with_recorded_accuracy(dataset, monkeypatch, tmp_path, fashion_mnist,
+                                                                   cifar10):
     runs = shipped.group_runs("baselines", dataset)
     present = [r for r in runs if (ui.SHIPPED / r.filename).exists()]
     if len(present) < len(runs) and os.environ.get("CI"):
