@@ -205,8 +205,8 @@ def sliding_figure(size: int, kernel: int, padding: int, stride: int, index: int
                   y1=win.out_row + 0.5, line=dict(color="#a63603", width=3), row=1, col=2)
     for c in (1, 2):
         fig.update_yaxes(autorange="reversed", scaleanchor=f"x{'' if c == 1 else c}", showticklabels=False,
-                         showgrid=False, row=1, col=c)
-        fig.update_xaxes(showticklabels=False, showgrid=False, row=1, col=c)
+                         showgrid=False, zeroline=False, row=1, col=c)
+        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, row=1, col=c)
     fig.update_layout(height=height, margin=dict(l=5, r=5, t=30, b=5))
     return fig
 
@@ -303,8 +303,8 @@ def canvas_figure(canvas: np.ndarray, window: tuple[int, int, int, int] | None =
         rr, cc = divmod(i, 2)
         fig.add_annotation(x=cc * w / 2 + 1, y=rr * h / 2 + 1, text=text, showarrow=False, xanchor="left",
                            yanchor="top", font=dict(color="white", size=11), bgcolor="rgba(0,0,0,0.55)")
-    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
-    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
     fig.update_layout(height=height, margin=dict(l=5, r=5, t=5, b=5))
     return fig
 
@@ -360,17 +360,19 @@ def score_maps_figure(sm: ScoreMaps, classes, cols: int = 5, height: int = 330) 
     """One small map per class, the softmax probability of that class in each output cell (0..1), tiled
     into ONE heatmap (ten subplots cost seconds to build and draw; one heatmap costs milliseconds)."""
     k, h, w = sm.probs.shape
-    z = tile_maps(sm.probs, cols)
+    gap = 2  # room for each map's class name above it
+    z = tile_maps(sm.probs, cols, gap)
     names = np.full(z.shape, "", dtype=object)
     cells = np.full(z.shape, "", dtype=object)
     notes = []
     for i, name in enumerate(classes):
         r, c = divmod(i, cols)
-        names[r * (h + 1): r * (h + 1) + h, c * (w + 1): c * (w + 1) + w] = str(name)
+        top, left = r * (h + gap), c * (w + gap)
+        names[top: top + h, left: left + w] = str(name)
         for y in range(h):
             for x in range(w):
-                cells[r * (h + 1) + y, c * (w + 1) + x] = f"({y}, {x})"
-        notes.append(dict(x=c * (w + 1) + (w - 1) / 2, y=r * (h + 1) - 0.6, text=str(name), showarrow=False,
+                cells[top + y, left + x] = f"({y}, {x})"
+        notes.append(dict(x=left + (w - 1) / 2, y=top - 0.6, text=str(name), showarrow=False,
                           yanchor="bottom", font=dict(size=11)))
     fig = go.Figure(go.Heatmap(z=z, zmin=0, zmax=1, colorscale="Viridis", customdata=np.dstack([names, cells]),
                                colorbar=dict(title="p", thickness=12), hoverongaps=False,

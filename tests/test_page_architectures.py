@@ -189,9 +189,10 @@ def test_1x1_score_map_renders_from_the_shipped_checkpoint():
     classes = DATASETS["fashion-mnist"].classes
     hover = {str(c).split("<br>")[0] for row in class_map["customdata"] for c in row}
     assert hover <= set(classes) and hover
-    tiled = array(chart(at, "score_maps")["data"][0]["z"])  # 2 rows x 5 maps of 8x8, one NaN between
-    assert tiled.shape == (17, 44)
-    scores = [tiled[r * 9:r * 9 + 8, c * 9:c * 9 + 8] for r in range(2) for c in range(5)]
+    tiled = array(chart(at, "score_maps")["data"][0]["z"])  # 2 rows x 5 maps of 8x8, two NaN between
+    assert tiled.shape == (18, 48)
+    scores = [tiled[r * 10:r * 10 + 8, c * 10:c * 10 + 8] for r in range(2) for c in range(5)]
+    assert not np.isnan(scores).any() and np.isnan(tiled[8:10]).all()
     np.testing.assert_allclose(np.sum(scores, axis=0), 1, atol=1e-4)  # softmax over classes per cell
     np.testing.assert_array_equal(np.argmax(scores, axis=0), array(class_map["z"]))
     assert array(chart(at, "canvas")["data"][0]["z"]).shape == (56, 56)
