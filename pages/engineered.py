@@ -92,7 +92,8 @@ def _grid_figure(maps: np.ndarray, labels: list[str], cols: int, *, signed: bool
     label and the height that keeps the pixels square.
     """
     n, h, w = maps.shape
-    cols = max(1, min(cols, n))
+    if n < cols:  # a handful of maps: keep their tiles the size they would have in a full row
+        width, cols = int(width * n / cols), n
     label_px = 13 * lines + 4
     pad = max(1, int(np.ceil(label_px * cols * w / max(1, width - label_px * cols))))
     img = compare.tile_signed(maps, cols, pad) if signed else figures.tile(maps, cols, pad)
@@ -333,13 +334,13 @@ else:
     maps_e = compare.snapshot_maps(ck.model, snaps[epoch], x_norm)
     c0, c1, c2 = st.columns(3)
     c0.plotly_chart(_grid_figure(maps_e, [str(i) for i in range(len(maps_e))], cols=8, width=360,
-                                 title=f"Their maps on {image_label}"), key="e_epoch_maps")
+                                 title="Their maps on the image"), key="e_epoch_maps")
     run = [{"label": ck.label, "history": ck.history, "color": figures.RUN_COLORS[0]}]
     c1.plotly_chart(figures.curves_figure(run, ("train_acc", "test_acc"), title=f"Accuracy (epoch {epoch} marked)",
                                           mark_epoch=epoch), key="e_epoch_curves")
     sim_history = [{"epoch": e, "mean best |cos|": float(v)} for e, v in enumerate(mean_best)]
     sim = figures.curves_figure([{"label": ck.label, "color": figures.RUN_COLORS[1], "history": sim_history}],
-                                ("mean best |cos|",), title="Mean best |cos| to an engineered kernel", mark_epoch=epoch)
+                                ("mean best |cos|",), title="Mean best |cos| to a kernel", mark_epoch=epoch)
     sim.update_layout(yaxis_title="mean best |cos|")
     c2.plotly_chart(sim, key="e_epoch_similarity")
 
@@ -373,9 +374,9 @@ if present:
     c1, c2 = st.columns(2)
     c1.plotly_chart(figures.curves_figure(curves, ("test_acc",), title="Test accuracy per epoch"), key="e_base_acc")
     c2.plotly_chart(figures.curves_figure(curves, ("test_loss",), title="Test loss per epoch"), key="e_base_loss")
-    table = pd.DataFrame([{"model": compare.BASELINE_NAMES[r.arch], "what it sees": compare.BASELINE_SEES[r.arch],
-                           "trainable parameters": r.trainable_params, "final test accuracy": r.test_acc,
-                           "seconds per epoch": r.seconds_per_epoch, "epochs": r.epochs,
+    table = pd.DataFrame([{"model": compare.BASELINE_NAMES[r.arch], "final test accuracy": r.test_acc,
+                           "trainable parameters": r.trainable_params, "seconds per epoch": r.seconds_per_epoch,
+                           "what it sees": compare.BASELINE_SEES[r.arch], "epochs": r.epochs,
                            "layers": get_arch(r.arch).description} for r in results])
     st.dataframe(table, hide_index=True, key="e_base_table", column_config={
         "trainable parameters": st.column_config.NumberColumn(format="localized"),
