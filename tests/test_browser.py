@@ -88,7 +88,7 @@ def _grow_and_shoot(page, path: Path) -> None:
     size = page.viewport_size
     page.set_viewport_size({"width": size["width"], "height": min(int(height) + 40, 20000)})
     page.wait_for_timeout(1500)  # plotly charts re-layout to the new size
-    page.screenshot(path=str(path), full_page=True, timeout=120_000)
+    page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size(size)
 
 
@@ -136,9 +136,6 @@ def test_every_page_renders_its_title_without_an_exception_in_chromium():
                     if NAV_HOME not in nav_text:
                         failures.append(f"/{path}: opened by URL, the page did not run through streamlit_app.py's "
                                         f"st.navigation (sidebar: {' / '.join(nav_text.split())!r})")
-                    if page.get_by_text("Page not found").count():
-                        failures.append(f"/{path}: Streamlit showed 'Page not found' for this URL before running "
-                                        "the main page")
                     errors = page.locator("[data-testid='stException']")
                     if errors.count():
                         first = errors.first.inner_text()[:300].replace("\n", " ")
