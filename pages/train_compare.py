@@ -28,6 +28,7 @@ from cnnviz.train import LR_PRESETS, OPTIMIZERS
 LECTURE_FORMULA = r"S_o = \left\lfloor \frac{S_D - K + 2P}{S} \right\rfloor + 1"
 CUSTOM_LR = "custom"
 TRAIN_SUBSETS = ("all", 2048, 10000, 30000)
+DEFAULT_ARCH = "downsample_compare"  # the lecture's small net: an epoch takes seconds, not minutes, on a CPU
 GALLERY = 12  # images per gallery: enough to see a pattern, light enough for a phone
 
 
@@ -86,7 +87,9 @@ def _train_form() -> RunConfig | None:
     c1, c2, c3 = st.columns(3)
     dataset = c1.selectbox("Dataset", list_datasets(), key="t_dataset", persist_state="session",
                            help="The images the network learns from; its test set scores every epoch.")
-    arch = c2.selectbox("Architecture", list_archs(), key="t_arch", persist_state="session",
+    archs = list_archs()
+    arch = c2.selectbox("Architecture", archs, index=archs.index(DEFAULT_ARCH) if DEFAULT_ARCH in archs else 0,
+                        key="t_arch", persist_state="session",
                         help="Every network of the lecture, from the model registry.")
     spec = get_arch(arch)
     if spec.downsamples:
