@@ -247,6 +247,21 @@ def make_canvas(images: torch.Tensor, grid: int = 2) -> torch.Tensor:
     return torch.cat(rows, dim=-2)
 
 
+@dataclass
+class Canvas:
+    """Test images tiled into one larger input, with where they came from."""
+    image: torch.Tensor  # (C, 2H, 2W) uint8
+    indices: list[int]  # test-set index of each quadrant, row by row
+    labels: list[str]  # true class name of each quadrant
+
+
+def canvas_of_test_images(data: Dataset, seed: int, classes: list[str] | None = None) -> Canvas:
+    """Four test images (chosen by `seed`, optionally one of each named class) tiled 2x2."""
+    wanted = [data.classes.index(c) for c in classes] if classes else None
+    indices = pick_images(data.test_y, seed, wanted)
+    return Canvas(make_canvas(data.test_x[indices]), indices, [data.classes[int(data.test_y[i])] for i in indices])
+
+
 def softmax(logits: np.ndarray, axis: int = 0) -> np.ndarray:
     z = logits - logits.max(axis=axis, keepdims=True)  # subtract the max: exp never overflows
     e = np.exp(z)
@@ -281,9 +296,9 @@ def score_maps(model: nn.Sequential, canvas_uint8: torch.Tensor, data: Dataset, 
 
 
 @torch.no_grad()
-def predict_images(model: nn.Module, images_uint8: torch.Tensor, data: Dataset) -> np.ndarray:
-    """Class probabilities (N, K) of each image alone, at the size the net was trained on."""
-    return softmax(model(data.normalize(images_uint8)).float().numpy(), axis=1)
+def predict_images(model: nn.Module, data: Dataset, indices: list[int]) -> np.ndarray:
+    """Class probabilities (N, K) of test images alone, at the size the net was trained on."""
+    return softmax(model(data.normalize(data.test_x[indices])).float().numpy(), axis=1)
 
 
 def canvas_figure(canvas: np.ndarray, window: tuple[int, int, int, int] | None = None,

@@ -245,11 +245,10 @@ seed = _number(p1, "Seed", "seed", 0, 10**6, 0, notices, help="Which test images
 _show(notices)
 chosen = p2.multiselect("Classes, one per quadrant (empty: any class)", classes, max_selections=4,
                         key="canvas_classes", help="Top-left, top-right, bottom-left, bottom-right.")
-indices = diagram.pick_images(data.test_y, seed, [classes.index(c) for c in chosen] or None)
-canvas = diagram.make_canvas(data.test_x[indices])
-sm = diagram.score_maps(ck.model, canvas, data, train_size)
+canvas = diagram.canvas_of_test_images(data, seed, chosen)
+sm = diagram.score_maps(ck.model, canvas.image, data, train_size)
 h, w = sm.pred.shape
-true = [classes[int(data.test_y[i])] for i in indices]
+true = canvas.labels
 
 s1, s2 = st.columns(2)
 for key in ("cell_row", "cell_col"):
@@ -260,8 +259,9 @@ col = s2.slider("Output column", 0, w - 1, key="cell_col")
 top, lft, bot, rgt = sm.cell_window(row, col)
 f1, f2 = st.columns(2)
 with f1:
-    st.markdown(f"**Canvas {canvas.shape[-2]}x{canvas.shape[-1]}** (orange: the window cell ({row}, {col}) sees)")
-    st.plotly_chart(diagram.canvas_figure(canvas.numpy(), (top, lft, bot, rgt), true), width="stretch",
+    st.markdown(f"**Canvas {canvas.image.shape[-2]}x{canvas.image.shape[-1]}** (orange: the window cell "
+                f"({row}, {col}) sees)")
+    st.plotly_chart(diagram.canvas_figure(canvas.image.numpy(), (top, lft, bot, rgt), true), width="stretch",
                     key="canvas")
 with f2:
     st.markdown(f"**{h}x{w} map of predicted classes** (argmax per cell; hover for the class)")
@@ -275,12 +275,12 @@ st.caption(f"Cell ({row}, {col}) sees canvas rows {top}..{bot - 1} and columns {
 st.markdown("**Score maps**: the softmax probability of each class in every cell")
 st.plotly_chart(diagram.score_maps_figure(sm, classes), width="stretch", key="score_maps")
 
-alone = diagram.predict_images(ck.model, data.test_x[indices], data)
+alone = diagram.predict_images(ck.model, data, canvas.indices)
 corners = [(0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1)]
 st.markdown("**Each image alone vs its corner cell**")
 st.dataframe(pd.DataFrame({
     "quadrant": ["top left", "top right", "bottom left", "bottom right"],
-    "test index": indices,
+    "test index": canvas.indices,
     "true class": true,
     f"alone ({train_size}x{train_size} -> 1x1)": [f"{classes[p.argmax()]} ({p.max():.2f})" for p in alone],
     "corner cell of the canvas": [f"{classes[sm.pred[r, c]]} ({sm.probs[:, r, c].max():.2f})" for r, c in corners],

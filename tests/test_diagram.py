@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnviz.data import DATASETS
-from cnnviz.diagram import (diagram_layers, fc_vs_1x1_params, make_canvas, measure_conv_output, pick_images,
+from cnnviz.diagram import (canvas_of_test_images, diagram_layers, predict_images, fc_vs_1x1_params, make_canvas, measure_conv_output, pick_images,
                             score_maps, shapes_figure, sliding_figure, softmax, summary_table, tile_maps,
                             window_at)
 from cnnviz.models import build_model
@@ -113,3 +113,14 @@ def test_tile_maps_keeps_values_and_puts_nan_between():
     assert t.shape == (2 * 3 - 1, 5 * 4 - 1)
     np.testing.assert_array_equal(t[3:5, 4:7], maps[6])  # row 1, column 1
     assert np.isnan(t[2]).all() and np.isnan(t[:, 3]).all()
+
+
+def test_canvas_of_test_images_puts_the_asked_classes_in_the_quadrants(fashion_mnist):
+    c = canvas_of_test_images(fashion_mnist, 5, ["Bag", "Trouser"])
+    assert c.labels == ["Bag", "Trouser", "Bag", "Trouser"] and c.image.shape == (1, 56, 56)
+    assert torch.equal(c.image[:, 28:, 28:], fashion_mnist.test_x[c.indices[3]])
+    assert canvas_of_test_images(fashion_mnist, 5).indices == canvas_of_test_images(fashion_mnist, 5).indices
+    torch.manual_seed(0)
+    probs = predict_images(build_model("lenet_1x1", (1, 28, 28)).eval(), fashion_mnist, c.indices)
+    assert probs.shape == (4, 10)
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
