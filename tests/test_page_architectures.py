@@ -200,3 +200,12 @@ def test_1x1_score_map_renders_from_the_shipped_checkpoint():
     at.slider(key="cell_col").set_value(7).run()
     assert any("rows 28..55 and columns 28..55" in c.value for c in at.caption)
     assert len(at.dataframe[-1].value) == 4  # each image alone vs its corner cell
+
+
+def test_page_imports_no_torch():
+    import ast
+
+    tree = ast.parse((ROOT / PAGE).read_text())
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert "torch" not in imported
