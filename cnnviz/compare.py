@@ -10,7 +10,6 @@ Three questions, each answered from real tensors:
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -129,24 +128,6 @@ def similarity_sentence(matches: list[dict], threshold: float = 0.8) -> str:
     verb = "is" if len(close) == 1 else "are"
     return (f"{len(close)} of {n} filters {verb} within |cos| > {threshold:g} of a Sobel/Scharr/Laplacian "
             f"kernel ({split}){tail}.")
-
-
-def tile_signed(maps: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarray:
-    """(N, k, k) -> one image, each kernel divided by its largest |weight| (so 0 stays 0), NaN between.
-
-    Unlike a min-max tile, the sign survives: plotted with a diverging colour scale centred on 0,
-    a Sobel x kernel and a learned filter that mimics it look alike.
-    """
-    maps = np.asarray(maps, dtype=np.float32)
-    n, h, w = maps.shape
-    cols = cols or math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad), np.nan, np.float32)
-    for i, m in enumerate(maps):
-        peak = float(np.abs(m).max())
-        r, c = divmod(i, cols)
-        out[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = m / peak if peak > 0 else 0
-    return out
 
 
 # ---- 3. watching the filters learn ------------------------------------------------------------

@@ -15,6 +15,7 @@ import torch.nn as nn
 from plotly.subplots import make_subplots  # the step view: input and output side by side
 
 from .data import Dataset
+from . import figures
 from .figures import DOWNSAMPLE_COLORS
 from .models import build_model, class_score_map, count_params
 from .summary import Summary, conv_output_size
@@ -357,26 +358,12 @@ def class_map_figure(sm: ScoreMaps, classes, cell: tuple[int, int] | None = None
     return fig
 
 
-def tile_maps(maps: np.ndarray, cols: int = 5, gap: int = 1) -> np.ndarray:
-    """(K, h, w) -> one (rows*(h+gap)-gap, cols*(w+gap)-gap) array, map i at row i // cols, NaN between.
-
-    Unlike `figures.tile` the values are kept (not rescaled per map), so probabilities stay comparable.
-    """
-    k, h, w = maps.shape
-    rows = math.ceil(k / cols)
-    out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap), np.nan, dtype=np.float32)
-    for i, m in enumerate(maps):
-        r, c = divmod(i, cols)
-        out[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = m
-    return out
-
-
 def score_maps_figure(sm: ScoreMaps, classes, cols: int = 5, height: int = 330) -> go.Figure:
     """One small map per class, the softmax probability of that class in each output cell (0..1), tiled
     into ONE heatmap (ten subplots cost seconds to build and draw; one heatmap costs milliseconds)."""
     k, h, w = sm.probs.shape
     gap = 2  # room for each map's class name above it
-    z = tile_maps(sm.probs, cols, gap)
+    z = figures.tile(sm.probs, cols, gap, scale=None)  # probabilities stay comparable
     names = np.full(z.shape, "", dtype=object)
     cells = np.full(z.shape, "", dtype=object)
     notes = []

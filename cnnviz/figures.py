@@ -67,17 +67,29 @@ def _rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
 
 
-def tile(maps: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarray:
-    """(N, H, W) -> one (rows*(H+pad), cols*(W+pad)) image, each map min-max scaled, NaN between."""
+def tile(maps: np.ndarray, cols: int | None = None, pad: int = 1, scale: str | None = "minmax") -> np.ndarray:
+    """(N, H, W) -> one (rows*(H+pad), cols*(W+pad)) image, NaN between the maps.
+
+    `scale`: "minmax" rescales each map to 0..1 (shapes of activations); "peak" divides each map by its
+    largest |value|, so 0 stays 0 and the sign survives (kernels, on a diverging scale); None keeps the
+    values (differences, probabilities comparable across maps).
+    """
     maps = np.asarray(maps, dtype=np.float32)
     n, h, w = maps.shape
     cols = cols or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad), np.nan, np.float32)
     for i, m in enumerate(maps):
-        lo, hi = float(m.min()), float(m.max())
+        if scale == "minmax":
+            lo, hi = float(m.min()), float(m.max())
+            m = (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+        elif scale == "peak":
+            peak = float(np.abs(m).max())
+            m = m / peak if peak > 0 else np.zeros_like(m)
+        elif scale is not None:
+            raise ValueError(f"scale must be 'minmax', 'peak' or None, not {scale!r}")
         r, c = divmod(i, cols)
-        out[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = (m - lo) / (hi - lo) if hi > lo else 0
+        out[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = m
     return out
 
 

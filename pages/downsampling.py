@@ -2,9 +2,7 @@
 maps, in training, and under shifts of the input."""
 from __future__ import annotations
 
-import math
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -288,19 +286,7 @@ with c_m:
     st.metric("mean |A − B|", f"{mad:.4f}", help="Over all channels and pixels of the common size.")
 
 
-def _tile_signed(maps: np.ndarray, pad: int = 1) -> np.ndarray:
-    # figures.tile rescales each map to 0..1, which would hide the sign: tile the raw values instead.
-    n, h, w = maps.shape
-    cols = math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad), np.nan, np.float32)
-    for i, m in enumerate(maps):
-        r, c = divmod(i, cols)
-        out[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = m
-    return out
-
-
-st.plotly_chart(figures.heatmap(_tile_signed(delta[channels]), colorscale="RdBu", zmid=0, showscale=True,
+st.plotly_chart(figures.heatmap(figures.tile(delta[channels], scale=None), colorscale="RdBu", zmid=0, showscale=True,
                                 height=360, title=f"{LABELS[diff_a]} − {LABELS[diff_b]}"), key="diff_map")
 if mad == 0:
     st.caption("The two methods give identical maps here (bilinear x0.5 with align_corners=False "

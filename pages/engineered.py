@@ -96,7 +96,7 @@ def _grid_figure(maps: np.ndarray, labels: list[str], cols: int, *, signed: bool
         width, cols = int(width * n / cols), n
     label_px = 13 * lines + 4
     pad = max(1, int(np.ceil(label_px * cols * w / max(1, width - label_px * cols))))
-    img = compare.tile_signed(maps, cols, pad) if signed else figures.tile(maps, cols, pad)
+    img = figures.tile(maps, cols, pad, scale="peak" if signed else "minmax")
     top, bottom = (35 if title else 5), label_px + 5
     height = int(top + bottom + width * img.shape[0] / img.shape[1])
     fig = figures.heatmap(img, title, colorscale="RdBu_r" if signed else "gray", zmid=0 if signed else None,

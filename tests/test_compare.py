@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnviz import compare
+from cnnviz import compare, figures
 from cnnviz.checkpoints import load_checkpoint
 from cnnviz.engineered import engineered_kernels
 from cnnviz.features import feature_maps
@@ -126,7 +126,7 @@ def test_similarity_sentence_with_no_close_filter():
 
 def test_tile_signed_keeps_zero_and_sign():
     k = engineered_kernels(3)
-    img = compare.tile_signed(np.stack([k["sobel_x"], 3 * k["laplacian"]]), cols=2)
+    img = figures.tile(np.stack([k["sobel_x"], 3 * k["laplacian"]]), cols=2, scale="peak")
     assert img.shape == (3, 7) and np.isnan(img[:, 3]).all()
     np.testing.assert_allclose(img[:, :3], k["sobel_x"] / 2)
     np.testing.assert_allclose(img[:, 4:], k["laplacian"] / 4)

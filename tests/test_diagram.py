@@ -6,9 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from cnnviz import figures
 from cnnviz.data import DATASETS
 from cnnviz.diagram import (canvas_of_test_images, diagram_layers, predict_images, fc_vs_1x1_params, make_canvas, measure_conv_output, pick_images,
-                            score_maps, shapes_figure, sliding_figure, softmax, summary_table, tile_maps,
+                            score_maps, shapes_figure, sliding_figure, softmax, summary_table,
                             window_at)
 from cnnviz.models import build_model
 from cnnviz.summary import conv_output_size, summary
@@ -109,7 +110,7 @@ def test_score_map_of_lenet_1x1_on_a_56px_canvas_is_8x8_and_4_pixels_apart(fashi
 
 def test_tile_maps_keeps_values_and_puts_nan_between():
     maps = np.arange(10 * 2 * 3, dtype=np.float32).reshape(10, 2, 3)
-    t = tile_maps(maps, cols=5)
+    t = figures.tile(maps, cols=5, scale=None)
     assert t.shape == (2 * 3 - 1, 5 * 4 - 1)
     np.testing.assert_array_equal(t[3:5, 4:7], maps[6])  # row 1, column 1
     assert np.isnan(t[2]).all() and np.isnan(t[:, 3]).all()
