@@ -109,3 +109,33 @@ def header(title: str, intro: str) -> None:
 def show_error(e: Exception) -> None:
     """A user-caused failure as one line (CheckpointError, ImageError, ValueError...)."""
     st.error(str(e) if isinstance(e, (CheckpointError, ValueError)) else f"{type(e).__name__}: {e}")
+
+
+# ---- the background job a page watches (survives reruns, page switches and reloads) ------------
+
+def remember_job(param: str, state_key: str, job_id: str | None) -> None:
+    """Keep the watched job id in the session and the URL (a page switch drops the URL's parameters)."""
+    if job_id:
+        st.session_state[state_key] = job_id
+        st.query_params[param] = job_id
+    else:
+        st.session_state.pop(state_key, None)
+        st.query_params.pop(param, None)
+
+
+def attached_job(param: str, state_key: str, where_runs_are: str):
+    """The job this session watches, from the URL (a reload, a shared link) or the session, or None.
+
+    A job id this process does not know (the app restarted) is forgotten with a notice.
+    """
+    job_id = st.query_params.get(param) or st.session_state.get(state_key)
+    if not job_id:
+        return None
+    job = registry().get(job_id)
+    if job is None:
+        st.info(f"Training job `{job_id}` is not on this server (the app restarted, or the link comes from "
+                f"another server). Finished runs stay on disk as checkpoints: {where_runs_are}")
+        remember_job(param, state_key, None)
+        return None
+    remember_job(param, state_key, job_id)
+    return job

@@ -422,19 +422,7 @@ if c3.button("Retrain", type="primary", key="e_retrain", help="Starts a backgrou
 
 
 def _job():
-    job_id = st.query_params.get("retrain") or st.session_state.get("e_job")
-    if not job_id:
-        return None
-    job = registry.get(job_id)
-    if job is None:
-        st.info(f"Training job `{job_id}` is not on this server (the app restarted, or the link comes from another "
-                "server); finished runs stay on disk as checkpoints.")
-        st.session_state.pop("e_job", None)
-        st.query_params.pop("retrain", None)
-        return None
-    st.session_state["e_job"] = job_id
-    st.query_params["retrain"] = job_id
-    return job
+    return ui.attached_job("retrain", "e_job", "the comparison above lists the shipped runs.")
 
 
 def _reference(arch_name: str, ds: str):

@@ -149,27 +149,12 @@ def _train_form() -> RunConfig | None:
 
 
 def _set_job(job_id: str | None) -> None:
-    if job_id:
-        st.session_state["train_job"] = job_id
-        st.query_params["job"] = job_id
-    else:
-        st.session_state.pop("train_job", None)
-        st.query_params.pop("job", None)
+    ui.remember_job("job", "train_job", job_id)
 
 
 def _attached_job():
     """The job this session watches: from the URL (a reload, a shared link) or the session."""
-    job_id = st.query_params.get("job") or st.session_state.get("train_job")
-    if not job_id:
-        return None
-    job = registry.get(job_id)
-    if job is None:
-        st.info(f"Training job `{job_id}` is not on this server (the app restarted, or the link comes from "
-                "another server). Finished runs stay on disk: find them on the Compare tab.")
-        _set_job(None)
-        return None
-    _set_job(job_id)  # keep both in sync (a page switch drops the URL's parameters)
-    return job
+    return ui.attached_job("job", "train_job", "find them on the Compare tab.")
 
 
 def _history_figures(label: str, history: list[dict]) -> None:
