@@ -3,14 +3,14 @@ import streamlit as st
 
 st.set_page_config(page_title="cnnviz: how CNNs are built", page_icon="🧱", layout="wide")
 
+# Each page's URL path is its file name (/train_compare, /downsampling, ...), the path Streamlit's legacy
+# pages/ mode gives the same file: the one run in that mode (see ui.header) then reruns the same page here.
 PAGES = {
-    "train": st.Page("pages/train_compare.py", title="Train & compare", icon="📈", url_path="train"),
+    "train": st.Page("pages/train_compare.py", title="Train & compare", icon="📈"),
     "downsampling": st.Page("pages/downsampling.py", title="Downsampling: pooling vs interpolation vs stride",
-                            icon="🔽", url_path="downsampling"),
-    "engineered": st.Page("pages/engineered.py", title="Engineered vs learned features", icon="🧪",
-                          url_path="engineered"),
-    "architectures": st.Page("pages/architectures.py", title="Architectures", icon="🏗️",
-                             url_path="architectures"),
+                            icon="🔽"),
+    "engineered": st.Page("pages/engineered.py", title="Engineered vs learned features", icon="🧪"),
+    "architectures": st.Page("pages/architectures.py", title="Architectures", icon="🏗️"),
 }
 
 

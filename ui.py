@@ -102,8 +102,25 @@ def runs_table(include_user: bool = True):
 
 
 def header(title: str, intro: str) -> None:
+    """The page's title and one-line intro; first, make sure the page runs inside the app's navigation."""
+    _leave_legacy_pages_mode()
     st.title(title)
     st.caption(intro)
+
+
+def _leave_legacy_pages_mode() -> None:
+    """Rerun this page through streamlit_app.py's st.navigation if Streamlit ran the file on its own.
+
+    A fresh server sees the pages/ folder and runs its FIRST request in the legacy multipage mode, before
+    any st.navigation call could turn that mode off: a deep link (/train_compare) then runs this file
+    bare (no wide layout, a sidebar of file names). Turning the mode off and rerunning the same page (its
+    hash is its URL path, the same in both modes) sends the run through the app's navigation.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def show_error(e: Exception) -> None:

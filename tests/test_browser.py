@@ -26,7 +26,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 # opened LAST on purpose: a class follows deep links to a freshly woken app, and each page must then run
 # through streamlit_app.py's st.navigation (its sidebar lists "Home"), not as a bare script.
 PAGES = {
-    "train": "Train & compare",
+    "train_compare": "Train & compare",
     "downsampling": "Downsampling",
     "engineered": "Engineered",
     "architectures": "Architectures",
@@ -136,6 +136,12 @@ def test_every_page_renders_its_title_without_an_exception_in_chromium():
                     if NAV_HOME not in nav_text:
                         failures.append(f"/{path}: opened by URL, the page did not run through streamlit_app.py's "
                                         f"st.navigation (sidebar: {' / '.join(nav_text.split())!r})")
+                    main = page.locator("[data-testid='stMainBlockContainer']")
+                    width = main.first.bounding_box()["width"] if main.count() else 0
+                    if width < 1000:  # set_page_config(layout="wide") in streamlit_app.py; centered is ~730 px
+                        failures.append(f"/{path}: not the app's wide layout (main column {width:.0f} px wide)")
+                    if page.get_by_text("Page not found").count():
+                        failures.append(f"/{path}: Streamlit showed 'Page not found' for this URL")
                     errors = page.locator("[data-testid='stException']")
                     if errors.count():
                         first = errors.first.inner_text()[:300].replace("\n", " ")

@@ -15,6 +15,7 @@ import json
 import os
 import threading
 import time
+import traceback
 from pathlib import Path
 
 import psutil
@@ -104,10 +105,19 @@ def threads_safe_apptest(monkeypatch):
     ("Runtime hasn't been created!"). Between runs, `Runtime.instance()` falls back to a mock like
     AppTest's own. AppTest also patches `config.get_option` around each run; threads interleaving
     those patches could leave a mock behind, so the original is restored afterwards.
+
+    Two more process-wide things AppTest does per run that a server does once: it resets the class
+    flag `PagesManager.uses_pages_directory` (so a session mid-run could flip into the legacy pages/
+    mode, CI: "KeyError: '$$ID-...'"), and it compiles the scripts with a new ScriptCache (compiling in
+    several threads at once trips CPython 3.11.7's "AST constructor recursion depth mismatch"). Here,
+    as on a server, the flag is set once and all sessions share one ScriptCache.
     """
     from unittest.mock import MagicMock
 
     from streamlit import config
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.runtime.scriptrunner.script_cache import ScriptCache
+    from streamlit.testing.v1 import app_test
     from streamlit.runtime import Runtime
     from streamlit.runtime.caching.storage.dummy_cache_storage import MemoryCacheStorageManager
     from streamlit.runtime.dataframe_source_manager import DataframeSourceManager
@@ -121,6 +131,9 @@ def threads_safe_apptest(monkeypatch):
     monkeypatch.setattr(Runtime, "instance", classmethod(lambda cls: cls._instance or fallback))
     monkeypatch.setattr(Runtime, "exists", classmethod(lambda cls: True))
     monkeypatch.setattr(config, "get_option", config.get_option)
+    monkeypatch.setattr(app_test, "PagesManager", type("ServerPagesManager", (PagesManager,), {}))
+    shared_cache = ScriptCache()
+    monkeypatch.setattr(app_test, "ScriptCache", lambda: shared_cache)
 
 
 @pytest.mark.slow
@@ -166,7 +179,8 @@ def test_ten_simultaneous_sessions_render_and_share_one_copy_of_each_dataset_and
             try:
                 results[i] = _session(runs)
             except Exception as e:  # noqa: BLE001 - reported below with the session's number
-                results[i] = {"errors": [f"{type(e).__name__}: {e}"], "charts": {}, "seconds": {}}
+                where = "".join(traceback.format_exception(e)[-6:])
+                results[i] = {"errors": [f"{type(e).__name__}: {e}\n{where}"], "charts": {}, "seconds": {}}
         threads.append(threading.Thread(target=work, name=f"session-{i}"))
         threads[-1].start()
     for t in threads:
