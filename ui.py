@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import runpy
 from pathlib import Path
 
 import streamlit as st
@@ -89,16 +90,32 @@ def predictions(path: str | Path) -> analysis.Predictions:
     return _predictions(str(p), p.stat().st_mtime)
 
 
-@st.cache_data(ttl=5, show_spinner=False)
+@st.cache_data(show_spinner=False, max_entries=2048)
+def _run_row(path: str, mtime: float, size: int) -> dict | None:
+    """One runs-table row, read once per (file, mtime, size): a new or rewritten file is read again."""
+    try:
+        return checkpoints.summarize_meta(checkpoints.read_meta(path), Path(path))
+    except CheckpointError:
+        return None  # unreadable files are left out of the table (a load shows why)
+
+
 def runs_table(include_user: bool = True):
-    """All readable checkpoints: the shipped ones, then the user's (re-read every few seconds)."""
+    """All readable checkpoints: the shipped ones, then the user's. Only the folders are listed on each
+    call; a file's metadata is read again only when the file changed."""
     import pandas as pd
 
-    frames = [checkpoints.list_checkpoints(SHIPPED).assign(origin="shipped")]
-    if include_user and USER_RUNS.is_dir():
-        frames.append(checkpoints.list_checkpoints(USER_RUNS).assign(origin="yours"))
-    frames = [f for f in frames if not f.empty]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    rows = []
+    folders = [(SHIPPED, "shipped")] + ([(USER_RUNS, "yours")] if include_user else [])
+    for folder, origin in folders:
+        for p in sorted(Path(folder).glob("*.pt")):
+            try:
+                stat = p.stat()
+            except OSError:  # removed between listing and stat
+                continue
+            row = _run_row(str(p), stat.st_mtime, stat.st_size)
+            if row is not None:
+                rows.append({**row, "origin": origin})
+    return pd.DataFrame(rows)
 
 
 def header(title: str, intro: str) -> None:
@@ -109,18 +126,21 @@ def header(title: str, intro: str) -> None:
 
 
 def _leave_legacy_pages_mode() -> None:
-    """Rerun this page through streamlit_app.py's st.navigation if Streamlit ran the file on its own.
+    """Run this page inside streamlit_app.py's st.navigation if Streamlit ran the file on its own.
 
-    A fresh server sees the pages/ folder and runs its FIRST request in the legacy multipage mode, before
-    any st.navigation call could turn that mode off: a deep link (/train_compare) then runs this file
-    bare (no wide layout, a sidebar of file names). Turning the mode off and rerunning the same page (its
-    hash is its URL path, the same in both modes) sends the run through the app's navigation.
+    With a pages/ folder beside it, Streamlit runs a session's first script run in its legacy multipage
+    mode until some st.navigation call turns that mode off: a deep link (/train_compare) to a fresh server
+    then runs this file bare (no wide layout, a sidebar of file names), and AppTest does so on every
+    run. Here the mode is turned off and the main script runs in its place, in this same script run (so
+    a click that started it is not lost): its st.navigation finds this page by its URL path (the same in
+    both modes) and runs it properly; then the bare run stops.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        runpy.run_path(str(ROOT / "streamlit_app.py"), run_name="__main__")
+        st.stop()
 
 
 def show_error(e: Exception) -> None:

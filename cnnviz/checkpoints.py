@@ -125,7 +125,10 @@ def load_checkpoint(source: str | Path | bytes, *, expect_dataset: str | None = 
                     expect_arch: str | None = None, max_bytes: int | None = None) -> Checkpoint:
     """Read, validate and rebuild a checkpoint from a path or bytes; raises CheckpointError."""
     if max_bytes is not None:
-        size = len(source) if isinstance(source, (bytes, bytearray)) else Path(source).stat().st_size
+        try:
+            size = len(source) if isinstance(source, (bytes, bytearray)) else Path(source).stat().st_size
+        except OSError:
+            raise CheckpointError(f"no checkpoint file at {source}") from None
         if size > max_bytes:
             raise CheckpointError(f"file is {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit")
     obj = _read(source)

@@ -477,8 +477,7 @@ def _job_view(job_id: str) -> None:
 @st.fragment(run_every=1.0)
 def _live(job_id: str) -> None:
     if registry.get(job_id).done:
-        ui.runs_table.clear()  # the new checkpoint joins the choices above
-        st.rerun()  # redraw the whole page once; the polling stops with it
+        st.rerun()  # the new checkpoint joins the choices above  # redraw the whole page once; the polling stops with it
     _job_view(job_id)
 
 

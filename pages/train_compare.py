@@ -168,7 +168,6 @@ def _history_figures(label: str, history: list[dict]) -> None:
 
 def _add_to_compare(run_id: str) -> None:
     """Callback of "Compare it": select the run and open the Compare tab."""
-    ui.runs_table.clear()
     selected = st.session_state.get("c_runs")
     if selected is None:
         raw = st.query_params.get("runs")

@@ -221,6 +221,12 @@ def test_a_file_over_the_size_limit_is_refused_before_reading(saved):
         load_checkpoint(path.read_bytes(), max_bytes=1000)
 
 
+@pytest.mark.parametrize("max_bytes", [None, 1000])
+def test_a_missing_file_is_named_with_or_without_a_size_limit(max_bytes, tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint file at"):
+        load_checkpoint(tmp_path / "gone.pt", max_bytes=max_bytes)
+
+
 # ---- names and listing -----------------------------------------------------------------------
 
 def test_save_refuses_to_overwrite_an_existing_file(saved):

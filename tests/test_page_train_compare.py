@@ -42,11 +42,9 @@ def runs_folder(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setattr(ui, "USER_RUNS", folder)
     ui.registry.clear()
-    ui.runs_table.clear()
     yield folder
     assert ui.registry().shutdown(timeout=WAIT), "a training thread did not end"
     ui.registry.clear()
-    ui.runs_table.clear()
     mp.undo()
 
 
@@ -54,7 +52,6 @@ def runs_folder(tmp_path_factory):
 def user_runs(runs_folder, fashion_mnist):
     """Three tiny real runs in the user runs folder: (folder, their ids on the page)."""
     files = [run_training(cfg, folder=runs_folder, data=fashion_mnist)[0].name for cfg in RUNS]
-    ui.runs_table.clear()
     return runs_folder, [f"yours/{f}" for f in files]
 
 

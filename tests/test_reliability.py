@@ -724,7 +724,6 @@ def page_registry(ui_module, tmp_path, monkeypatch):
     yield reg
     reg.shutdown(timeout=WAIT)
     ui_module.registry.clear()
-    ui_module.runs_table.clear()
 
 
 def _gated_training(monkeypatch):
