@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
+
+from streamlit_server import CHROMIUM, CHROMIUM_ARGS, running_app  # beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "streamlit_app.py"
@@ -32,14 +32,11 @@ GOAL_MB = 1024
 # page name -> (file relative to the app, URL path); mirrors the st.Page list in streamlit_app.py.
 PAGES = {
     "home": (None, ""),
-    "train_compare": ("pages/train_compare.py", "train"),
+    "train_compare": ("pages/train_compare.py", "train_compare"),
     "downsampling": ("pages/downsampling.py", "downsampling"),
     "engineered": ("pages/engineered.py", "engineered"),
     "architectures": ("pages/architectures.py", "architectures"),
 }
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 # ---- 1. AppTest cold starts (one fresh process per page) -----------------------------------
@@ -143,12 +140,6 @@ def feature_map_timing(repeats: int = 20) -> dict:
 
 # ---- 3. a real server in a real browser -----------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def tree_rss(pid: int) -> int:
     import psutil
 
@@ -169,35 +160,14 @@ def import_rss(code: str) -> float:
     return int(out.stdout.strip().splitlines()[-1]) / MB
 
 
-def wait_healthy(port: int, proc, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode} before it was healthy")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                if r.read().decode().strip() == "ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"streamlit was not healthy after {timeout:.0f} s")
-
-
 def server_memory(pages: list[str], timeout: float) -> dict:
     """Start `streamlit run`, open each page in headless Chromium, then read the server's memory."""
     from playwright.sync_api import sync_playwright
 
-    port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
-           "--server.port", str(port), "--server.fileWatcherType", "none",
-           "--browser.gatherUsageStats", "false"]
-    log = open(os.devnull, "w")
+    out = {"visits": []}
     t0 = time.perf_counter()
-    server = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    out = {"port": port, "visits": []}
-    try:
-        wait_healthy(port, server, timeout)
+    with open(os.devnull, "w") as log, running_app(log, timeout) as (port, server):
+        out["port"] = port
         out["server_healthy_s"] = time.perf_counter() - t0
         out["rss_idle_mb"] = tree_rss(server.pid) / MB
         peak = out["rss_idle_mb"]
@@ -227,13 +197,6 @@ def server_memory(pages: list[str], timeout: float) -> dict:
         time.sleep(1.0)  # let the last run's temporaries go
         out["rss_after_all_pages_mb"] = tree_rss(server.pid) / MB
         out["rss_peak_sampled_mb"] = max(peak, out["rss_after_all_pages_mb"])
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
     return out
 
 

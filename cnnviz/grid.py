@@ -20,7 +20,6 @@ Where the runs go:
 from __future__ import annotations
 
 import os
-import shlex
 import tempfile
 import time
 import traceback
@@ -75,22 +74,6 @@ def plan(archs: Iterable[str], downsamples: Iterable[str | None] | None, dataset
     return configs
 
 
-def train_command(cfg: RunConfig, path: str | Path) -> str:
-    """The single `python -m cnnviz train` command that remakes one grid run (recorded in its file)."""
-    args = ["python", "-m", "cnnviz", "train", "--arch", cfg.arch, "--dataset", cfg.dataset]
-    if cfg.downsample:
-        args += ["--downsample", cfg.downsample]
-    args += ["--epochs", str(cfg.epochs), "--lr", str(cfg.lr), "--optimizer", cfg.optimizer,
-             "--batch-size", str(cfg.batch_size), "--seed", str(cfg.seed)]
-    if cfg.device != "auto":
-        args += ["--device", cfg.device]
-    if cfg.limit_train:
-        args += ["--limit-train", str(cfg.limit_train)]
-    if cfg.half:
-        args.append("--half")
-    return shlex.join(args + ["--out", str(path)])
-
-
 # ---- one run (in this process, a spawned worker or a Ray task) ---------------------------------
 
 def _row(cfg: RunConfig, status: str, *, test_acc=None, seconds=0.0, error="", file="", threads=None,
@@ -108,7 +91,7 @@ def train_one(cfg: RunConfig, path: str | Path, *, return_bytes: bool = False) -
     (for a Ray worker, whose disk is not the driver's); the recorded command still names `path`.
     """
     t0 = time.perf_counter()
-    command = train_command(cfg, path)
+    command = cfg.command(path)
     try:
         if return_bytes:
             with tempfile.TemporaryDirectory() as tmp:

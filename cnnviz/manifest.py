@@ -5,7 +5,7 @@ import json
 import os
 from pathlib import Path
 
-from .checkpoints import read_meta, sha256
+from .checkpoints import SHIPPED_DIR, read_meta, sha256
 
 
 def manifest_entry(path: Path) -> dict:
@@ -26,11 +26,17 @@ def manifest_entry(path: Path) -> dict:
 
 
 def write_manifest(folder: Path) -> Path:
+    """Rewrite `folder`/manifest.json from the files themselves; the shipped folder's also lists the grid
+    commands that remake its seed groups (whoever writes it: train_all.py or a grid run into it)."""
     entries = [manifest_entry(p) for p in sorted(Path(folder).glob("*.pt"))]
+    manifest = {"runs": entries, "total_bytes": sum(e["size_bytes"] for e in entries)}
+    if Path(folder).resolve() == SHIPPED_DIR.resolve():
+        from .shipped import grid_commands
+
+        manifest["grids"] = grid_commands()
     out = Path(folder) / "manifest.json"
     tmp = out.with_suffix(f".json.tmp{os.getpid()}")  # several writers may race
-    tmp.write_text(json.dumps({"runs": entries, "total_bytes": sum(e["size_bytes"] for e in entries)},
-                              indent=1) + "\n")
+    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
     os.replace(tmp, out)
     return out
 

@@ -1,6 +1,7 @@
 """A run = config -> data -> model -> train -> checkpoint. Used by the CLI, the UI's jobs and grids."""
 from __future__ import annotations
 
+import shlex
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -9,7 +10,7 @@ import torch
 
 from .checkpoints import default_run_name, make_meta, save_checkpoint, unique_path
 from .data import DATASETS, load_dataset
-from .models import build_model, resolve_downsample
+from .models import build_model, get_arch, resolve_downsample
 from .train import Progress, TrainResult, train
 
 
@@ -42,6 +43,27 @@ class RunConfig:
     @property
     def name(self) -> str:
         return default_run_name(self.arch, self.downsample, Path(self.dataset).name, self.seed)
+
+    def command(self, out: str | Path) -> str:
+        """The `python -m cnnviz train` command that makes this run into `out` (recorded in the file).
+
+        Defaults (optimizer adam, device auto) and a downsampling the architecture offers no choice of
+        (conv_stride) are left out, so the command reads as a person would type it; the shipped runs,
+        grids and scripts/train_all.py all record commands made here."""
+        args = ["python", "-m", "cnnviz", "train", "--arch", self.arch, "--dataset", self.dataset]
+        if self.downsample and len(get_arch(self.arch).downsamples) > 1:
+            args += ["--downsample", self.downsample]
+        args += ["--epochs", str(self.epochs), "--lr", str(self.lr)]
+        if self.optimizer != "adam":
+            args += ["--optimizer", self.optimizer]
+        args += ["--batch-size", str(self.batch_size), "--seed", str(self.seed)]
+        if self.device != "auto":
+            args += ["--device", self.device]
+        if self.limit_train:
+            args += ["--limit-train", str(self.limit_train)]
+        if self.half:
+            args.append("--half")
+        return shlex.join(args + ["--out", str(out)])
 
 
 def dataset_shape(dataset: str) -> tuple[int, int, int]:

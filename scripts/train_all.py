@@ -4,6 +4,9 @@
     python scripts/train_all.py --cheap         # skip the runs marked expensive (CPU-friendly)
     python scripts/train_all.py --group downsampling --dataset cifar10
     python scripts/train_all.py --force         # retrain even what exists
+
+A file whose recorded command differs from the planned one (the group's settings changed) is stale:
+it is retrained too.
 """
 import argparse
 import os
@@ -16,8 +19,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cnnviz.checkpoints import read_meta  # noqa: E402
 from cnnviz.manifest import write_manifest  # noqa: E402
 from cnnviz.shipped import command_for, shipped_runs  # noqa: E402
+
+
+def up_to_date(run) -> bool:
+    """The file exists and was made by the command planned for it now."""
+    try:
+        return read_meta(run.path).get("command") == command_for(run)
+    except Exception:  # noqa: BLE001 - missing, unreadable or foreign: not up to date
+        return False
 
 
 def main():
@@ -32,7 +44,7 @@ def main():
     a = p.parse_args()
     todo = [r for r in shipped_runs()
             if (not a.cheap or not r.expensive) and (a.group in (None, r.group))
-            and (a.dataset in (None, r.config.dataset)) and (a.force or not r.path.exists())]
+            and (a.dataset in (None, r.config.dataset)) and (a.force or not up_to_date(r))]
     print(f"{len(todo)} runs to train", flush=True)
     failed = 0
     for i, run in enumerate(todo, 1):
@@ -40,9 +52,7 @@ def main():
         print(f"[{i}/{len(todo)}] {cmd}", flush=True)
         if a.dry_run:
             continue
-        if a.force:
-            run.path.unlink(missing_ok=True)
-        elif run.path.exists():
+        if not a.force and up_to_date(run):
             print("    done meanwhile (another process), skipped", flush=True)
             continue
         # A lock file lets several train_all processes share the list (e.g. one per dataset).
@@ -53,6 +63,10 @@ def main():
             print(f"    being trained by another process ({lock.name}), skipped", flush=True)
             continue
         try:
+            if run.path.exists():  # --force, or stale: the CLI never overwrites a file
+                print(f"    replacing {run.path.name} ({'--force' if a.force else 'made by another command'})",
+                      flush=True)
+                run.path.unlink()
             args = shlex.split(cmd)[1:] + (["--device", a.device] if a.device != "auto" else [])
             t0 = time.time()
             env = {**os.environ, **({"CNNVIZ_THREADS": str(a.threads)} if a.threads else {})}

@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from streamlit_server import CHROMIUM, CHROMIUM_ARGS, running_app  # noqa: E402
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 # url path -> the title the page must show (st.title text, checked as visible text). The home page is
 # opened LAST on purpose: a class follows deep links to a freshly woken app, and each page must then run
 # through streamlit_app.py's st.navigation (its sidebar lists "Home"), not as a bare script.
@@ -41,27 +37,6 @@ def _missing(reason: str):
     if os.environ.get("CI"):
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(port: int, server: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"streamlit exited with code {server.returncode} before it was healthy")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                if r.read().decode().strip() == "ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"streamlit did not answer /_stcore/health with 'ok' within {timeout:.0f} s")
 
 
 def _open(page, url: str) -> None:
@@ -92,6 +67,30 @@ def _grow_and_shoot(page, path: Path) -> None:
     page.set_viewport_size(size)
 
 
+def _what_is_wrong(page, title: str) -> list[str]:
+    """What a settled page shows that it should not (or lacks)."""
+    wrong = []
+    titles = [t.strip() for t in page.locator("h1").all_inner_texts()]
+    if not any(title in t for t in titles):
+        wrong.append(f"no title containing {title!r} (h1s: {titles})")
+    nav = page.locator("[data-testid='stSidebarNav']")
+    nav_text = nav.inner_text() if nav.count() else ""
+    if NAV_HOME not in nav_text:
+        wrong.append(f"opened by URL, the page did not run through streamlit_app.py's st.navigation "
+                     f"(sidebar: {' / '.join(nav_text.split())!r})")
+    main = page.locator("[data-testid='stMainBlockContainer']")
+    width = main.first.bounding_box()["width"] if main.count() else 0
+    if width < 1000:  # set_page_config(layout="wide") in streamlit_app.py; centered is ~730 px
+        wrong.append(f"not the app's wide layout (main column {width:.0f} px wide)")
+    if page.get_by_text("Page not found").count():
+        wrong.append("Streamlit showed 'Page not found' for this URL")
+    errors = page.locator("[data-testid='stException']")
+    if errors.count():
+        first = errors.first.inner_text()[:300].replace("\n", " ")
+        wrong.append(f"{errors.count()} exception(s) shown, first: {first}")
+    return wrong
+
+
 @pytest.mark.slow
 def test_every_page_renders_its_title_without_an_exception_in_chromium():
     try:
@@ -104,57 +103,26 @@ def test_every_page_renders_its_title_without_an_exception_in_chromium():
     ARTIFACTS.mkdir(exist_ok=True)
     for old in ARTIFACTS.glob("page-*.png"):  # no stale screenshot may pass for this run's
         old.unlink()
-    port = _free_port()
-    log = open(ARTIFACTS / "streamlit-server.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.fileWatcherType", "none"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     failures, timings = [], {}
-    try:
-        _wait_healthy(port, server)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                for path, title in PAGES.items():
-                    # A fresh tab per URL: a page still settling cannot redirect the next one.
-                    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                    t0 = time.monotonic()
-                    try:
-                        _open(page, f"http://127.0.0.1:{port}/{path}")
-                    except PlaywrightError as e:  # a timeout or an interrupted navigation
-                        failures.append(f"/{path}: did not finish loading: {str(e).splitlines()[0]}")
-                        continue
-                    finally:
-                        timings[path or "home"] = round(time.monotonic() - t0, 1)
-                        _screenshot(page, ARTIFACTS / f"page-{path or 'home'}.png")
-                    titles = [t.strip() for t in page.locator("h1").all_inner_texts()]
-                    if not any(title in t for t in titles):
-                        failures.append(f"/{path}: no title containing {title!r} (h1s: {titles})")
-                    nav = page.locator("[data-testid='stSidebarNav']")
-                    nav_text = nav.inner_text() if nav.count() else ""
-                    if NAV_HOME not in nav_text:
-                        failures.append(f"/{path}: opened by URL, the page did not run through streamlit_app.py's "
-                                        f"st.navigation (sidebar: {' / '.join(nav_text.split())!r})")
-                    main = page.locator("[data-testid='stMainBlockContainer']")
-                    width = main.first.bounding_box()["width"] if main.count() else 0
-                    if width < 1000:  # set_page_config(layout="wide") in streamlit_app.py; centered is ~730 px
-                        failures.append(f"/{path}: not the app's wide layout (main column {width:.0f} px wide)")
-                    if page.get_by_text("Page not found").count():
-                        failures.append(f"/{path}: Streamlit showed 'Page not found' for this URL")
-                    errors = page.locator("[data-testid='stException']")
-                    if errors.count():
-                        first = errors.first.inner_text()[:300].replace("\n", " ")
-                        failures.append(f"/{path}: {errors.count()} exception(s) shown, first: {first}")
-                    page.close()
-            finally:
-                browser.close()
-    finally:
-        server.terminate()
+    with open(ARTIFACTS / "streamlit-server.log", "w") as log, running_app(log) as (port, _), \
+            sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+            for path, title in PAGES.items():
+                # A fresh tab per URL: a page still settling cannot redirect the next one.
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                t0 = time.monotonic()
+                try:
+                    _open(page, f"http://127.0.0.1:{port}/{path}")
+                except PlaywrightError as e:  # a timeout or an interrupted navigation
+                    failures.append(f"/{path}: did not finish loading: {str(e).splitlines()[0]}")
+                    continue
+                finally:
+                    timings[path or "home"] = round(time.monotonic() - t0, 1)
+                    _screenshot(page, ARTIFACTS / f"page-{path or 'home'}.png")
+                failures += [f"/{path}: {f}" for f in _what_is_wrong(page, title)]
+                page.close()
+        finally:
+            browser.close()
     print("seconds per page:", timings)
     assert not failures, "\n".join(failures)

@@ -90,10 +90,8 @@ def app(monkeypatch, tmp_path, fake_shipped, fashion_mnist, cifar10):
     """AppTest of the page over the fake shipped folder and an empty user folder."""
     monkeypatch.setattr(ui, "SHIPPED", fake_shipped)
     monkeypatch.setattr(ui, "USER_RUNS", tmp_path / "runs")
-    ui.runs_table.clear()
     ui.registry.clear()
     yield _open
-    ui.runs_table.clear()
     ui.registry.clear()
 
 
@@ -249,7 +247,7 @@ def test_retrain_starts_a_background_job_and_stop_ends_it(app):
     assert at.query_params["retrain"] in (job_id, [job_id])
     job = ui.registry().get(job_id)
     assert job.config.arch == "mlp" and job.config.epochs == 1 and job.config.lr == 1e-3
-    assert job.config.batch_size == 1024 and job.config.seed == 0
+    assert job.config.batch_size == shipped.BASELINE_BATCH_SIZE and job.config.seed == 0  # the group's
     assert any(f"job `{job_id}`" in m.value for m in at.markdown)
     at.button(key="e_stop").click().run()
     snap = ui.registry().wait(job_id, timeout=120)
@@ -268,7 +266,6 @@ def test_shipped_comparison_group_is_shown_with_recorded_accuracy(dataset, monke
     if len(present) < len(runs) and os.environ.get("CI"):
         pytest.fail(f"shipped checkpoints missing under CI: {[r.filename for r in runs if r not in present]}")
     monkeypatch.setattr(ui, "USER_RUNS", tmp_path / "runs")
-    ui.runs_table.clear()
     at = _open(dataset=dataset)
     if not present:
         assert any("No shipped checkpoint yet" in w.value for w in at.warning)

@@ -138,7 +138,7 @@ def test_a_tiny_training_job_shows_progress_then_the_finished_run(user_runs):
     folder, _ = user_runs
     at = open_page()
     job_id = _start(at, t_arch="learned_conv", t_epochs=1, t_subset=2048, t_batch=512)
-    assert any(m.value.startswith(f"**fashion-mnist-learned_conv-max") for m in at.markdown)
+    assert any(m.value.startswith("**fashion-mnist-learned_conv-max") for m in at.markdown)
     job = ui.registry().get(job_id)
     snap = job.wait(WAIT)
     assert snap.state == "completed", snap.reason

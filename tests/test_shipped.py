@@ -8,15 +8,21 @@ this failing, unless the weights are edited too.
 from __future__ import annotations
 
 import json
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from cnnviz.checkpoints import SHIPPED_DIR, load_checkpoint, sha256
 from cnnviz.manifest import manifest_entry
-from cnnviz.shipped import command_for, shipped_runs
+from cnnviz.shipped import command_for, grid_commands, shipped_runs
 from cnnviz.train import evaluate
 
 FILES = sorted(SHIPPED_DIR.glob("*.pt"))
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_checkpoints_folder_is_small_and_listed_in_the_manifest():
@@ -38,6 +44,24 @@ def test_every_shipped_file_is_a_planned_run_made_by_its_recorded_command():
         meta = load_checkpoint(p).meta
         assert meta["command"] == command_for(planned[p.name])
         assert meta["weights_dtype"] == "float16" and len(meta["history"]) >= 10
+
+
+@pytest.mark.parametrize("grid", grid_commands(), ids=lambda g: g["dataset"])
+def test_the_manifests_grid_command_remakes_the_seed_group_and_finds_it_complete(grid, tmp_path):
+    """The manifest names one grid command per seed group. Run on a copy of the shipped files, it has
+    nothing left to train: every file is there, complete, and made with the grid's very settings."""
+    assert grid in json.loads((SHIPPED_DIR / "manifest.json").read_text())["grids"]
+    for name in grid["files"]:
+        shutil.copy(SHIPPED_DIR / name, tmp_path / name)
+    args = shlex.split(grid["command"])
+    args[args.index("--out") + 1] = str(tmp_path)
+    proc = subprocess.run([sys.executable, *args[1:], "--json"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    runs = [r for r in rows if "status" in r]
+    assert sorted(r["file"] for r in runs) == sorted(grid["files"])
+    assert {r["status"] for r in runs} == {"skipped"}, [(r["file"], r["status"], r.get("error")) for r in runs]
 
 
 def test_cifar10_checkpoints_record_the_lossy_jpeg_source():
