@@ -46,6 +46,16 @@ def test_normalize_matches_torchvision_to_tensor_and_normalize(fashion_mnist):
     torch.testing.assert_close(fashion_mnist.normalize(image[None])[0], expected)
 
 
+def test_normalize_uses_each_channels_own_mean_and_std():
+    x = torch.randint(0, 256, (4, 3, 5, 5), dtype=torch.uint8)
+    mean, std = (0.1, 0.5, 0.9), (0.5, 0.25, 0.125)
+    ds = data_mod.Dataset("rgb", ("a", "b"), x, torch.zeros(4, dtype=torch.long), x, torch.zeros(4, dtype=torch.long),
+                          mean, std, "test")
+    expected = (x.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    torch.testing.assert_close(ds.normalize(x), expected)
+    torch.testing.assert_close(ds.normalize(x[:1]), expected[:1])  # the factors are reused, not rebuilt
+
+
 # ---- image folders and the cache (hermetic: files written here) --------------------------------
 
 CLASSES = ("cat", "dog")
