@@ -160,6 +160,15 @@ def import_rss(code: str) -> float:
     return int(out.stdout.strip().splitlines()[-1]) / MB
 
 
+def baseline_imports() -> dict:
+    """RSS (MB) of fresh processes that only import torch (+ torchvision where installed: the pages run
+    without it, so a CPU-only install of torch alone is measured too) and streamlit, plotly, torch."""
+    import importlib.util
+
+    first = "import torch, torchvision" if importlib.util.find_spec("torchvision") else "import torch"
+    return {code: import_rss(code) for code in (first, "import streamlit, plotly, torch")}
+
+
 def server_memory(pages: list[str], timeout: float) -> dict:
     """Start `streamlit run`, open each page in headless Chromium, then read the server's memory."""
     from playwright.sync_api import sync_playwright
@@ -294,8 +303,7 @@ def main(argv=None) -> int:
         except Exception as e:  # noqa: BLE001 - no Chromium / Playwright: say so, keep the rest
             report["server"] = {"error": f"{type(e).__name__}: {e}"}
         progress("import baselines")
-        report["baselines"] = {code: import_rss(code) for code in
-                               ("import torch, torchvision", "import streamlit, plotly, torch")}
+        report["baselines"] = baseline_imports()
         report["goal_mb"] = GOAL_MB
     print(json.dumps(report) if args.json else "", end="\n" if args.json else "")
     if not args.json:

@@ -144,7 +144,8 @@ def group_curves_figure(groups: list[dict], metrics=("train_acc", "test_acc"), t
     plain line. Train curves are dashed, test curves solid (like `curves_figure`).
     """
     fig = go.Figure()
-    for g in groups:
+    shared, names = split_labels([g["label"] for g in groups])
+    for g, name in zip(groups, names):
         for m in metrics:
             c = g["curves"][m]
             x = [int(e) for e in c["epochs"]]
@@ -152,14 +153,27 @@ def group_curves_figure(groups: list[dict], metrics=("train_acc", "test_acc"), t
                 fig.add_trace(go.Scatter(x=x + x[::-1], y=list(c["hi"]) + list(c["lo"])[::-1], fill="toself",
                                          fillcolor=_rgba(g["color"], 0.15), line=dict(width=0), hoverinfo="skip",
                                          legendgroup=g["label"], showlegend=False))
-            name = g["label"] + (f" (mean of {g['n']} seeds, band: min–max)" if g["n"] > 1 else "")
+            seeds = f", {g['n']} seeds" if g["n"] > 1 else ""
             fig.add_trace(go.Scatter(x=x, y=list(c["mean"]), mode="lines+markers", legendgroup=g["label"],
-                                     name=f"{name} ({METRIC_LABELS.get(m, m)})",
+                                     name=f"{name} ({m.split('_')[0]}{seeds})", hovertext=g["label"],
                                      line=dict(color=g["color"], dash="dash" if m.startswith("train") else "solid")))
     ylabel = "accuracy" if all("acc" in m for m in metrics) else ("loss" if all("loss" in m for m in metrics) else "")
-    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=ylabel, height=height,
-                      legend=dict(orientation="h", y=-0.25), margin=dict(l=10, r=10, t=40, b=10))
+    bands = " · lines: mean over seeds, bands: min–max" if any(g["n"] > 1 for g in groups) else ""
+    fig.update_layout(title=dict(text=title, subtitle=dict(text=(shared or "") + bands)), xaxis_title="epoch",
+                      yaxis_title=ylabel, height=height, legend=dict(orientation="h", y=-0.25),
+                      margin=dict(l=10, r=10, t=60, b=10))
     return fig
+
+
+def split_labels(labels: list[str], sep: str = " · ") -> tuple[str, list[str]]:
+    """("what every label says", [what each says besides]) for labels like "arch · max · dataset", so a
+    legend of 18 runs reads "max", "avg"... under one subtitle "downsample_compare · fashion-mnist"."""
+    parts = [label.split(sep) for label in labels]
+    common = [t for t in parts[0] if all(t in p for p in parts)] if len(labels) > 1 else []
+    rest = [sep.join(t for t in p if t not in common) for p in parts]
+    if not all(rest) or len(set(rest)) < len(set(labels)):  # nothing left, or two runs would look alike
+        return "", list(labels)
+    return sep.join(common), rest
 
 
 def cost_scatter_figure(points: list[dict], xaxis: str, title: str = "", height: int = 380,

@@ -327,12 +327,17 @@ def test_an_uploaded_checkpoint_joins_the_comparison(user_runs):
     assert list(table["source"]) == ["yours", "uploaded"]
 
 
-def test_shipped_downsampling_runs_are_the_default_selection(user_runs):
-    present = [r for r in shipped.group_runs("downsampling", "fashion-mnist") if r.path.exists()]
+def test_the_shipped_seed_grid_is_the_default_selection_and_opens_on_bands(user_runs):
+    present = [r for r in shipped.group_runs("seeds", "fashion-mnist") if r.path.exists()]
     if not present:
         if os.environ.get("CI"):
             pytest.fail("the shipped fashion-mnist downsample_compare checkpoints are missing")
         pytest.skip("no shipped fashion-mnist downsample_compare checkpoint yet")
     at = open_page(part="Compare")
     assert at.multiselect(key="c_runs").value == [r.filename for r in present]
-    assert len(charts(at)["c_acc"]["data"]) >= 2 * len(present)
+    methods = {r.config.downsample for r in present}
+    traces = charts(at)["c_acc"]["data"]
+    bands = [t for t in traces if t.get("fill")]
+    assert len(bands) >= len(methods)  # one min-max band per method at least (test accuracy)
+    text = " ".join(m.value for m in at.markdown)
+    assert "have a single seed" not in text and "seed" in text

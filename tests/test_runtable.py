@@ -121,3 +121,28 @@ def test_test_images_are_gray_or_hwc_uint8(fashion_mnist):
     imgs = runtable.test_images(fashion_mnist, [0, 5])
     assert [i.shape for i in imgs] == [(28, 28), (28, 28)] and imgs[0].dtype == np.uint8
     np.testing.assert_array_equal(imgs[1], fashion_mnist.test_x[5, 0].numpy())
+
+
+# ---- legends of the compare charts ------------------------------------------------------------------
+
+def test_split_labels_moves_what_all_runs_share_into_one_subtitle():
+    from cnnviz.figures import split_labels
+
+    shared, names = split_labels(["downsample_compare · max · fashion-mnist", "downsample_compare · avg · fashion-mnist"])
+    assert shared == "downsample_compare · fashion-mnist" and names == ["max", "avg"]
+    assert split_labels(["mlp · cifar10", "lenet5 · max · cifar10"]) == ("cifar10", ["mlp", "lenet5 · max"])
+    assert split_labels(["lenet5 · max · cifar10"]) == ("", ["lenet5 · max · cifar10"])  # one run: as it is
+    assert split_labels(["a · b", "a · b"]) == ("", ["a · b", "a · b"])  # nothing would tell them apart
+
+
+def test_group_curves_figure_draws_a_band_per_seed_group_and_short_legend_names():
+    from cnnviz.figures import group_curves_figure
+
+    curve = {"epochs": [1, 2], "mean": [0.5, 0.6], "lo": [0.4, 0.55], "hi": [0.6, 0.65]}
+    groups = [{"label": f"dc · {m} · fashion-mnist", "color": "#1f77b4", "n": n, "curves": {"test_acc": curve}}
+              for m, n in (("max", 3), ("avg", 1))]
+    fig = group_curves_figure(groups, ("test_acc",), title="Accuracy")
+    fills = [t for t in fig.data if t.fill]
+    assert len(fills) == 1  # only the group of 3 seeds has a band
+    assert [t.name for t in fig.data if not t.fill] == ["max (test, 3 seeds)", "avg (test)"]
+    assert fig.layout.title.subtitle.text.startswith("dc · fashion-mnist")
