@@ -143,6 +143,15 @@ def _leave_legacy_pages_mode() -> None:
         st.stop()
 
 
+def percent_columns(df, columns: dict[str, str]):
+    """(copy of `df` with these 0-1 columns in percent, their column configs) for st.dataframe.
+
+    `columns` maps a column to its header. Streamlit's own "percent" format drops trailing zeros
+    (54% beside 59.55%), which reads as a rounded figure; here every value keeps two decimals."""
+    shown = df.assign(**{c: df[c] * 100 for c in columns})
+    return shown, {c: st.column_config.NumberColumn(label, format="%.2f %%") for c, label in columns.items()}
+
+
 def show_error(e: Exception) -> None:
     """A user-caused failure as one line (CheckpointError, ImageError, ValueError...)."""
     st.error(str(e) if isinstance(e, (CheckpointError, ValueError)) else f"{type(e).__name__}: {e}")

@@ -380,9 +380,9 @@ if present:
                            "trainable parameters": r.trainable_params, "seconds per epoch": r.seconds_per_epoch,
                            "what it sees": compare.BASELINE_SEES[r.arch], "epochs": r.epochs,
                            "layers": get_arch(r.arch).description} for r in results])
+    table, pct = ui.percent_columns(table, {"final test accuracy": "final test accuracy"})
     st.dataframe(table, hide_index=True, key="e_base_table", column_config={
-        "trainable parameters": st.column_config.NumberColumn(format="localized"),
-        "final test accuracy": st.column_config.NumberColumn(format="percent"),
+        "trainable parameters": st.column_config.NumberColumn(format="localized"), **pct,
         "seconds per epoch": st.column_config.NumberColumn(format="%.1f")})
     st.markdown(f"**{compare.winner_sentence(results, label)}**")
     st.caption("Seconds per epoch count training only, on the device each run used "

@@ -456,20 +456,18 @@ def compare_section() -> None:
     table["run"] = [labels[r] for r in selected]
     table = table[["run", "final_test_acc", "best_test_acc", "best_epoch", "params", "seconds_per_epoch",
                    "epochs", "complete", "seed", "device", "source", "file"]]
-    pct = st.column_config.NumberColumn(format="percent")
-    st.dataframe(table, hide_index=True, key="c_table",
-                 column_config={"final_test_acc": st.column_config.NumberColumn("final test acc", format="percent"),
-                                "best_test_acc": st.column_config.NumberColumn("best test acc", format="percent"),
-                                "params": st.column_config.NumberColumn("parameters", format="localized"),
+    shown, pct = ui.percent_columns(table, {"final_test_acc": "final test acc", "best_test_acc": "best test acc"})
+    st.dataframe(shown, hide_index=True, key="c_table",
+                 column_config={**pct, "params": st.column_config.NumberColumn("parameters", format="localized"),
                                 "seconds_per_epoch": st.column_config.NumberColumn("s / epoch", format="%.1f")})
     st.download_button("Download this table (CSV)", table.to_csv(index=False).encode(), file_name="cnnviz-runs.csv",
                        mime="text/csv", key="c_csv")
     st.caption("Seconds per epoch count training only (evaluation excluded) on the device each run used.")
     if grouped and any(g.n > 1 for g in groups):
         st.markdown("**Groups of seeds** (final test accuracy; std is the sample standard deviation)")
-        st.dataframe(runtable.group_table(groups), hide_index=True, key="c_groups",
-                     column_config={c: pct for c in ("mean_final_test_acc", "std_final_test_acc",
-                                                     "min_final_test_acc", "max_final_test_acc")})
+        shown, pct = ui.percent_columns(runtable.group_table(groups), {
+            f"{s}_final_test_acc": f"{s} test acc" for s in ("mean", "std", "min", "max")})
+        st.dataframe(shown, hide_index=True, key="c_groups", column_config=pct)
     if grouped:
         for ds in dict.fromkeys(g.metas[0]["dataset"]["name"] for g in groups):
             on_ds = [g for g in groups if g.metas[0]["dataset"]["name"] == ds]

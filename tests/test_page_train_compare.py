@@ -198,10 +198,10 @@ def test_comparison_groups_seeds_into_a_mean_with_a_band_and_says_whether_the_ga
     at = compare(user_runs)
     acc = charts(at)["c_acc"]
     names = [t.get("name") for t in acc["data"] if t.get("name")]
-    assert names == ["learned_conv · max · fashion-mnist (mean of 2 seeds, band: min–max) (train accuracy)",
-                     "learned_conv · max · fashion-mnist (mean of 2 seeds, band: min–max) (test accuracy)",
-                     "learned_conv · avg · fashion-mnist (train accuracy)",
-                     "learned_conv · avg · fashion-mnist (test accuracy)"]
+    # The legend names what differs; what all runs share, and what the bands mean, is the subtitle.
+    assert names == ["max (train, 2 seeds)", "max (test, 2 seeds)", "avg (train)", "avg (test)"]
+    assert acc["layout"]["title"]["subtitle"]["text"] == ("learned_conv · fashion-mnist · lines: mean over seeds, "
+                                                          "bands: min–max")
     assert sum(t.get("fill") == "toself" for t in acc["data"]) == 2  # bands only for the group of seeds
     colours = {t["line"]["color"] for t in acc["data"] if t.get("name")}
     assert len(colours) == 2
