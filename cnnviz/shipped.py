@@ -88,3 +88,20 @@ def grid_commands() -> list[dict]:
         out.append({"group": "seeds", "dataset": dataset, "command": shlex.join(args + ["--out", "checkpoints"]),
                     "files": [r.filename for r in runs]})
     return out
+
+
+def availability(arch: str) -> str:
+    """One sentence for the pages: which shipped checkpoints of `arch` there are, or why none."""
+    planned = [r for r in shipped_runs() if r.config.arch == arch]
+    present = sorted({r.config.dataset for r in planned if r.path.exists()})
+    waiting = sorted({r.config.dataset for r in planned if not r.path.exists()})
+    if present:
+        text = f"Shipped checkpoints (trained by this project): {', '.join(present)}."
+        return text + (f" Not yet for {', '.join(waiting)}." if waiting else "")
+    if planned:
+        return (f"No shipped checkpoint yet ({', '.join(waiting)}): too slow to train on this project's CPU "
+                "machines so far. Train it on the Train & compare page, or all of them at once with "
+                "`python scripts/train_all.py` (much faster on a GPU).")
+    return ("Not shipped: this net must be trained by you (Train & compare page, or "
+            f"`python -m cnnviz train --arch {arch} --dataset cifar10`); on a CPU that takes hours, a GPU "
+            "is recommended.")

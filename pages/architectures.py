@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from cnnviz import diagram
+from cnnviz import diagram, shipped
 from cnnviz.data import DATASETS
 from cnnviz.downsample import DOWNSAMPLE_LABELS
 from cnnviz.models import build_model, get_arch, list_archs
@@ -101,6 +101,7 @@ with c3:
                      key="downsample_none")
 _show(notices)
 st.markdown(f"**{arch}**: {spec.description}")
+st.caption(shipped.availability(arch))
 
 s = _summary(arch, dataset, downsample)
 shape = DATASETS[dataset].shape

@@ -100,7 +100,7 @@ def _train_form() -> RunConfig | None:
     else:
         downsample = None
         c3.selectbox("Downsampling", ["none: this net never downsamples"], key="t_downsample_none", disabled=True)
-    st.caption(f"**{arch}**: {spec.description}")
+    st.caption(f"**{arch}**: {spec.description} {shipped.availability(arch)}")
 
     c1, c2, c3, c4 = st.columns(4)
     epochs = c1.number_input("Epochs", 1, 200, shipped.EPOCHS, key="t_epochs", persist_state="session",

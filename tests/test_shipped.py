@@ -81,3 +81,15 @@ def test_shipped_checkpoint_reevaluates_to_its_recorded_accuracy(path, request):
     _, acc = evaluate(ck.model, data, "test", "cpu")
     recorded = ck.history[-1]["test_acc"]
     assert abs(acc - recorded) <= 0.005, f"recomputed {acc:.4f} vs recorded {recorded:.4f}"
+
+
+def test_the_pages_say_which_nets_are_shipped_and_that_vgg16_must_be_trained_by_the_user():
+    from cnnviz.models import list_archs
+    from cnnviz.shipped import availability
+
+    assert "must be trained by you" in availability("vgg16")
+    for arch in list_archs():
+        datasets = {r.config.dataset for r in shipped_runs() if r.config.arch == arch and r.path.exists()}
+        text = availability(arch)
+        assert text.startswith("Shipped") == bool(datasets), (arch, text)
+        assert all(d in text for d in datasets), (arch, text)
