@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import runpy
+from urllib.parse import urlencode
 from pathlib import Path
 
 import streamlit as st
@@ -150,6 +151,18 @@ def percent_columns(df, columns: dict[str, str]):
     (54% beside 59.55%), which reads as a rounded figure; here every value keeps two decimals."""
     shown = df.assign(**{c: df[c] * 100 for c in columns})
     return shown, {c: st.column_config.NumberColumn(label, format="%.2f %%") for c, label in columns.items()}
+
+
+def share_link() -> None:
+    """The exact view as a link, in the sidebar (st.code has a copy button). Call it last on a page:
+    every choice the page made has been written to st.query_params by then."""
+    query = urlencode(st.query_params.to_dict())
+    base = st.context.url or ""  # None when no browser is attached (AppTest)
+    st.sidebar.markdown("**Link to this view**")
+    st.sidebar.code(f"{base}?{query}" if query else base or "(no choices on this page)", language=None,
+                    wrap_lines=True)
+    st.sidebar.caption("Every choice on this page is in the link: paste it into slides and students land "
+                       "on this same view.")
 
 
 def show_error(e: Exception) -> None:

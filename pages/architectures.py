@@ -289,3 +289,4 @@ st.dataframe(pd.DataFrame({
 st.caption(f"Alone and at the corner the net applies the same weights to the same {train_size}x{train_size} "
            "pixels; the scores differ a little only because the padding of the inner layers now sees the "
            "neighbouring image instead of zeros.")
+ui.share_link()

@@ -482,3 +482,4 @@ st.query_params["diff"] = f"{diff_a},{diff_b}"
 if _notices:
     _notice_slot.info("Ignored URL parameters that do not fit this page (defaults used instead): "
             + ", ".join(_notices) + ".")
+ui.share_link()

@@ -489,3 +489,4 @@ if job is not None:
         _job_view(job.id)
     else:
         _live(job.id)
+ui.share_link()

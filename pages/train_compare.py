@@ -84,22 +84,29 @@ owner = st.session_state.setdefault("train_owner", secrets.token_hex(4))
 
 def _train_form() -> RunConfig | None:
     """The training choices; returns the config when "Train" was clicked."""
+    # Dataset, net and downsampling live in the URL: a shared link opens the same form.
     c1, c2, c3 = st.columns(3)
-    dataset = c1.selectbox("Dataset", list_datasets(), key="t_dataset", persist_state="session",
-                           help="The images the network learns from; its test set scores every epoch.")
+    notices: list[str] = []
+    with c1:
+        dataset = _pick("Dataset", list_datasets(), "t_dataset", list_datasets()[0], notices, str, param="dataset",
+                        help="The images the network learns from; its test set scores every epoch.")
     archs = list_archs()
-    arch = c2.selectbox("Architecture", archs, index=archs.index(DEFAULT_ARCH) if DEFAULT_ARCH in archs else 0,
-                        key="t_arch", persist_state="session",
-                        help="Every network of the lecture, from the model registry.")
+    with c2:
+        arch = _pick("Architecture", archs, "t_arch", DEFAULT_ARCH if DEFAULT_ARCH in archs else archs[0], notices,
+                     str, param="arch", help="Every network of the lecture, from the model registry.")
     spec = get_arch(arch)
     if spec.downsamples:
-        downsample = c3.selectbox(
-            "Downsampling", spec.downsamples, index=spec.downsamples.index(spec.default_downsample),
-            key=f"t_downsample_{arch}", persist_state="session", format_func=lambda d: DOWNSAMPLE_LABELS.get(d, d),
-            help="How each 2x2 downsampling step halves the feature maps (only the options this net takes).")
+        with c3:
+            downsample = _pick(
+                "Downsampling", list(spec.downsamples), f"t_downsample_{arch}", spec.default_downsample, notices,
+                lambda d: DOWNSAMPLE_LABELS.get(d, d), param="downsample",
+                help="How each 2x2 downsampling step halves the feature maps (only the options this net takes).")
     else:
         downsample = None
+        st.query_params.pop("downsample", None)
         c3.selectbox("Downsampling", ["none: this net never downsamples"], key="t_downsample_none", disabled=True)
+    for n in notices:
+        st.info(n)
     st.caption(f"**{arch}**: {spec.description} {shipped.availability(arch)}")
 
     c1, c2, c3, c4 = st.columns(4)
@@ -353,15 +360,20 @@ def _selection(catalog: dict, uploads: dict, notices: list[str]) -> list[str]:
     return [*chosen, *uploads]
 
 
-def _pick(label: str, options: list[str], key: str, default: str, notices: list[str], fmt) -> str:
-    """A selectbox over run ids that starts from the URL parameter `key` and writes its choice back."""
+def _pick(label: str, options: list[str], key: str, default: str, notices: list[str], fmt, param: str | None = None,
+          help: str | None = None) -> str:
+    """A selectbox that starts from the URL parameter `param` (default: `key`) and writes its choice back;
+    a value in the link that is not among `options` gives a notice and the default."""
+    param = param or key
+    written = st.session_state.setdefault("_url_written", set())  # params this session wrote itself
     if st.session_state.get(key) not in options:
-        raw = st.query_params.get(key)
-        if raw is not None and raw not in options:
-            notices.append(f"`{key}={raw}` in the link is not among the selected runs; showing {fmt(default)}.")
+        raw = st.query_params.get(param)
+        if raw is not None and raw not in options and param not in written:  # from a link, not stale
+            notices.append(f"`{param}={raw}` in the link is not a choice here; showing {fmt(default)}.")
         st.session_state[key] = raw if raw in options else default
-    choice = st.selectbox(label, options, key=key, format_func=fmt, persist_state="session")
-    st.query_params[key] = choice
+    choice = st.selectbox(label, options, key=key, format_func=fmt, persist_state="session", help=help)
+    st.query_params[param] = choice
+    written.add(param)
     return choice
 
 
@@ -568,3 +580,4 @@ with train_tab:
 with compare_tab:
     if compare_tab.open:
         compare_section()
+ui.share_link()

@@ -121,6 +121,11 @@ def test_every_page_renders_its_title_without_an_exception_in_chromium():
                     timings[path or "home"] = round(time.monotonic() - t0, 1)
                     _screenshot(page, ARTIFACTS / f"page-{path or 'home'}.png")
                 failures += [f"/{path}: {f}" for f in _what_is_wrong(page, title)]
+                if path:  # each lesson page ends with the link to its exact view, in the sidebar
+                    link = page.locator("[data-testid='stSidebar'] [data-testid='stCode']")
+                    text = link.first.inner_text().strip() if link.count() else ""
+                    if not text.startswith(f"http://127.0.0.1:{port}/{path}?"):
+                        failures.append(f"/{path}: the sidebar's link to this view reads {text[:120]!r}")
                 page.close()
         finally:
             browser.close()

@@ -341,3 +341,22 @@ def test_the_shipped_seed_grid_is_the_default_selection_and_opens_on_bands(user_
     assert len(bands) >= len(methods)  # one min-max band per method at least (test accuracy)
     text = " ".join(m.value for m in at.markdown)
     assert "have a single seed" not in text and "seed" in text
+
+
+def test_a_link_opens_the_train_form_with_its_net_and_the_sidebar_gives_the_link_back(runs_folder):
+    at = open_page(arch="lenet5", downsample="avg", dataset="cifar10")
+    assert at.selectbox(key="t_arch").value == "lenet5" and at.selectbox(key="t_dataset").value == "cifar10"
+    assert at.selectbox(key="t_downsample_lenet5").value == "avg"
+    assert not at.info or not any("in the link" in i.value for i in at.info)
+    link = at.sidebar.code[0].value
+    assert all(p in link for p in ("arch=lenet5", "downsample=avg", "dataset=cifar10"))
+    at.selectbox(key="t_arch").select("conv_stride").run()  # the URL's downsample=avg no longer fits: no notice
+    assert not any("in the link" in i.value for i in at.info)
+    assert "arch=conv_stride" in at.sidebar.code[0].value and "downsample=stride" in at.sidebar.code[0].value
+
+
+def test_a_link_with_garbage_opens_the_defaults_with_a_notice(runs_folder):
+    at = open_page(arch="resnet9000", dataset="imagenet")
+    assert at.selectbox(key="t_arch").value == "downsample_compare"
+    notes = " ".join(i.value for i in at.info)
+    assert "`arch=resnet9000` in the link is not a choice here" in notes and "`dataset=imagenet`" in notes
