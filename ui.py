@@ -144,6 +144,37 @@ def _leave_legacy_pages_mode() -> None:
         st.stop()
 
 
+def start_from_url(key: str, options, default, notices: list[str], *, param: str | None = None, fmt=str) -> None:
+    """Seed widget `key` before it is drawn: from the URL parameter `param` (default: `key`), else `default`.
+
+    A link is read once per parameter and session; a value there that is not among `options` falls back to
+    `default` with a line in `notices`. Afterwards the URL holds what this session wrote itself, so a value
+    that no longer fits (another net takes other downsamplings) falls back quietly. `options` may be a
+    range of whole numbers.
+    """
+    param = param or key
+    read = st.session_state.setdefault("_url_params_read", set())
+    if key in st.session_state:
+        if st.session_state[key] not in options:
+            st.session_state[key] = default
+        return
+    raw = st.query_params.get(param)
+    match = _option_named(options, raw) if raw is not None else None
+    if raw is not None and match is None and param not in read:
+        allowed = (f"a whole number from {options.start} to {options.stop - 1}" if isinstance(options, range)
+                   else "a choice here")
+        notices.append(f"`{param}={raw}` in the link is not {allowed}; showing {fmt(default)} instead.")
+    read.add(param)
+    st.session_state[key] = default if match is None else match
+
+
+def _option_named(options, raw: str):
+    """The option whose text is `raw`, or None."""
+    if isinstance(options, range):
+        return int(raw) if raw.lstrip("-").isdigit() and int(raw) in options else None
+    return next((o for o in options if str(o) == raw), None)
+
+
 def percent_columns(df, columns: dict[str, str]):
     """(copy of `df` with these 0-1 columns in percent, their column configs) for st.dataframe.
 

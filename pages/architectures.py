@@ -31,31 +31,9 @@ def _fc_vs_1x1(dataset: str, downsample: str):
 _measure = st.cache_data(show_spinner=False, max_entries=256)(diagram.measure_conv_output)
 
 
-def _start(key: str, options: list, default, notices: list[str]) -> None:
-    """Seed widget `key` from the URL on a session's first run; garbage falls back to `default`."""
-    if key in st.session_state:  # not the first run: the URL already follows the widget
-        if st.session_state[key] not in options:  # e.g. a downsampling the new arch does not take
-            st.session_state[key] = default
-        return
-    raw = st.query_params.get(key)
-    value = default
-    if raw is not None:
-        if isinstance(options, range):
-            match = int(raw) if raw.isdigit() and int(raw) in options else None
-        else:
-            match = next((o for o in options if str(o) == raw), None)
-        if match is not None:
-            value = match
-        else:
-            allowed = (f"a whole number from {options.start} to {options.stop - 1}" if isinstance(options, range)
-                       else "one of the choices here")
-            notices.append(f"`{key}={raw}` in the URL is not {allowed}; showing {default} instead.")
-    st.session_state[key] = value
-
-
 def _select(label: str, options: list, key: str, default, notices: list[str], **kwargs):
     """A selectbox that starts from the URL (or `default`) and writes its choice back to the URL."""
-    _start(key, options, default, notices)
+    ui.start_from_url(key, options, default, notices)
     choice = st.selectbox(label, options, key=key, **kwargs)
     st.query_params[key] = choice
     return choice
@@ -63,7 +41,7 @@ def _select(label: str, options: list, key: str, default, notices: list[str], **
 
 def _number(col, label: str, key: str, lo: int, hi: int, default: int, notices: list[str], **kwargs) -> int:
     """A whole-number input kept in the URL under `key`."""
-    _start(key, range(lo, hi + 1), default, notices)
+    ui.start_from_url(key, range(lo, hi + 1), default, notices)
     value = col.number_input(label, lo, hi, step=1, key=key, **kwargs)
     st.query_params[key] = value
     return int(value)

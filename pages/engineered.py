@@ -58,24 +58,6 @@ def _evolution(path: str, mtime: float):
 
 # ---- URL-backed widgets (garbage in the link -> the default and a notice) -------------------------
 
-def _start(key: str, param: str, options, default, notices: list[str], fmt=str) -> None:
-    """Seed widget `key` from the URL parameter `param` the first time; an invalid session value (the
-    options changed) falls back to `default` quietly."""
-    if key in st.session_state:
-        if st.session_state[key] not in options:
-            st.session_state[key] = default
-        return
-    raw = st.query_params.get(param)
-    value = default
-    if raw is not None:
-        match = next((o for o in options if str(o) == raw), None)
-        if match is None:
-            notices.append(f"`{param}={raw}` in the link is not a valid choice here; showing {fmt(default)} instead.")
-        else:
-            value = match
-    st.session_state[key] = value
-
-
 def _show(box, notices: list[str]) -> None:
     for n in notices:
         box.info(n)
@@ -158,12 +140,13 @@ def _choose_image(data, dataset: str, notices: list[str]):
     """The image every section uses: a test image (class + index) or the user's upload."""
     classes = DATASETS[dataset].classes
     c1, c2 = st.columns(2)
-    _start("e_class", "class", range(len(classes)), 0, notices, fmt=lambda c: f"class {c} ({classes[c]})")
+    ui.start_from_url("e_class", range(len(classes)), 0, notices, param="class",
+                      fmt=lambda c: f"class {c} ({classes[c]})")
     cls = c1.selectbox("Test-set class", range(len(classes)), key="e_class", format_func=lambda c: classes[c],
                        persist_state="session", help="Pick a class of the test split.")
     st.query_params["class"] = str(cls)
     members = _class_indices(dataset)[cls]
-    _start("e_index", "index", range(len(members)), 0, notices)
+    ui.start_from_url("e_index", range(len(members)), 0, notices, param="index")
     i = c2.number_input("Image number within the class", 0, len(members) - 1, step=1, key="e_index",
                         persist_state="session",
                         help=f"The i-th test image of the class, in test-set order (0 to {len(members) - 1}).")
@@ -198,7 +181,7 @@ notice_box = st.container()
 notices: list[str] = []
 
 datasets = list_datasets()
-_start("e_dataset", "dataset", datasets, datasets[0], notices)
+ui.start_from_url("e_dataset", datasets, datasets[0], notices, param="dataset")
 dataset = st.segmented_control("Dataset", datasets, key="e_dataset", persist_state="session", required=True,
                                format_func=compare.DATASET_LABELS.get,
                                help="Fashion-MNIST: 28x28 gray clothes; CIFAR-10: 32x32 colour photos.")
@@ -211,7 +194,7 @@ catalog = _catalog(dataset)
 ck_id, ck = None, None
 if catalog:
     default = _default_checkpoint(catalog, dataset)
-    _start("e_checkpoint", "checkpoint", list(catalog), default, notices)
+    ui.start_from_url("e_checkpoint", list(catalog), default, notices, param="checkpoint")
     ck_id = st.selectbox(
         "Trained network (its first conv layer)", list(catalog), key="e_checkpoint", persist_state="session",
         format_func=lambda r: f"{catalog[r]['label']} — {'yours: ' if catalog[r]['origin'] != 'shipped' else ''}"
@@ -318,7 +301,7 @@ else:
     per_epoch, mean_best, n_close = evolution
     snaps = compare.snapshots_of(ck.meta)
     epochs = len(per_epoch) - 1
-    _start("e_epoch", "epoch", range(epochs + 1), epochs, notices)
+    ui.start_from_url("e_epoch", range(epochs + 1), epochs, notices, param="epoch")
     _show(notice_box, notices)
     epoch = st.slider("Epoch (0 = the random initialisation)", 0, epochs, key="e_epoch", persist_state="session",
                       help="The checkpoint kept the first layer's weights after every epoch.")

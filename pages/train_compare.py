@@ -365,15 +365,9 @@ def _pick(label: str, options: list[str], key: str, default: str, notices: list[
     """A selectbox that starts from the URL parameter `param` (default: `key`) and writes its choice back;
     a value in the link that is not among `options` gives a notice and the default."""
     param = param or key
-    written = st.session_state.setdefault("_url_written", set())  # params this session wrote itself
-    if st.session_state.get(key) not in options:
-        raw = st.query_params.get(param)
-        if raw is not None and raw not in options and param not in written:  # from a link, not stale
-            notices.append(f"`{param}={raw}` in the link is not a choice here; showing {fmt(default)}.")
-        st.session_state[key] = raw if raw in options else default
+    ui.start_from_url(key, options, default, notices, param=param, fmt=fmt)
     choice = st.selectbox(label, options, key=key, format_func=fmt, persist_state="session", help=help)
     st.query_params[param] = choice
-    written.add(param)
     return choice
 
 
