@@ -10,6 +10,7 @@ process's peak memory grows by far less than N copies of what one session loaded
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -103,8 +104,14 @@ def threads_safe_apptest(monkeypatch):
     AppTest keeps its mock Runtime in a class attribute and sets it back to None after every run, so
     one session finishing would pull the runtime from under another session's running script
     ("Runtime hasn't been created!"). Between runs, `Runtime.instance()` falls back to a mock like
-    AppTest's own. AppTest also patches `config.get_option` around each run; threads interleaving
-    those patches could leave a mock behind, so the original is restored afterwards.
+    AppTest's own.
+
+    AppTest also turns the config option `global.appTest` on around each run by patching the
+    process-wide `config.get_option` (unittest.mock.patch). Overlapping runs undo each other's patch:
+    a run that started first and ends first restores the real getter while a later run is still drawing
+    widgets, whose `format_func`s then go unrecorded, and AppTest fails reading them back (CI, twice:
+    "KeyError: '$$ID-...-run'" from `ss[TESTING_KEY][self.id]`; reproduced with two scripts). Here the
+    option is on for the whole test and AppTest's per-run patch is a no-op.
 
     Two more process-wide things AppTest does per run that a server does once: it resets the class
     flag `PagesManager.uses_pages_directory` (so a session mid-run could flip into the legacy pages/
@@ -118,6 +125,7 @@ def threads_safe_apptest(monkeypatch):
     from streamlit.runtime.pages_manager import PagesManager
     from streamlit.runtime.scriptrunner.script_cache import ScriptCache
     from streamlit.testing.v1 import app_test
+    from streamlit.testing.v1.util import build_mock_config_get_option
     from streamlit.runtime import Runtime
     from streamlit.runtime.caching.storage.dummy_cache_storage import MemoryCacheStorageManager
     from streamlit.runtime.dataframe_source_manager import DataframeSourceManager
@@ -130,7 +138,8 @@ def threads_safe_apptest(monkeypatch):
     fallback.cache_storage_manager = MemoryCacheStorageManager()
     monkeypatch.setattr(Runtime, "instance", classmethod(lambda cls: cls._instance or fallback))
     monkeypatch.setattr(Runtime, "exists", classmethod(lambda cls: True))
-    monkeypatch.setattr(config, "get_option", config.get_option)
+    monkeypatch.setattr(config, "get_option", build_mock_config_get_option({"global.appTest": True}))
+    monkeypatch.setattr(app_test, "patch_config_options", lambda overrides: contextlib.nullcontext())
     monkeypatch.setattr(app_test, "PagesManager", type("ServerPagesManager", (PagesManager,), {}))
     shared_cache = ScriptCache()
     monkeypatch.setattr(app_test, "ScriptCache", lambda: shared_cache)
@@ -179,7 +188,7 @@ def test_ten_simultaneous_sessions_render_and_share_one_copy_of_each_dataset_and
             try:
                 results[i] = _session(runs)
             except Exception as e:  # noqa: BLE001 - reported below with the session's number
-                where = "".join(traceback.format_exception(e)[-6:])
+                where = "".join(traceback.format_exception(e)[-12:])
                 results[i] = {"errors": [f"{type(e).__name__}: {e}\n{where}"], "charts": {}, "seconds": {}}
         threads.append(threading.Thread(target=work, name=f"session-{i}"))
         threads[-1].start()
