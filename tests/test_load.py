@@ -164,7 +164,12 @@ def test_ten_simultaneous_sessions_render_and_share_one_copy_of_each_dataset_and
     decodes = _Counter(monkeypatch, data, "_load_uncached")
     evaluations = _Counter(monkeypatch, analysis, "predict")
 
-    # One session fills the process-wide caches (datasets, models, test-set predictions).
+    # One session fills the process-wide caches (datasets, models, test-set predictions): emptied first,
+    # so that it does so whichever tests ran before in this process.
+    import streamlit as st
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
     files_before = _checkpoint_files()
     rss_before = _rss()
     first = _session(runs)
