@@ -33,28 +33,6 @@ _notices: list[str] = []
 _notice_slot = st.container()  # filled at the end, once every parameter has been checked
 
 
-def _from_url(key: str, valid, default, convert=str):
-    """A widget's value: the session's own, else the URL's if valid, else `default` (noted)."""
-    if key in st.session_state and valid(st.session_state[key]):
-        return
-    raw = st.query_params.get(key)
-    value = default
-    if raw is not None and key not in st.session_state:
-        try:
-            parsed = convert(raw)
-        except (TypeError, ValueError):
-            parsed = None
-        if parsed is not None and valid(parsed):
-            value = parsed
-        else:
-            _notices.append(f"{key}={raw!r}")
-    st.session_state[key] = value
-
-
-def _int_in(lo, hi):
-    return lambda v: isinstance(v, int) and lo <= v <= hi
-
-
 # =====================================================================================================
 st.header("1. The lecture's 4x4 → 2x2 example")
 st.caption("Edit the 4x4 data v1..v16 and the 2x2 kernel w1..w4 with bias b; m1..m4 are recomputed by "
@@ -139,7 +117,7 @@ else:
 st.header("2. On the feature maps of a real image")
 
 names = list(DATASETS)
-_from_url("dataset", lambda d: d in names, names[0])
+ui.start_from_url("dataset", names, names[0], _notices)
 dataset_name = st.selectbox("Dataset", names, key="dataset", help="The test split of this dataset.")
 ds = ui.dataset(dataset_name)
 spec = DATASETS[dataset_name]
@@ -152,7 +130,7 @@ def _class_indices(name: str) -> list[np.ndarray]:
 
 
 by_class = _class_indices(dataset_name)
-_from_url("class", lambda c: c in spec.classes, spec.classes[0])
+ui.start_from_url("class", spec.classes, spec.classes[0], _notices)
 c_img, c_pick = st.columns([1, 3])
 with c_pick:
     mode = st.radio("Image", ["test image", "upload"], horizontal=True, key="img_mode",
@@ -160,7 +138,7 @@ with c_pick:
                          "dataset's channels and size).")
     cls = st.selectbox("Class", spec.classes, key="class")
     members = by_class[spec.classes.index(cls)]
-    _from_url("index", _int_in(0, len(members) - 1), 0, int)
+    ui.start_from_url("index", range(len(members)), 0, _notices)
     index = st.number_input(f"Index within the class (0..{len(members) - 1})", 0, len(members) - 1,
                             key="index", step=1)
     test_idx = int(members[index])
@@ -187,7 +165,7 @@ sources = [UNTRAINED] + list(run_keys)
 preferred = [k for k, r in run_keys.items() if r.origin == "shipped" and r.arch == "downsample_compare"]
 default_source = next((k for k in preferred if run_keys[k].downsample == "max" and run_keys[k].seed == 0),
                       preferred[0] if preferred else UNTRAINED)
-_from_url("source", lambda s: s in sources, default_source)
+ui.start_from_url("source", sources, default_source, _notices)
 
 
 def _source_label(key: str) -> str:
@@ -223,7 +201,7 @@ if not preferred:
             f"compare page or with `python -m cnnviz train --arch downsample_compare --dataset "
             f"{dataset_name}`.")
 layers = shift.conv2d_layers(model)
-_from_url("layer", lambda l: l in layers, layers[0])
+ui.start_from_url("layer", layers, layers[0], _notices)
 with c_layer:
     layer = st.selectbox("Conv layer", layers, key="layer", help="Its activation (after ReLU) is downsampled.")
 
@@ -265,16 +243,10 @@ st.latex(r"S_o = \left\lfloor \frac{S_D - K + 2P}{S} \right\rfloor + 1")
 
 # ---- difference of two methods ----------------------------------------------------------------------
 st.subheader("Difference between two methods")
-
-
-def _pair(raw: str):
-    a, b = raw.split(",")
-    return (a, b) if a in DOWNSAMPLE_METHODS and b in DOWNSAMPLE_METHODS else None
-
-
-if "diff_a" not in st.session_state or "diff_b" not in st.session_state:
-    _from_url("diff", lambda p: p is not None, ("max", "avg"), _pair)
-    st.session_state["diff_a"], st.session_state["diff_b"] = st.session_state.pop("diff")
+if "diff_a" not in st.session_state or "diff_b" not in st.session_state:  # the link says "diff=max,avg"
+    pairs = [f"{a},{b}" for a in DOWNSAMPLE_METHODS for b in DOWNSAMPLE_METHODS]
+    ui.start_from_url("diff", pairs, "max,avg", _notices)
+    st.session_state["diff_a"], st.session_state["diff_b"] = st.session_state.pop("diff").split(",")
 c_a, c_b, c_m = st.columns([2, 2, 1])
 with c_a:
     diff_a = st.selectbox("Method A", DOWNSAMPLE_METHODS, key="diff_a", format_func=LABELS.get)
@@ -390,9 +362,9 @@ st.markdown(
     "interpolation. Maps are compared on interior columns that the filled border, the conv and "
     "blurmax's reflected edge cannot reach.")
 
-_from_url("k", _int_in(1, 4), 4, int)
-_from_url("n", _int_in(10, 2000), 500, int)
-_from_url("fill", lambda f: f in shift.FILLS, "zero" if shift.default_fill(dataset_name) == 0 else "edge")
+ui.start_from_url("k", range(1, 5), 4, _notices)
+ui.start_from_url("n", range(10, 2001), 500, _notices)
+ui.start_from_url("fill", shift.FILLS, "zero" if shift.default_fill(dataset_name) == 0 else "edge", _notices)
 c_k, c_n, c_f = st.columns(3)
 with c_k:
     k = st.number_input("Largest shift k (pixels)", 1, 4, key="k", step=1)
@@ -460,7 +432,7 @@ st.caption("2-D FFT magnitude (log scale, zero frequency in the centre, mean rem
            "the map from section 2, before and after each downsampler. Halving the grid halves the "
            "highest frequency it can hold (0.25 cycles per original pixel): what lies above is either "
            "removed (blur, averaging) or folded back onto lower frequencies (aliasing).")
-_from_url("fft_channel", _int_in(0, n_ch - 1), 0, int)
+ui.start_from_url("fft_channel", range(n_ch), 0, _notices)
 channel = st.selectbox("Channel", list(range(n_ch)), key="fft_channel")
 hf = shift.high_frequency_fraction(cmp.fmap[channel])
 st.metric("Energy above 0.25 cycles/pixel before downsampling", f"{100 * hf:.1f} %",
@@ -480,6 +452,6 @@ for key in ("dataset", "class", "index", "source", "layer", "k", "n", "fill", "f
     st.query_params[key] = str(st.session_state[key])
 st.query_params["diff"] = f"{diff_a},{diff_b}"
 if _notices:
-    _notice_slot.info("Ignored URL parameters that do not fit this page (defaults used instead): "
-            + ", ".join(_notices) + ".")
+    _notice_slot.info("Ignored URL parameters that do not fit this page:\n\n"
+                      + "\n".join(f"- {n}" for n in _notices))
 ui.share_link()
