@@ -6,11 +6,12 @@ st.set_page_config(page_title="cnnviz: how CNNs are built", page_icon="🧱", la
 # Each page's URL path is its file name (/train_compare, /downsampling, ...), the path Streamlit's legacy
 # pages/ mode gives the same file: the one run in that mode (see ui.header) then reruns the same page here.
 PAGES = {
-    "train": st.Page("pages/train_compare.py", title="Train & compare", icon="📈"),
+    "train": st.Page("pages/train_compare.py", title="Train & compare", icon=":material/show_chart:"),
     "downsampling": st.Page("pages/downsampling.py", title="Downsampling: pooling vs interpolation vs stride",
-                            icon="🔽"),
-    "engineered": st.Page("pages/engineered.py", title="Engineered vs learned features", icon="🧪"),
-    "architectures": st.Page("pages/architectures.py", title="Architectures", icon="🏗️"),
+                            icon=":material/compress:"),
+    "engineered": st.Page("pages/engineered.py", title="Engineered vs learned features",
+                          icon=":material/science:"),
+    "architectures": st.Page("pages/architectures.py", title="Architectures", icon=":material/account_tree:"),
 }
 
 
@@ -51,5 +52,5 @@ def home():
             st.warning(missing_message(name))
 
 
-pg = st.navigation([st.Page(home, title="Home", icon="🏠", default=True), *PAGES.values()])
+pg = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *PAGES.values()])
 pg.run()
