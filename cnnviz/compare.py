@@ -23,18 +23,23 @@ from .features import closest_engineered, feature_maps  # noqa: F401 - closest_e
 from .models import build_model, first_conv
 
 # The lecture's comparison group, in the order its slides build it up.
-BASELINE_ARCHS = ("mlp", "engineered", "learned_conv", "lenet5")
-BASELINE_NAMES = {"mlp": "MLP", "engineered": "Engineered front end", "learned_conv": "Learned 3x3 conv",
+BASELINE_ARCHS = ("mlp", "engineered", "engineered_scharr", "learned_conv", "lenet5")
+BASELINE_NAMES = {"mlp": "MLP", "engineered": "Engineered front end",
+                  "engineered_scharr": "Engineered front end (Scharr)", "learned_conv": "Learned 3x3 conv",
                   "lenet5": "LeNet-5"}
 BASELINE_SEES = {"mlp": "raw pixels",
                  "engineered": "fixed engineered channels (gray, Sobel x/y, magnitude, Laplacian)",
+                 "engineered_scharr": "fixed engineered channels (gray, Scharr x/y, magnitude, Laplacian)",
                  "learned_conv": "a learned 3x3 conv (5 channels)",
                  "lenet5": "two learned conv layers + pooling"}
+# The front ends that feed the same head, ranked against each other in the winner sentence.
+_FRONTS = ("mlp", "engineered", "engineered_scharr", "learned_conv")
 # Short names for the winner sentence ("X beats Y by ...").
 _REPRESENTATION = {"mlp": "raw pixels", "engineered": "the engineered front end",
-                   "learned_conv": "the learned conv front end", "lenet5": "LeNet-5"}
-_IN_SENTENCE = {"mlp": "the MLP", "engineered": "the engineered net", "learned_conv": "the learned-conv net",
-                "lenet5": "LeNet-5"}
+                   "engineered_scharr": "the Scharr front end", "learned_conv": "the learned conv front end",
+                   "lenet5": "LeNet-5"}
+_IN_SENTENCE = {"mlp": "the MLP", "engineered": "the engineered net", "engineered_scharr": "the Scharr net",
+                "learned_conv": "the learned-conv net", "lenet5": "LeNet-5"}
 # Quoted from the lecture's slide (CIFAR-10, "case 2"): "Test Accuracy from MLP: ~53%".
 LECTURE_MLP_CIFAR10_ACC = 0.53
 
@@ -230,6 +235,11 @@ def format_count(n: int) -> str:
     return str(n)
 
 
+def _and(items: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
+
+
 def _points(a: float, b: float) -> str:
     return f"{abs(a - b) * 100:.1f} points"
 
@@ -237,7 +247,7 @@ def _points(a: float, b: float) -> str:
 def winner_sentence(results: list[BaselineResult], dataset_label: str) -> str:
     """One sentence, computed from the numbers, saying which input representation wins and by how much.
 
-    First the three ways of feeding the same kind of head (raw pixels, fixed engineered channels, a
+    First the ways of feeding the same kind of head (raw pixels, fixed Sobel or Scharr channels, a
     learned conv) are ranked; then the best run overall is named (or, when it is that winning front
     end, confirmed) with its trainable parameters against the MLP's, and LeNet-5's result is added
     when LeNet-5 is not the best. Differences under 0.05 points (invisible at one decimal) are ties.
@@ -251,7 +261,7 @@ def winner_sentence(results: list[BaselineResult], dataset_label: str) -> str:
         return (f"On {dataset_label}, only {name(best.arch)} has been trained so far: {best.test_acc:.1%} "
                 f"with {format_count(best.trainable_params)} trainable parameters.")
     clauses = []
-    fronts = sorted((by[a] for a in ("mlp", "engineered", "learned_conv") if a in by), key=lambda r: -r.test_acc)
+    fronts = sorted((by[a] for a in _FRONTS if a in by), key=lambda r: -r.test_acc)
     if len(fronts) >= 2:
         top, rest = fronts[0], fronts[1:]
         wins = [f"{_REPRESENTATION[r.arch]} by {_points(top.test_acc, r.test_acc)}"
@@ -260,9 +270,9 @@ def winner_sentence(results: list[BaselineResult], dataset_label: str) -> str:
         plural = top.arch == "mlp"  # "raw pixels beat ...", "raw pixels tie with ..."
         clause = f"{_REPRESENTATION[top.arch]} ({top.test_acc:.1%})"
         if wins:
-            clause += (" beat " if plural else " beats ") + " and ".join(wins)
+            clause += (" beat " if plural else " beats ") + _and(wins)
         if ties:
-            clause += (" and" if wins else "") + (" tie with " if plural else " ties with ") + " and ".join(ties)
+            clause += (" and" if wins else "") + (" tie with " if plural else " ties with ") + _and(ties)
         clauses.append(clause)
     mlp, lenet = by.get("mlp"), by.get("lenet5")
     if len(fronts) >= 2 and best is fronts[0]:  # already named: no second sentence about the same run

@@ -56,6 +56,15 @@ def test_winner_sentence_gives_lenet5_when_a_front_end_wins_overall():
         "(LeNet-5: 54.5% with 83k).")
 
 
+def test_winner_sentence_ranks_the_scharr_front_end_with_the_others():
+    results = [_r("mlp", 0.80, 200_000), _r("engineered", 0.86, 100_000), _r("engineered_scharr", 0.87, 100_000),
+               _r("learned_conv", 0.88, 100_045)]
+    text = compare.winner_sentence(results, "Fashion-MNIST")
+    assert text.startswith("On Fashion-MNIST, the learned conv front end (88.0%) beats the Scharr front end by "
+                           "1.0 points, the engineered front end by 2.0 points and raw pixels by 8.0 points;")
+    assert "it is the best of all 4" in text
+
+
 def test_winner_sentence_with_one_or_no_run():
     assert compare.winner_sentence([], "CIFAR-10") == "No run of the comparison group has been trained on CIFAR-10 yet."
     assert compare.winner_sentence([_r("lenet5", 0.5, 62_006)], "CIFAR-10") == (
