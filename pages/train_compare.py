@@ -468,7 +468,8 @@ def compare_section() -> None:
                                 "seconds_per_epoch": st.column_config.NumberColumn("s / epoch", format="%.1f")})
     st.download_button("Download this table (CSV)", table.to_csv(index=False).encode(), file_name="cnnviz-runs.csv",
                        mime="text/csv", key="c_csv")
-    st.caption("Seconds per epoch count training only (evaluation excluded) on the device each run used.")
+    st.caption("Seconds per epoch count training only (evaluation excluded) on the device each run used, "
+               "with whatever else that machine was running: compare speeds between runs trained together.")
     if grouped and any(g.n > 1 for g in groups):
         st.markdown("**Groups of seeds** (final test accuracy; std is the sample standard deviation)")
         shown, pct = ui.percent_columns(runtable.group_table(groups), {
