@@ -67,6 +67,23 @@ def group_runs(group: str, dataset: str | None = None) -> list[ShippedRun]:
     return out
 
 
+GROUP_TITLES = {"seeds": "Downsampling, seeds 0-2", "downsampling": "Downsampling", "baselines": "Baselines",
+                "architectures": "Architectures"}
+
+
+def comparison_groups() -> dict[str, list[str]]:
+    """Each comparison group per dataset by title ("Architectures on cifar10"): the files to load together.
+    A dataset's seed group is listed only where it adds seeds to its downsampling group."""
+    out = {}
+    for dataset in ("fashion-mnist", "cifar10"):
+        seed_0 = [r.filename for r in group_runs("downsampling", dataset)]
+        for group, title in GROUP_TITLES.items():
+            files = [r.filename for r in group_runs(group, dataset)]
+            if files and (group != "seeds" or files != seed_0):
+                out[f"{title} on {dataset}"] = files
+    return out
+
+
 def command_for(run: ShippedRun) -> str:
     return run.config.command(f"checkpoints/{run.filename}")
 

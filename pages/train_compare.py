@@ -339,8 +339,27 @@ def _default_selection(catalog: dict) -> list[str]:
     return present or list(catalog)[:4]
 
 
+def _load_group(files: list[str]) -> None:
+    st.session_state["c_runs"] = files
+
+
+def _group_picker(catalog: dict) -> None:
+    """One click puts a shipped comparison group (runs trained alike, so comparable) into the selection."""
+    groups = {t: [f for f in files if f in catalog] for t, files in shipped.comparison_groups().items()}
+    groups = {t: files for t, files in groups.items() if files}
+    if not groups:
+        return
+    c_pick, c_load = st.columns([3, 1], vertical_alignment="bottom")
+    title = c_pick.selectbox("Shipped comparison group", list(groups), key="c_shipped_group",
+                             format_func=lambda t: f"{t} ({len(groups[t])} runs)",
+                             help="Runs this project trained alike: same seed(s), optimiser, learning rate, "
+                                  "batch size and epochs within a group.")
+    c_load.button("Compare this group", key="c_load_group", on_click=_load_group, args=(groups[title],))
+
+
 def _selection(catalog: dict, uploads: dict, notices: list[str]) -> list[str]:
     """The runs to compare: the multiselect seeded from the URL, plus every uploaded checkpoint."""
+    _group_picker(catalog)
     options = list(catalog)
     if "c_runs" not in st.session_state or any(r not in options for r in st.session_state["c_runs"]):
         raw = st.query_params.get("runs")

@@ -343,6 +343,23 @@ def test_the_shipped_seed_grid_is_the_default_selection_and_opens_on_bands(user_
     assert "have a single seed" not in text and "seed" in text
 
 
+@pytest.mark.parametrize("group,dataset", [("architectures", "fashion-mnist"), ("baselines", "cifar10")])
+def test_one_click_loads_a_shipped_comparison_group(group, dataset, runs_folder):
+    present = [r.filename for r in shipped.group_runs(group, dataset) if r.path.exists()]
+    if len(present) < len(shipped.group_runs(group, dataset)) and os.environ.get("CI"):
+        pytest.fail(f"shipped {group} checkpoints on {dataset} are missing")
+    if not present:
+        pytest.skip(f"no shipped {group} checkpoint on {dataset} yet")
+    at = open_page(part="Compare")
+    at.selectbox(key="c_shipped_group").set_value(f"{shipped.GROUP_TITLES[group]} on {dataset}").run()
+    at.button(key="c_load_group").click().run()
+    assert not at.exception
+    assert at.multiselect(key="c_runs").value == present
+    table = next(d.value for d in at.dataframe if "final_test_acc" in d.value.columns)
+    assert len(table) == len(present)
+    assert at.query_params["runs"] == ",".join(present)
+
+
 def test_a_link_opens_the_train_form_with_its_net_and_the_sidebar_gives_the_link_back(runs_folder):
     at = open_page(arch="lenet5", downsample="avg", dataset="cifar10")
     assert at.selectbox(key="t_arch").value == "lenet5" and at.selectbox(key="t_dataset").value == "cifar10"
