@@ -122,6 +122,20 @@ def test_a_corrupt_cache_file_is_rebuilt_from_the_source(image_folder, tmp_path,
     assert torch.equal(rebuilt["train_x"], first.train_x)
 
 
+def test_available_sources_name_where_a_cached_dataset_came_from(tmp_path, monkeypatch):
+    monkeypatch.delenv("CNNVIZ_CIFAR10_DIR", raising=False)
+    root = tmp_path / "root"
+    tiny = torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.zeros(2, dtype=torch.int64)
+    ds = data_mod.Dataset("cifar10", ("a", "b"), *tiny, *tiny, (0.5,) * 3, (0.25,) * 3,
+                          source="image-folder:/somewhere/cifar10-jpg", lossy=True)
+    cache = data_mod._cache_path("cifar10", root)
+    data_mod._write_cache(ds, cache)
+    shown = data_mod.available_sources(root)["cifar10"]
+    assert shown == f"image-folder:/somewhere/cifar10-jpg (decoded copy: {cache})"
+    cache.write_bytes(b"not a torch file")  # unreadable, and no source to rebuild it from: not available
+    assert data_mod.available_sources(root)["cifar10"] is None
+
+
 # ---- no source at all --------------------------------------------------------------------------
 
 @pytest.fixture
