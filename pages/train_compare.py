@@ -349,6 +349,10 @@ def _group_picker(catalog: dict) -> None:
     groups = {t: files for t, files in groups.items() if files}
     if not groups:
         return
+    if st.session_state.get("c_shipped_group") not in groups:  # first run: the group now selected, if one is
+        current = st.session_state.get("c_runs")
+        st.session_state["c_shipped_group"] = next((t for t, f in groups.items() if f == current),
+                                                   next(iter(groups)))
     c_pick, c_load = st.columns([3, 1], vertical_alignment="bottom")
     title = c_pick.selectbox("Shipped comparison group", list(groups), key="c_shipped_group",
                              format_func=lambda t: f"{t} ({len(groups[t])} runs)",
@@ -359,7 +363,6 @@ def _group_picker(catalog: dict) -> None:
 
 def _selection(catalog: dict, uploads: dict, notices: list[str]) -> list[str]:
     """The runs to compare: the multiselect seeded from the URL, plus every uploaded checkpoint."""
-    _group_picker(catalog)
     options = list(catalog)
     if "c_runs" not in st.session_state or any(r not in options for r in st.session_state["c_runs"]):
         raw = st.query_params.get("runs")
@@ -372,6 +375,7 @@ def _selection(catalog: dict, uploads: dict, notices: list[str]) -> list[str]:
         else:
             kept = st.session_state.get("c_runs")
             st.session_state["c_runs"] = [r for r in kept if r in options] if kept else _default_selection(catalog)
+    _group_picker(catalog)
     chosen = st.multiselect("Runs to compare", options, key="c_runs", persist_state="session",
                             format_func=lambda r: f"{catalog[r]['label']} ({'yours: ' if catalog[r]['origin'] != 'shipped' else ''}{catalog[r]['file']})",
                             help="Shipped runs (trained by this project) and yours (trained on the Train tab).")

@@ -358,6 +358,8 @@ def test_one_click_loads_a_shipped_comparison_group(group, dataset, runs_folder)
     table = next(d.value for d in at.dataframe if "final_test_acc" in d.value.columns)
     assert len(table) == len(present)
     assert at.query_params["runs"] == ",".join(present)
+    shared = open_page(part="Compare", runs=",".join(present))  # a link to the group names it in the picker
+    assert shared.selectbox(key="c_shipped_group").value == f"{shipped.GROUP_TITLES[group]} on {dataset}"
 
 
 def test_a_link_opens_the_train_form_with_its_net_and_the_sidebar_gives_the_link_back(runs_folder):
