@@ -427,6 +427,7 @@ def compare_section() -> None:
     st.caption("Pick runs to overlay. Runs that differ only by their seed are grouped: their mean curve is "
                "drawn with a band from the lowest to the highest seed, so you can see whether a gap between "
                "two methods is bigger than luck.")
+    picker = st.container()  # the group picker and the run list, above the uploader, drawn once uploads are read
     uploads = _uploads()
     if not catalog and not uploads:
         st.info("No checkpoints yet: train one on the Train tab (or with `python -m cnnviz train ...`), or "
@@ -434,7 +435,8 @@ def compare_section() -> None:
         _missing_shipped_note(catalog)
         return
     entries = {**catalog, **uploads}
-    selected = _selection(catalog, uploads, notices)
+    with picker:
+        selected = _selection(catalog, uploads, notices)
     _missing_shipped_note(catalog)
     for n in notices:
         st.info(n)
