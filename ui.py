@@ -68,6 +68,19 @@ def checkpoint(path: str | Path) -> checkpoints.Checkpoint:
     return _checkpoint(str(p), stat.st_mtime, stat.st_size)
 
 
+@st.cache_data(show_spinner=False, max_entries=512)
+def _meta(path: str, mtime: float, size: int) -> dict:
+    return checkpoints.read_meta(path)
+
+
+def meta(path: str | Path) -> dict:
+    """A checkpoint's metadata and history (no weights), read once per (file, mtime, size); raises
+    CheckpointError or OSError."""
+    p = Path(path)
+    stat = p.stat()
+    return _meta(str(p), stat.st_mtime, stat.st_size)
+
+
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _uploaded(digest: str, _raw: bytes) -> checkpoints.Checkpoint:  # keyed by the digest only
     return checkpoints.load_checkpoint(_raw, max_bytes=MAX_UPLOAD_MB * 2**20)

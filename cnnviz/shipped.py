@@ -67,6 +67,25 @@ def group_runs(group: str, dataset: str | None = None) -> list[ShippedRun]:
     return out
 
 
+def find_run(arch: str, dataset: str, downsample: str | None = None) -> ShippedRun | None:
+    """The planned seed-0 shipped run of this net (its file may not exist yet), or None if none is planned."""
+    downsample = RunConfig(arch=arch, downsample=downsample).resolved().downsample
+    return next((r for r in shipped_runs() if r.config.seed == 0 and (r.config.arch, r.config.dataset,
+                 r.config.downsample) == (arch, dataset, downsample)), None)
+
+
+def standings(table, dataset: str):
+    """The seed-0 shipped runs on `dataset` that `table` (the runs table, a DataFrame) holds, best test
+    accuracy first, with the group and batch size that say which of them were trained alike."""
+    planned = {r.filename: r for r in shipped_runs() if r.config.dataset == dataset and r.config.seed == 0}
+    if table.empty:
+        return table
+    rows = table[(table["origin"] == "shipped") & table["file"].isin(list(planned))]
+    rows = rows.assign(group=[planned[f].group for f in rows["file"]],
+                       batch_size=[planned[f].config.batch_size for f in rows["file"]])
+    return rows.sort_values("test_acc", ascending=False, kind="stable").reset_index(drop=True)
+
+
 GROUP_TITLES = {"seeds": "Downsampling, seeds 0-2", "downsampling": "Downsampling", "baselines": "Baselines",
                 "architectures": "Architectures"}
 

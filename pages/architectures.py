@@ -1,12 +1,14 @@
-"""Architectures: summary tables, a diagram of the layer shapes, the output-size formula measured by a
-real convolution, and the 1x1 convolution that turns a classifier into a map of class scores."""
+"""Architectures: summary tables, a diagram of the layer shapes, the net's shipped run beside every other one,
+the output-size formula measured by a real convolution, and the 1x1 convolution that turns a classifier into
+a map of class scores."""
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
 import ui
-from cnnviz import diagram, shipped
+from cnnviz import diagram, figures, shipped
+from cnnviz.checkpoints import CheckpointError, run_label
 from cnnviz.data import DATASETS
 from cnnviz.downsample import DOWNSAMPLE_LABELS
 from cnnviz.models import build_model, get_arch, list_archs
@@ -54,8 +56,9 @@ def _show(notices: list[str]) -> None:
 
 
 ui.header("Architectures", "Every network of the lecture as its summary table (computed by running the "
-          "model once), a picture of its layer shapes, the output-size formula checked against a real "
-          "convolution, and the 1x1 convolution that replaces fully-connected layers.")
+          "model once), a picture of its layer shapes, how its shipped run trained and where it stands, the "
+          "output-size formula checked against a real convolution, and the 1x1 convolution that replaces "
+          "fully-connected layers.")
 notices: list[str] = []
 
 # ---- choose a network --------------------------------------------------------------------------
@@ -114,6 +117,49 @@ st.caption("One box per layer that changes the shape (activations left out): hei
            "pixels, width grows with log2(channels). A vector of N units is drawn as N channels of "
            "1x1, which is how a 1x1 convolution sees it. Hover a box for its numbers.")
 st.plotly_chart(diagram.shapes_figure(s, downsample), width="stretch", key="shapes")
+
+# ---- this net, trained -------------------------------------------------------------------------
+st.header(f"Trained on {dataset}")
+run = shipped.find_run(arch, dataset, downsample)
+meta = None
+if run is not None and run.path.exists():
+    try:
+        meta = ui.meta(run.path)
+    except (CheckpointError, OSError) as e:
+        st.error(f"{run.filename}: {e}")
+if meta and meta.get("history"):
+    h = meta["history"]
+    best = max(h, key=lambda row: row["test_acc"])
+    t1, t2, t3 = st.columns(3)
+    t1.metric("Final test accuracy", f"{100 * h[-1]['test_acc']:.2f} %")
+    t2.metric("Best test accuracy", f"{100 * best['test_acc']:.2f} %", help=f"At epoch {best['epoch']}.")
+    t3.metric("Epochs", len(h))
+    curve = {"label": run_label(meta), "history": h, "color": figures.RUN_COLORS[0]}
+    st.plotly_chart(figures.curves_figure([curve], title="Accuracy per epoch (train dashed, test solid)"),
+                    key="trained_acc")
+    st.caption(f"The shipped checkpoint `checkpoints/{run.filename}`, made by `{meta.get('command', '?')}`.")
+    st.page_link("pages/train_compare.py", label="Open it on Train & compare: errors per class, other runs "
+                 "beside it", icon=":material/show_chart:",
+                 query_params={"part": "Compare", "runs": run.filename})
+else:
+    others = [r.config.downsample for r in shipped.shipped_runs() if r.config.seed == 0 and r.path.exists()
+              and (r.config.arch, r.config.dataset) == (arch, dataset)]
+    which = f"{arch} ({DOWNSAMPLE_LABELS.get(downsample, downsample)})" if downsample else arch
+    hint = (f"Shipped for {dataset} with: {', '.join(DOWNSAMPLE_LABELS.get(d, d) for d in others)}; pick it "
+            "above." if others and downsample else shipped.availability(arch))
+    st.info(f"No shipped checkpoint of {which} on {dataset}. {hint}")
+
+standing = shipped.standings(ui.runs_table(include_user=False), dataset)
+if not standing.empty:
+    st.subheader(f"Every shipped net on {dataset}, best first")
+    shown, pct = ui.percent_columns(standing[["label", "group", "params", "batch_size", "epochs", "test_acc"]],
+                                    {"test_acc": "final test accuracy"})
+    st.dataframe(shown, hide_index=True, key="standings", column_config={
+        **pct, "params": st.column_config.NumberColumn("parameters", format="localized"),
+        "batch_size": st.column_config.NumberColumn("batch size")})
+    st.caption("Seed 0 of each shipped run. Within a group the runs were trained alike (optimiser, learning "
+               "rate, batch size, epochs); the baselines group uses batch 128, the others 1024, so compare "
+               "across groups with that in mind.")
 
 # ---- the calculator ----------------------------------------------------------------------------
 st.header("Padding, stride and kernel size")

@@ -10,7 +10,7 @@ import streamlit as st
 
 import ui
 from cnnviz import features, figures, runtable, shift, shipped
-from cnnviz.checkpoints import CheckpointError, read_meta
+from cnnviz.checkpoints import CheckpointError
 from cnnviz.data import DATASETS
 from cnnviz.downsample import DOWNSAMPLE_LABELS, DOWNSAMPLE_METHODS
 from cnnviz.images import ImageError, load_image
@@ -278,17 +278,10 @@ present = [r for r in group if r.path.exists()]
 missing = [r for r in shipped.group_runs("downsampling", dataset_name) if not r.path.exists()]
 
 
-@st.cache_data(show_spinner=False)
-def _meta(path: str, mtime: float) -> dict:
-    meta = read_meta(path)
-    meta.pop("filter_snapshots", None)
-    return meta
-
-
 metas = []
 for r in present:
     try:
-        metas.append(_meta(str(r.path), r.path.stat().st_mtime))
+        metas.append(ui.meta(r.path))
     except (CheckpointError, OSError) as e:
         st.error(f"{r.filename}: {e}")
 if missing:

@@ -15,7 +15,7 @@ import streamlit as st
 
 import ui
 from cnnviz import compare, figures, shipped
-from cnnviz.checkpoints import CheckpointError, read_meta
+from cnnviz.checkpoints import CheckpointError
 from cnnviz.data import DATASETS, list_datasets
 from cnnviz.engineered import engineered_kernels
 from cnnviz.images import ImageError, load_image
@@ -34,11 +34,6 @@ COSINE_LATEX = (r"\cos(w, k) = \frac{\sum_{ij} (w_{ij} - \bar w)\, k_{ij}}"
 
 
 # ---- cached work --------------------------------------------------------------------------------
-
-@st.cache_data(show_spinner=False, max_entries=256)
-def _meta(path: str, mtime: float) -> dict:
-    return read_meta(path)
-
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _class_indices(dataset: str) -> list[np.ndarray]:
@@ -342,7 +337,7 @@ for run in group:
     path = ui.SHIPPED / run.filename
     if path.exists():
         try:
-            present.append((run, _meta(str(path), path.stat().st_mtime)))
+            present.append((run, ui.meta(path)))
         except CheckpointError as e:
             st.error(f"{run.filename}: {e}")
     else:

@@ -16,7 +16,7 @@ import streamlit as st
 
 import ui
 from cnnviz import analysis, costs, figures, runtable, shipped
-from cnnviz.checkpoints import CheckpointError, read_meta, run_label
+from cnnviz.checkpoints import CheckpointError, run_label
 from cnnviz.data import DATASETS, DataUnavailable, list_datasets
 from cnnviz.device import available_devices, describe_device
 from cnnviz.downsample import DOWNSAMPLE_LABELS
@@ -44,11 +44,6 @@ def _summary(arch: str, dataset: str, downsample: str | None):
 @st.cache_data(show_spinner=False, max_entries=128)
 def _macs(arch: str, in_shape: tuple, num_classes: int, downsample: str | None) -> int:
     return costs.macs(build_model(arch, in_shape, num_classes, downsample), in_shape)
-
-
-@st.cache_data(show_spinner=False, max_entries=512)
-def _meta(path: str, mtime: float) -> dict:
-    return read_meta(path)
 
 
 @st.cache_resource(show_spinner="Evaluating the uploaded model on the test set...", max_entries=8)
@@ -448,7 +443,7 @@ def compare_section() -> None:
     metas, labels = [], {}
     for r in selected:
         e = entries[r]
-        meta = e["checkpoint"].meta if e["origin"] == "uploaded" else _meta(e["path"], Path(e["path"]).stat().st_mtime)
+        meta = e["checkpoint"].meta if e["origin"] == "uploaded" else ui.meta(e["path"])
         metas.append(meta)
     counts = {}
     for r, m in zip(selected, metas):

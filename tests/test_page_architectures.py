@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from streamlit.testing.v1 import AppTest
 
+from cnnviz import shipped
+from cnnviz.checkpoints import read_meta, run_label
 from cnnviz.data import DATASETS
 from cnnviz.models import build_model, count_params, get_arch, list_archs
 from cnnviz.summary import conv_output_size
@@ -168,7 +170,7 @@ def test_the_url_reopens_the_same_view():
     assert (at.selectbox(key="arch").value, at.selectbox(key="dataset").value,
             at.selectbox(key="downsample").value) == ("vgg16", "cifar10", "avg")
     assert as_int(metric(at, "S_o by the formula")) == conv_output_size(32, 5, 2, 2) == 16
-    assert not at.info
+    assert not any("in the link" in i.value for i in at.info)  # the link fits: no notice
 
 
 def test_1x1_section_builds_both_lenets_with_identical_parameter_counts(app):
@@ -200,6 +202,33 @@ def test_1x1_score_map_renders_from_the_shipped_checkpoint():
     at.slider(key="cell_col").set_value(7).run()
     assert any("rows 28..55 and columns 28..55" in c.value for c in at.caption)
     assert len(at.dataframe[-1].value) == 4  # each image alone vs its corner cell
+
+
+@pytest.mark.parametrize("arch,dataset", [("conv_only", "fashion-mnist"), ("conv_pool", "cifar10")])
+def test_the_nets_shipped_run_is_shown_with_its_recorded_curve_and_standing(arch, dataset):
+    run = shipped.find_run(arch, dataset)
+    if not run.path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{run.filename} is missing on a CI machine", pytrace=False)
+        pytest.skip(f"{run.filename} not trained yet")
+    at = open_page(arch=arch, dataset=dataset)
+    history = read_meta(run.path)["history"]
+    assert metric(at, "Final test accuracy") == f"{100 * history[-1]['test_acc']:.2f} %"
+    assert metric(at, "Best test accuracy") == f"{100 * max(h['test_acc'] for h in history):.2f} %"
+    test_curve = [t for t in chart(at, "trained_acc")["data"] if "test" in t["name"]][0]
+    np.testing.assert_allclose(array(test_curve["y"]), [h["test_acc"] for h in history])
+    standing = next(d.value for d in at.dataframe if "batch_size" in d.value.columns)
+    on_dataset = [r for r in shipped.shipped_runs() if r.config.dataset == dataset and r.config.seed == 0]
+    assert len(standing) == sum(r.path.exists() for r in on_dataset)
+    assert list(standing["test_acc"]) == sorted(standing["test_acc"], reverse=True)
+    assert run_label(read_meta(run.path)) in list(standing["label"])
+
+
+def test_a_net_shipped_with_another_downsampling_says_which_to_pick():
+    at = open_page(arch="lenet5", dataset="fashion-mnist", downsample="avg")
+    assert any("No shipped checkpoint of lenet5 (Average pooling 2x2)" in i.value and "Max pooling 2x2" in i.value
+               for i in at.info)
+    assert not [m for m in at.metric if m.label == "Final test accuracy"]
 
 
 def test_page_imports_no_torch():
