@@ -15,10 +15,11 @@ from .runs import RunConfig
 EPOCHS = 10
 DOWNSAMPLE_OPTIONS = ("max", "avg", "bilinear", "nearest", "stride", "blurmax")
 GRID_SEEDS = (0, 1, 2)
-# The baselines group (MLP / engineered / learned conv / LeNet-5) trains with batch 128, not the lecture's
-# 1024: 10 epochs at 1024 are ~500 Adam steps, after which the small CNNs are still climbing steeply and
-# the 1.7M-parameter MLP is not (measured on CIFAR-10: LeNet-5 54.5% after 10 epochs at 1024, still
-# +1.3 points an epoch; 63.1% at 128). Every member of the group gets the same batch: the comparison is fair.
+# The baselines group (MLP, Sobel and Scharr front ends, learned conv, LeNet-5) trains with batch 128, not
+# the lecture's 1024: 10 epochs at 1024 are ~500 Adam steps, after which the small CNNs are still climbing
+# steeply and the 1.7M-parameter MLP is not (measured on CIFAR-10: LeNet-5 54.5% after 10 epochs at 1024,
+# still +1.3 points an epoch; 63.1% at 128). Every member of the group gets the same batch: the comparison
+# is fair.
 BASELINE_BATCH_SIZE = 128
 
 
