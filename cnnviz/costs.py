@@ -7,12 +7,15 @@ neighbouring outputs.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .downsample import BlurMaxPool, Interpolate, Resize
 from .engineered import EngineeredFrontEnd
+from .models import build_model
 
 
 @torch.no_grad()
@@ -26,6 +29,12 @@ def macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     finally:
         model.train(was_training)
     return counter.get_total_flops() // 2
+
+
+@lru_cache(maxsize=256)
+def arch_macs(arch: str, input_shape: tuple[int, ...], num_classes: int = 10, downsample: str | None = None) -> int:
+    """Multiply-adds per image of a registered net, counted once per process: they depend on nothing else."""
+    return macs(build_model(arch, input_shape, num_classes, downsample), input_shape)
 
 
 def layer_macs(module: nn.Module, out: torch.Tensor) -> int:

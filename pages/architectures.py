@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from cnnviz import diagram, figures, shipped
+from cnnviz import costs, diagram, figures, shipped
 from cnnviz.checkpoints import CheckpointError, run_label
 from cnnviz.data import DATASETS
 from cnnviz.downsample import DOWNSAMPLE_LABELS
@@ -152,10 +152,13 @@ else:
 standing = shipped.standings(ui.runs_table(include_user=False), dataset)
 if not standing.empty:
     st.subheader(f"Every shipped net on {dataset}, best first")
-    shown, pct = ui.percent_columns(standing[["label", "group", "params", "batch_size", "epochs", "test_acc"]],
-                                    {"test_acc": "final test accuracy"})
+    standing["macs"] = [costs.arch_macs(r.arch, shape, len(DATASETS[dataset].classes), r.downsample or None)
+                        for r in standing.itertuples()]
+    shown, pct = ui.percent_columns(standing[["label", "group", "params", "macs", "batch_size", "epochs",
+                                              "test_acc"]], {"test_acc": "final test accuracy"})
     st.dataframe(shown, hide_index=True, key="standings", column_config={
         **pct, "params": st.column_config.NumberColumn("parameters", format="localized"),
+        "macs": st.column_config.NumberColumn("multiply-adds per image", format="localized"),
         "batch_size": st.column_config.NumberColumn("batch size")})
     st.caption("Seed 0 of each shipped run. Within a group the runs were trained alike (optimiser, learning "
                "rate, batch size, epochs); the baselines group uses batch 128, the others 1024, so compare "

@@ -41,11 +41,6 @@ def _summary(arch: str, dataset: str, downsample: str | None):
     return summary(model, shape), costs.macs(model, shape)
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
-def _macs(arch: str, in_shape: tuple, num_classes: int, downsample: str | None) -> int:
-    return costs.macs(build_model(arch, in_shape, num_classes, downsample), in_shape)
-
-
 @st.cache_resource(show_spinner="Evaluating the uploaded model on the test set...", max_entries=8)
 def _uploaded_predictions(digest: str, _model, _data) -> analysis.Predictions:
     return analysis.predict(_model, _data)
@@ -512,7 +507,8 @@ def compare_section() -> None:
             continue
         base = {"y": final, "label": labels[r], "downsample": m.get("downsample")}
         points.append({**base, "x": m.get("params")})
-        mac_points.append({**base, "x": _macs(m["arch"], tuple(m["in_shape"]), m["num_classes"], m.get("downsample"))})
+        mac_points.append({**base, "x": costs.arch_macs(m["arch"], tuple(m["in_shape"]), m["num_classes"],
+                                                        m.get("downsample"))})
     a, b = st.columns(2)
     a.plotly_chart(figures.cost_scatter_figure(points, "parameters", title="Test accuracy against parameters"),
                    key="c_cost_params")
