@@ -10,6 +10,8 @@ import shlex
 from dataclasses import dataclass
 
 from .checkpoints import SHIPPED_DIR
+from .costs import arch_macs
+from .data import DATASETS
 from .runs import RunConfig
 
 EPOCHS = 10
@@ -75,15 +77,25 @@ def find_run(arch: str, dataset: str, downsample: str | None = None) -> ShippedR
                  r.config.downsample) == (arch, dataset, downsample)), None)
 
 
+def shipped_downsamples(arch: str, dataset: str) -> list[str | None]:
+    """The downsampling options of `arch` whose seed-0 run on `dataset` is shipped (its file exists)."""
+    return [r.config.downsample for r in shipped_runs() if r.config.seed == 0 and r.path.exists()
+            and (r.config.arch, r.config.dataset) == (arch, dataset)]
+
+
 def standings(table, dataset: str):
     """The seed-0 shipped runs on `dataset` that `table` (the runs table, a DataFrame) holds, best test
-    accuracy first, with the group and batch size that say which of them were trained alike."""
-    planned = {r.filename: r for r in shipped_runs() if r.config.dataset == dataset and r.config.seed == 0}
+    accuracy first, with the group and batch size that say which of them were trained alike, and each
+    net's multiply-adds per image."""
     if table.empty:
         return table
+    planned = {r.filename: r for r in shipped_runs() if r.config.dataset == dataset and r.config.seed == 0}
     rows = table[(table["origin"] == "shipped") & table["file"].isin(list(planned))]
-    rows = rows.assign(group=[planned[f].group for f in rows["file"]],
-                       batch_size=[planned[f].config.batch_size for f in rows["file"]])
+    runs = [planned[f] for f in rows["file"]]
+    spec = DATASETS[dataset]
+    rows = rows.assign(group=[r.group for r in runs], batch_size=[r.config.batch_size for r in runs],
+                       macs=[arch_macs(r.config.arch, spec.shape, len(spec.classes), r.config.downsample)
+                             for r in runs])
     return rows.sort_values("test_acc", ascending=False, kind="stable").reset_index(drop=True)
 
 

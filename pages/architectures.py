@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from cnnviz import costs, diagram, figures, shipped
+from cnnviz import diagram, figures, shipped
 from cnnviz.checkpoints import CheckpointError, run_label
 from cnnviz.data import DATASETS
 from cnnviz.downsample import DOWNSAMPLE_LABELS
@@ -142,8 +142,7 @@ if meta and meta.get("history"):
                  "beside it", icon=":material/show_chart:",
                  query_params={"part": "Compare", "runs": run.filename})
 else:
-    others = [r.config.downsample for r in shipped.shipped_runs() if r.config.seed == 0 and r.path.exists()
-              and (r.config.arch, r.config.dataset) == (arch, dataset)]
+    others = shipped.shipped_downsamples(arch, dataset)
     which = f"{arch} ({DOWNSAMPLE_LABELS.get(downsample, downsample)})" if downsample else arch
     hint = (f"Shipped for {dataset} with: {', '.join(DOWNSAMPLE_LABELS.get(d, d) for d in others)}; pick it "
             "above." if others and downsample else shipped.availability(arch))
@@ -152,17 +151,15 @@ else:
 standing = shipped.standings(ui.runs_table(include_user=False), dataset)
 if not standing.empty:
     st.subheader(f"Every shipped net on {dataset}, best first")
-    standing["macs"] = [costs.arch_macs(r.arch, shape, len(DATASETS[dataset].classes), r.downsample or None)
-                        for r in standing.itertuples()]
     shown, pct = ui.percent_columns(standing[["label", "group", "params", "macs", "batch_size", "epochs",
                                               "test_acc"]], {"test_acc": "final test accuracy"})
     st.dataframe(shown, hide_index=True, key="standings", column_config={
         **pct, "params": st.column_config.NumberColumn("parameters", format="localized"),
         "macs": st.column_config.NumberColumn("multiply-adds per image", format="localized"),
         "batch_size": st.column_config.NumberColumn("batch size")})
-    st.caption("Seed 0 of each shipped run. Within a group the runs were trained alike (optimiser, learning "
-               "rate, batch size, epochs); the baselines group uses batch 128, the others 1024, so compare "
-               "across groups with that in mind.")
+    st.caption("Seed 0 of each shipped run; multiply-adds are counted by torch on one forward pass. Within a "
+               "group the runs were trained alike (optimiser, learning rate, batch size, epochs); across groups "
+               "the batch size may differ (its column), so compare across groups with that in mind.")
 
 # ---- the calculator ----------------------------------------------------------------------------
 st.header("Padding, stride and kernel size")

@@ -329,8 +329,8 @@ group = shipped.group_runs("baselines", dataset)
 st.caption(f"The lecture's comparison on {label}, from the shipped checkpoints: the same training for all "
            f"({group[0].config.epochs} epochs, {group[0].config.optimizer} at lr {group[0].config.lr:g}, batch "
            f"{group[0].config.batch_size}, seed {group[0].config.seed}). The two engineered nets (Sobel, Scharr) "
-           "and the learned-conv net share their head; only the front end differs (see the layers column). The batch is smaller than the "
-           "lecture's 1024 because 10 epochs at 1024 are only ~500 optimiser steps, after which the small CNNs are "
+           "and the learned-conv net share their head; only the front end differs (see the layers column). The "
+           "batch is smaller than the lecture's 1024 because 10 epochs at 1024 are only ~500 optimiser steps, after which the small CNNs are "
            "still improving fast and the comparison would mostly measure that.")
 present, missing = [], []
 for run in group:
