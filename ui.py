@@ -14,12 +14,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from cnnviz import analysis, checkpoints, data, jobs
+from cnnviz import analysis, checkpoints, data, jobs, paths
 from cnnviz.checkpoints import CheckpointError
 
 ROOT = Path(__file__).resolve().parent
-SHIPPED = ROOT / "checkpoints"
-USER_RUNS = Path(os.environ.get("CNNVIZ_RUNS", ROOT / "runs"))
+SHIPPED = paths.shipped_dir()
+USER_RUNS = paths.runs_dir()
 
 
 def _upload_limit_mb(default: int = 100) -> int:

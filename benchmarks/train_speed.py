@@ -45,7 +45,8 @@ if str(ROOT) not in sys.path:  # run from a checkout; cnnviz is not pip-installe
 import psutil  # noqa: E402
 import torch  # noqa: E402
 
-from cnnviz.data import DATASETS, DEBIAN_FASHION_MNIST, default_root, load_dataset  # noqa: E402
+from cnnviz.data import DATASETS, DEBIAN_FASHION_MNIST, load_dataset  # noqa: E402
+from cnnviz.paths import data_dir  # noqa: E402
 from cnnviz.device import resolve_device, usable_cpus  # noqa: E402
 from cnnviz.models import build_model, list_archs  # noqa: E402
 
@@ -142,12 +143,12 @@ def lecture_root(requested: str | None, dataset: str) -> Path:
     .gz itself after a download), so Debian's .gz files are unpacked once into a cache folder.
     """
     if dataset == "cifar10":
-        for root in [Path(requested)] if requested else [default_root()]:
+        for root in [Path(requested)] if requested else [data_dir()]:
             if (root / "cifar-10-batches-py" / "data_batch_1").is_file():
                 return root
         raise SystemExit("the lecture loop on cifar10 needs torchvision's CIFAR-10 files "
                          "(ROOT/cifar-10-batches-py/); pass --lecture-root ROOT, or use fashion-mnist")
-    candidates = [Path(requested)] if requested else [default_root()]
+    candidates = [Path(requested)] if requested else [data_dir()]
     for root in candidates:
         if all((root / "FashionMNIST" / "raw" / f).is_file() for f in IDX_FILES):
             return root

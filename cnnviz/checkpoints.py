@@ -20,11 +20,11 @@ import torch.nn as nn
 
 from . import __version__
 from .models import build_model, count_params, get_arch
+from .paths import shipped_dir
 
 FORMAT = "cnnviz-checkpoint"
 FORMAT_VERSION = 1
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 
 
 class CheckpointError(ValueError):
@@ -256,7 +256,7 @@ def list_checkpoints(*folders: str | Path):
     import pandas as pd
 
     rows = []
-    for folder in folders or (SHIPPED_DIR,):
+    for folder in folders or (shipped_dir(),):
         for p in sorted(Path(folder).glob("*.pt")):
             try:
                 rows.append(summarize_meta(read_meta(p), p))

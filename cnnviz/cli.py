@@ -90,7 +90,9 @@ def cmd_list(a):
 def cmd_manifest(a):
     from .manifest import write_manifest
 
-    path = write_manifest(Path(a.dir))
+    from .paths import shipped_dir
+
+    path = write_manifest(Path(a.dir) if a.dir else shipped_dir())
     print(f"wrote {path}")
 
 
@@ -174,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(fn=cmd_list)
 
     m = sub.add_parser("manifest", help="rewrite checkpoints/manifest.json from the files")
-    m.add_argument("--dir", default=str(Path(__file__).resolve().parent.parent / "checkpoints"))
+    m.add_argument("--dir", default=None, help="default: the shipped checkpoints folder (CNNVIZ_CHECKPOINTS)")
     m.set_defaults(fn=cmd_manifest)
 
     g = sub.add_parser("grid", help="train every combination (comma lists) into one folder, resumable")

@@ -1,6 +1,7 @@
 """Datasets as uint8 tensors, from whichever real source this machine has.
 
 Sources, tried in order (the first that has the files wins, the result is cached as one `.pt`):
+ROOT is `cnnviz.paths.data_dir()` (`CNNVIZ_DATA`, default `data/`).
 1. our own cache `ROOT/cnnviz-cache/<name>.pt` (rebuilt if unreadable);
 2. a torchvision layout under ROOT (`FashionMNIST/raw/*`, `cifar-10-batches-py/`);
 3. Debian's `dataset-fashion-mnist` package (`/usr/share/datasets/fashion-mnist/*.gz`);
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from .paths import data_dir
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -91,11 +94,6 @@ class Dataset:
         return {"name": self.name, "source": self.source, "lossy": self.lossy,
                 "shape": list(self.shape), "classes": list(self.classes), "mean": list(self.mean),
                 "std": list(self.std), "train_size": len(self.train_y), "test_size": len(self.test_y)}
-
-
-def default_root() -> Path:
-    """`CNNVIZ_DATA`, else `data/` beside the package (the repository's data folder)."""
-    return Path(os.environ.get("CNNVIZ_DATA", Path(__file__).resolve().parent.parent / "data"))
 
 
 def list_datasets() -> list[str]:
@@ -207,7 +205,7 @@ def load_dataset(name: str, root: str | Path | None = None, download: bool = Tru
     Decoded once per machine (cached as `.pt` under ROOT) and once per process (kept in memory, so
     several pages and sessions share one copy).
     """
-    root = Path(root) if root is not None else default_root()
+    root = Path(root) if root is not None else data_dir()
     key = (name, str(root))
     with _LOCK:
         if key not in _MEMORY:
@@ -306,7 +304,7 @@ def _download(spec: DatasetSpec, root: Path):
 
 
 def missing_message(name: str, root: Path | None = None) -> str:
-    root = root or default_root()
+    root = root or data_dir()
     spec = DATASETS[name]
     ways = [f"go online once so torchvision can download it into {root}",
             f"copy torchvision's files into {root} ("
@@ -320,7 +318,7 @@ def missing_message(name: str, root: Path | None = None) -> str:
 
 def available_sources(root: Path | None = None) -> dict[str, str | None]:
     """For each registered dataset, the local source that would be used (None if none), without decoding."""
-    root = Path(root) if root is not None else default_root()
+    root = Path(root) if root is not None else data_dir()
     out = {}
     for name, spec in DATASETS.items():
         cache = _cache_path(name, root)

@@ -5,7 +5,8 @@ import json
 import os
 from pathlib import Path
 
-from .checkpoints import SHIPPED_DIR, read_meta, sha256
+from .checkpoints import read_meta, sha256
+from .paths import shipped_dir
 
 
 def manifest_entry(path: Path) -> dict:
@@ -30,7 +31,7 @@ def write_manifest(folder: Path) -> Path:
     commands that remake its seed groups (whoever writes it: train_all.py or a grid run into it)."""
     entries = [manifest_entry(p) for p in sorted(Path(folder).glob("*.pt"))]
     manifest = {"runs": entries, "total_bytes": sum(e["size_bytes"] for e in entries)}
-    if Path(folder).resolve() == SHIPPED_DIR.resolve():
+    if Path(folder).resolve() == shipped_dir().resolve():
         from .shipped import grid_commands
 
         manifest["grids"] = grid_commands()

@@ -9,9 +9,9 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from .checkpoints import SHIPPED_DIR
 from .costs import arch_macs
 from .data import DATASETS
+from .paths import shipped_dir
 from .runs import RunConfig
 
 EPOCHS = 10
@@ -37,7 +37,7 @@ class ShippedRun:
 
     @property
     def path(self):
-        return SHIPPED_DIR / self.filename
+        return shipped_dir() / self.filename
 
 
 def _run(group, arch, dataset, downsample=None, seed=0, expensive=False, batch_size=1024):

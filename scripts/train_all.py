@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from cnnviz.checkpoints import read_meta  # noqa: E402
 from cnnviz.manifest import write_manifest  # noqa: E402
+from cnnviz.paths import shipped_dir  # noqa: E402
 from cnnviz.shipped import command_for, shipped_runs  # noqa: E402
 
 
@@ -75,8 +76,8 @@ def main():
             lock.unlink(missing_ok=True)
         print(f"    rc={rc} in {time.time() - t0:.0f}s", flush=True)
         failed += rc != 0
-        write_manifest(ROOT / "checkpoints")
-    write_manifest(ROOT / "checkpoints")
+        write_manifest(shipped_dir())
+    write_manifest(shipped_dir())
     return 1 if failed else 0
 
 

@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from cnnviz.checkpoints import SHIPPED_DIR, load_checkpoint, sha256
+from cnnviz.checkpoints import load_checkpoint, sha256
+from cnnviz.paths import shipped_dir
+
+SHIPPED_DIR = shipped_dir()
 from cnnviz.manifest import manifest_entry
 from cnnviz.shipped import command_for, grid_commands, shipped_runs
 from cnnviz.train import evaluate
