@@ -1,18 +1,9 @@
-"""cnnviz: the home page and the navigation over the files in pages/."""
+"""cnnviz: the home page and the navigation over the pages listed in pages/ui/nav.py."""
 import streamlit as st
 
-st.set_page_config(page_title="cnnviz: how CNNs are built", page_icon="🧱", layout="wide")
+from pages.ui import catalog, nav
 
-# Each page's URL path is its file name (/train_compare, /downsampling, ...), the path Streamlit's legacy
-# pages/ mode gives the same file: the one run in that mode (see ui.header) then reruns the same page here.
-PAGES = {
-    "train": st.Page("pages/train_compare.py", title="Train & compare", icon=":material/show_chart:"),
-    "downsampling": st.Page("pages/downsampling.py", title="Downsampling: pooling vs interpolation vs stride",
-                            icon=":material/compress:"),
-    "engineered": st.Page("pages/engineered.py", title="Engineered vs learned features",
-                          icon=":material/science:"),
-    "architectures": st.Page("pages/architectures.py", title="Architectures", icon=":material/account_tree:"),
-}
+st.set_page_config(page_title="cnnviz: how CNNs are built", page_icon="🧱", layout="wide")
 
 
 def home():
@@ -21,8 +12,6 @@ def home():
     from cnnviz.device import describe_device
     from cnnviz.models import list_archs
 
-    import ui
-
     st.title("cnnviz: see how standard CNNs are built")
     st.markdown(
         "A companion to the lecture *Construction of Standard CNNs*: conv-only networks on Fashion-MNIST "
@@ -30,17 +19,13 @@ def home():
         "padding and the output-size formula, 1x1 convolution in place of fully-connected layers, "
         "LeNet-5 and VGG16, and engineered (Sobel, Scharr, Laplacian) against learned features. "
         "Every number on these pages is computed from real data by the code, while you watch.")
-    cols = st.columns(4)
-    for col, key in zip(cols, PAGES):
-        page = PAGES[key]
-        with col:
-            st.page_link(page, label=page.title, icon=page.icon)
+    for col, page in zip(st.columns(len(nav.PAGES)), nav.PAGES):
+        col.page_link(page.path, label=page.title, icon=page.icon)
     st.subheader("On this machine")
     c1, c2, c3 = st.columns(3)
     c1.metric("Compute device", describe_device().split(" (")[0])
     c1.caption(describe_device())
-    shipped = list_checkpoints(ui.SHIPPED)
-    c2.metric("Shipped checkpoints", len(shipped))
+    c2.metric("Shipped checkpoints", len(list_checkpoints(catalog.SHIPPED)))
     c2.caption("Trained by this project with its own CLI; see checkpoints/manifest.json.")
     c3.metric("Architectures", len(list_archs()))
     c3.caption(", ".join(list_archs()))
@@ -52,5 +37,4 @@ def home():
             st.warning(missing_message(name))
 
 
-pg = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *PAGES.values()])
-pg.run()
+nav.run_app(home)

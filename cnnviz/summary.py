@@ -22,6 +22,18 @@ def conv_output_size(size: int, kernel: int, padding: int = 0, stride: int = 1, 
     return math.floor((size - k + 2 * padding) / stride) + 1
 
 
+# The lecture's output-size formula as the pages typeset it (st.latex).
+OUTPUT_SIZE_LATEX = r"S_o = \left\lfloor \frac{S_D - K + 2P}{S} \right\rfloor + 1"
+
+
+def output_size_latex(size: int, kernel: int, padding: int, stride: int) -> str:
+    """The formula filled in with these numbers, step by step, ending in `conv_output_size`'s value."""
+    top = size - kernel + 2 * padding
+    return (rf"S_o = \left\lfloor \frac{{{size} - {kernel} + 2 \times {padding}}}{{{stride}}} \right\rfloor + 1"
+            rf" = \left\lfloor \frac{{{top}}}{{{stride}}} \right\rfloor + 1"
+            rf" = {conv_output_size(size, kernel, padding, stride)}")
+
+
 @dataclass
 class Summary:
     rows: list[dict]  # name, type, layer, output_shape, params, trainable, formula

@@ -178,3 +178,15 @@ def test_summary_cleans_up_even_when_the_forward_pass_fails():
         summary(model, FMNIST)
     assert all(not m._forward_hooks for m in model.modules())
     assert model.training
+
+
+@pytest.mark.parametrize("size,kernel,padding,stride", [(4, 3, 1, 1), (28, 5, 0, 1), (7, 2, 0, 2), (32, 3, 1, 2)])
+def test_filled_in_formula_shows_the_numbers_and_ends_in_what_a_real_conv_gives(size, kernel, padding, stride):
+    from cnnviz.summary import OUTPUT_SIZE_LATEX, output_size_latex
+
+    real = nn.Conv2d(1, 1, kernel, stride, padding)(torch.zeros(1, 1, size, size)).shape[-1]
+    text = output_size_latex(size, kernel, padding, stride)
+    assert text.endswith(f"= {real}")
+    assert rf"\frac{{{size} - {kernel} + 2 \times {padding}}}{{{stride}}}" in text
+    assert rf"\frac{{{size - kernel + 2 * padding}}}{{{stride}}}" in text
+    assert OUTPUT_SIZE_LATEX.startswith("S_o = ") and all(s in OUTPUT_SIZE_LATEX for s in ("S_D", "K", "2P", "{S}"))

@@ -1,0 +1,147 @@
+"""Widgets whose choice lives in the URL, the notices they give, the image picker, the share link, error lines.
+
+A URL-backed widget starts from its URL parameter (a shared link opens the same view), falls back to its
+default with a notice when the link holds something that is not a choice here, and writes its choice back.
+"""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import streamlit as st
+
+from cnnviz.checkpoints import CheckpointError
+from cnnviz.data import DATASETS
+from cnnviz.images import ImageError, load_image
+
+from . import loaders
+
+
+class Notices(list):
+    """Lines about the link ("`arch=x` in the link is not a choice here..."), shown where the page wants them."""
+
+    def show(self, where=st) -> None:
+        for n in self:
+            where.info(n)
+        self.clear()
+
+    def show_as_list(self, where, heading: str) -> None:
+        if self:
+            where.info(heading + "\n\n" + "\n".join(f"- {n}" for n in self))
+        self.clear()
+
+
+def start_from_url(key: str, options, default, notices: list[str], *, param: str | None = None, fmt=str) -> None:
+    """Seed widget `key` before it is drawn: from the URL parameter `param` (default: `key`), else `default`.
+
+    A link is read once per parameter and session; a value there that is not among `options` falls back to
+    `default` with a line in `notices`. Afterwards the URL holds what this session wrote itself, so a value
+    that no longer fits (another net takes other downsamplings) falls back quietly. `options` may be a
+    range of whole numbers.
+    """
+    param = param or key
+    read = st.session_state.setdefault("_url_params_read", set())
+    if key in st.session_state:
+        if st.session_state[key] not in options:
+            st.session_state[key] = default
+        return
+    raw = st.query_params.get(param)
+    match = _option_named(options, raw) if raw is not None else None
+    if raw is not None and match is None and param not in read:
+        allowed = (f"a whole number from {options.start} to {options.stop - 1}" if isinstance(options, range)
+                   else "a choice here")
+        notices.append(f"`{param}={raw}` in the link is not {allowed}; showing {fmt(default)} instead.")
+    read.add(param)
+    st.session_state[key] = default if match is None else match
+
+
+def _option_named(options, raw: str):
+    """The option whose text is `raw`, or None."""
+    if isinstance(options, range):
+        return int(raw) if raw.lstrip("-").isdigit() and int(raw) in options else None
+    return next((o for o in options if str(o) == raw), None)
+
+
+def select(label: str, options, key: str, default, notices: list[str], *, param: str | None = None, fmt=str,
+           where=st, widget: str = "selectbox", **kwargs):
+    """A selectbox (or `widget="segmented_control"`/`"radio"`) kept in the URL under `param` (default: `key`)."""
+    param = param or key
+    options = list(options)
+    start_from_url(key, options, default, notices, param=param, fmt=fmt)
+    choice = getattr(where, widget)(label, options, key=key, format_func=fmt, **kwargs)
+    st.query_params[param] = str(choice)
+    return choice
+
+
+def number(label: str, lo: int, hi: int, key: str, default: int, notices: list[str], *, param: str | None = None,
+           where=st, widget: str = "number_input", **kwargs) -> int:
+    """A whole number from lo to hi (a number input, or `widget="slider"`) kept in the URL under `param`."""
+    param = param or key
+    start_from_url(key, range(lo, hi + 1), default, notices, param=param)
+    if widget == "slider":
+        value = where.slider(label, lo, hi, key=key, **kwargs)
+    else:
+        value = where.number_input(label, lo, hi, step=1, key=key, **kwargs)
+    st.query_params[param] = str(int(value))
+    return int(value)
+
+
+def image_picker(data, dataset: str, notices: list[str], *, key: str = "", where=st):
+    """The image a page works on: a test image (class, then its number within the class), or the user's upload.
+
+    Returns (image as a (C, H, W) uint8 tensor, a caption saying which image it is). The class and the
+    number live in the URL (`class=Sneaker&index=4`); an upload replaces the test image while it is there.
+    """
+    spec = DATASETS[dataset]
+    c1, c2 = where.columns(2)
+    cls = select("Test-set class", spec.classes, f"{key}class", spec.classes[0], notices, param="class", where=c1,
+                 help="A class of the dataset's test split.")
+    members = loaders.class_indices(dataset)[spec.classes.index(cls)]
+    i = number(f"Image number within the class (0..{len(members) - 1})", 0, len(members) - 1, f"{key}index", 0,
+               notices, param="index", where=c2, help="The i-th test image of the class, in test-set order.")
+    test_index = int(members[i])
+    x, label = data.test_x[test_index], f"test image #{test_index} ({cls})"
+    c, h, w = spec.shape
+    upload = where.file_uploader("Or use your own image (PNG or JPEG)", type=["png", "jpg", "jpeg", "bmp", "webp"],
+                                 key=f"{key}upload",
+                                 help=f"Converted to the dataset's format: {c} channel(s), {h}x{w} pixels.")
+    if upload is not None:
+        try:
+            x, conversions = load_image(upload.getvalue(), c, (h, w))
+        except ImageError as e:
+            where.error(f"{upload.name}: {e}. Showing {label} instead.")
+        else:
+            label = f"your image {upload.name!r}"
+            if conversions:
+                where.caption("Converted: " + "; ".join(conversions) + ".")
+    return x, label
+
+
+def percent_columns(df, columns: dict[str, str]):
+    """(copy of `df` with these 0-1 columns in percent, their column configs) for st.dataframe.
+
+    `columns` maps a column to its header. Streamlit's own "percent" format drops trailing zeros
+    (54% beside 59.55%), which reads as a rounded figure; here every value keeps two decimals."""
+    shown = df.assign(**{c: df[c] * 100 for c in columns})
+    return shown, {c: st.column_config.NumberColumn(label, format="%.2f %%") for c, label in columns.items()}
+
+
+def pct(x, digits: int = 2) -> str:
+    """A 0-1 fraction as a percentage, or a dash for a missing one."""
+    return "—" if x is None or x != x else f"{100 * x:.{digits}f} %"
+
+
+def share_link() -> None:
+    """The exact view as a link, in the sidebar (st.code has a copy button). Call it last on a page:
+    every choice the page made has been written to st.query_params by then."""
+    query = urlencode(st.query_params.to_dict())
+    base = st.context.url or ""  # None when no browser is attached (AppTest)
+    st.sidebar.markdown("**Link to this view**")
+    st.sidebar.code(f"{base}?{query}" if query else base or "(no choices on this page)", language=None,
+                    wrap_lines=True)
+    st.sidebar.caption("Every choice on this page is in the link: paste it into slides and students land "
+                       "on this same view.")
+
+
+def show_error(e: Exception) -> None:
+    """A user-caused failure as one line (CheckpointError, ImageError, ValueError...)."""
+    st.error(str(e) if isinstance(e, (CheckpointError, ValueError)) else f"{type(e).__name__}: {e}")
