@@ -16,14 +16,14 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-import ui
+from pages.ui import catalog, jobs, nav
 from cnnviz import compare, shipped
 from cnnviz.checkpoints import make_meta, read_meta, save_checkpoint
 from cnnviz.data import DATASETS
 from cnnviz.engineered import engineered_kernels
 from cnnviz.models import build_model, first_conv
 
-APP = str(ui.ROOT / "streamlit_app.py")
+APP = str(nav.APP)
 PAGE = "pages/engineered.py"
 EPOCHS = 3
 # Recorded final test accuracies of the fake Fashion-MNIST comparison group (LeNet-5 left missing).
@@ -88,11 +88,11 @@ def fake_shipped(tmp_path_factory):
 @pytest.fixture
 def app(monkeypatch, tmp_path, fake_shipped, fashion_mnist, cifar10):
     """AppTest of the page over the fake shipped folder and an empty user folder."""
-    monkeypatch.setattr(ui, "SHIPPED", fake_shipped)
-    monkeypatch.setattr(ui, "USER_RUNS", tmp_path / "runs")
-    ui.registry.clear()
+    monkeypatch.setattr(catalog, "SHIPPED", fake_shipped)
+    monkeypatch.setattr(catalog, "USER_RUNS", tmp_path / "runs")
+    jobs.registry.clear()
     yield _open
-    ui.registry.clear()
+    jobs.registry.clear()
 
 
 def _open(**params) -> AppTest:
@@ -245,12 +245,12 @@ def test_retrain_starts_a_background_job_and_stop_ends_it(app):
     assert not at.exception, at.exception
     job_id = at.session_state["e_job"]
     assert at.query_params["retrain"] in (job_id, [job_id])
-    job = ui.registry().get(job_id)
+    job = jobs.registry().get(job_id)
     assert job.config.arch == "mlp" and job.config.epochs == 1 and job.config.lr == 1e-3
     assert job.config.batch_size == shipped.BASELINE_BATCH_SIZE and job.config.seed == 0  # the group's
     assert any(f"job `{job_id}`" in m.value for m in at.markdown)
     at.button(key="e_stop").click().run()
-    snap = ui.registry().wait(job_id, timeout=120)
+    snap = jobs.registry().wait(job_id, timeout=120)
     assert snap.done and snap.state in ("stopped", "completed")
     at.run()
     assert not at.exception, at.exception
@@ -262,17 +262,17 @@ def test_retrain_starts_a_background_job_and_stop_ends_it(app):
 def test_shipped_comparison_group_is_shown_with_recorded_accuracy(dataset, monkeypatch, tmp_path, fashion_mnist,
                                                                    cifar10):
     runs = shipped.group_runs("baselines", dataset)
-    present = [r for r in runs if (ui.SHIPPED / r.filename).exists()]
+    present = [r for r in runs if (catalog.SHIPPED / r.filename).exists()]
     if len(present) < len(runs) and os.environ.get("CI"):
         pytest.fail(f"shipped checkpoints missing under CI: {[r.filename for r in runs if r not in present]}")
-    monkeypatch.setattr(ui, "USER_RUNS", tmp_path / "runs")
+    monkeypatch.setattr(catalog, "USER_RUNS", tmp_path / "runs")
     at = _open(dataset=dataset)
     if not present:
         assert any("No shipped checkpoint yet" in w.value for w in at.warning)
         pytest.skip(f"no shipped baseline checkpoint for {dataset} yet")
     table = _table(at, "e_base_table")
     assert len(table) == len(present)
-    metas = {run.config.arch: read_meta(ui.SHIPPED / run.filename) for run in present}
+    metas = {run.config.arch: read_meta(catalog.SHIPPED / run.filename) for run in present}
     for arch, meta in metas.items():
         row = table[table["model"] == compare.BASELINE_NAMES[arch]].iloc[0]
         assert row["final test accuracy"] / 100 == pytest.approx(meta["history"][-1]["test_acc"])  # shown in %

@@ -1,7 +1,7 @@
 """The Train & compare page in AppTest: the training form and its summary for every architecture, a real
 background job followed to the end (and one stopped), and the comparison of real tiny checkpoints.
 
-The user runs folder is a temporary one (`ui.USER_RUNS` patched and the registry rebuilt), filled by a
+The user runs folder is a temporary one (`pages.ui.catalog.USER_RUNS` patched and the registry rebuilt), filled by a
 fixture with three tiny real trainings on Fashion-MNIST: learned_conv with max pooling (seeds 0 and 1)
 and with average pooling (seed 0) -- one group of two seeds and one single run.
 """
@@ -20,7 +20,7 @@ import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
-import ui
+from pages.ui import catalog, jobs, nav
 from cnnviz import shipped
 from cnnviz.checkpoints import read_meta
 from cnnviz.data import DATASETS
@@ -28,7 +28,7 @@ from cnnviz.models import build_model, count_params, get_arch, list_archs
 from cnnviz.runs import RunConfig, run_training
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGE = "pages/train_compare.py"
+PAGE = nav.lesson("train_compare").path
 WAIT = 180  # seconds for a tiny job: the 2-core machine may be busy with other trainings
 RUNS = [RunConfig("learned_conv", downsample="max", epochs=2, limit_train=2048, batch_size=512, seed=0),
         RunConfig("learned_conv", downsample="max", epochs=2, limit_train=2048, batch_size=512, seed=1),
@@ -40,11 +40,11 @@ def runs_folder(tmp_path_factory):
     """A fresh, empty user runs folder; the page's job registry and runs table point at it."""
     folder = tmp_path_factory.mktemp("runs")
     mp = pytest.MonkeyPatch()
-    mp.setattr(ui, "USER_RUNS", folder)
-    ui.registry.clear()
+    mp.setattr(catalog, "USER_RUNS", folder)
+    jobs.registry.clear()
     yield folder
-    assert ui.registry().shutdown(timeout=WAIT), "a training thread did not end"
-    ui.registry.clear()
+    assert jobs.registry().shutdown(timeout=WAIT), "a training thread did not end"
+    jobs.registry.clear()
     mp.undo()
 
 
@@ -139,7 +139,7 @@ def test_a_tiny_training_job_shows_progress_then_the_finished_run(user_runs):
     at = open_page()
     job_id = _start(at, t_arch="learned_conv", t_epochs=1, t_subset=2048, t_batch=512)
     assert any(m.value.startswith("**fashion-mnist-learned_conv-max") for m in at.markdown)
-    job = ui.registry().get(job_id)
+    job = jobs.registry().get(job_id)
     snap = job.wait(WAIT)
     assert snap.state == "completed", snap.reason
     for _ in range(3):  # AppTest does not run `run_every` timers: poll by rerunning
@@ -167,7 +167,7 @@ def test_a_tiny_training_job_shows_progress_then_the_finished_run(user_runs):
 def test_stop_ends_a_running_job_as_stopped_and_keeps_its_checkpoint(runs_folder):
     at = open_page()
     job_id = _start(at, t_arch="mlp", t_epochs=200, t_subset=2048, t_batch=256)
-    job = ui.registry().get(job_id)
+    job = jobs.registry().get(job_id)
     job.wait_for(lambda s: s.state == "running" and s.progress.batch > 0, WAIT)
     at.run()
     assert at.get("progress"), "a running job shows a progress bar"

@@ -246,15 +246,16 @@ def test_checkpoints_over_the_size_limit_are_refused_before_reading(good, monkey
         _one_line(str(e.value))
 
 
-# ---- the Streamlit glue: ui.uploaded_checkpoint and the upload limit ---------------------------------
+# ---- the Streamlit glue: pages.ui.loaders.uploaded_checkpoint and the upload limit -----------------
 
 @pytest.fixture
 def ui_module():
+    """The app layer's loaders (uploads, the upload limit, datasets)."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    import ui
+    from pages.ui import loaders
 
-    return ui
+    return loaders
 
 
 def test_uploaded_checkpoint_loads_good_bytes_and_refuses_bad_ones(ui_module, good):
@@ -341,7 +342,7 @@ def test_train_compare_page_shows_one_error_per_bad_upload_and_no_exception(good
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     uploader = at.file_uploader(key="c_upload")
-    assert uploader.proto.max_upload_size_mb == 1  # the widget's own limit follows ui.MAX_UPLOAD_MB
+    assert uploader.proto.max_upload_size_mb == 1  # the widget's own limit follows loaders.MAX_UPLOAD_MB
     baseline = len(at.error)
     bad = _bad_uploads(good[1], mlp, tmp_path)
     assert len(good[1]) > 2**20
@@ -522,9 +523,9 @@ def test_files_that_are_not_usable_images_are_refused_with_one_line():
 
 # ---- the pages: each bad image is one st.error, each convertible one a "Converted" caption -----------
 
-IMAGE_PAGES = {  # page -> (its uploader's key, the widget changes that show the uploader)
-    "downsampling.py": ("upload", {"img_mode": "upload"}),
-    "engineered.py": ("e_upload", {}),
+IMAGE_PAGES = {  # page -> its uploader's key (both pages use pages.ui.widgets.image_picker)
+    "downsampling.py": "upload",
+    "engineered.py": "e_upload",
 }
 
 
@@ -536,13 +537,11 @@ def test_image_pages_show_one_error_per_bad_image_and_a_note_per_conversion(page
 
     _require_page(page)
     _require_fashion_mnist()
-    key, show = IMAGE_PAGES[page]
+    key = IMAGE_PAGES[page]
     at = _app()
     at.switch_page(f"pages/{page}")
     at.query_params["dataset"] = "fashion-mnist"  # a grayscale model: RGB, CMYK and alpha get converted
     at.run()
-    for widget, value in show.items():
-        at.radio(key=widget).set_value(value).run()
     assert not at.exception, [e.value for e in at.exception]
     baseline = len(at.error)
     imgs = _images()
@@ -716,14 +715,16 @@ def test_training_faults_end_cleanly_save_the_epochs_done_and_the_next_run_start
 @pytest.fixture
 def page_registry(ui_module, tmp_path, monkeypatch):
     """A fresh process-wide registry (cap 1) writing to a temporary runs folder, for the page tests."""
+    from pages.ui import catalog, jobs
+
     monkeypatch.setenv("CNNVIZ_MAX_JOBS", "1")
-    monkeypatch.setattr(ui_module, "USER_RUNS", tmp_path)
-    ui_module.registry.clear()
-    reg = ui_module.registry()
+    monkeypatch.setattr(catalog, "USER_RUNS", tmp_path)
+    jobs.registry.clear()
+    reg = jobs.registry()
     assert reg.folder == tmp_path and reg.max_concurrent == 1
     yield reg
     reg.shutdown(timeout=WAIT)
-    ui_module.registry.clear()
+    jobs.registry.clear()
 
 
 def _gated_training(monkeypatch):
@@ -854,9 +855,9 @@ def test_missing_dataset_on_a_page_is_one_error_not_an_exception(ui_module, monk
     from streamlit.testing.v1 import AppTest
 
     def page():
-        import ui
+        from pages.ui import loaders
 
-        ui.dataset("no-such-dataset")
+        loaders.dataset("no-such-dataset")
         import streamlit as st
 
         st.write("not reached")

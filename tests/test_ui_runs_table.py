@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-import ui
+from pages.ui import catalog
 from cnnviz import checkpoints
 from cnnviz.checkpoints import make_meta, save_checkpoint
 from cnnviz.models import build_model
@@ -27,14 +27,14 @@ def folders(monkeypatch, tmp_path):
     shipped, user = tmp_path / "shipped", tmp_path / "runs"
     shipped.mkdir()
     user.mkdir()
-    monkeypatch.setattr(ui, "SHIPPED", shipped)
-    monkeypatch.setattr(ui, "USER_RUNS", user)
+    monkeypatch.setattr(catalog, "SHIPPED", shipped)
+    monkeypatch.setattr(catalog, "USER_RUNS", user)
     reads = []
     real = checkpoints.read_meta
     monkeypatch.setattr(checkpoints, "read_meta", lambda p: reads.append(str(p)) or real(p))
-    ui._run_row.clear()
+    catalog._run_row.clear()
     yield shipped, user, reads
-    ui._run_row.clear()
+    catalog._run_row.clear()
 
 
 def test_each_file_is_read_once_until_it_changes(folders):
@@ -43,20 +43,20 @@ def test_each_file_is_read_once_until_it_changes(folders):
     b = _save(user, "b.pt", seed=1)
     (user / "broken.pt").write_bytes(b"not a checkpoint")
 
-    table = ui.runs_table()
+    table = catalog.runs_table()
     assert list(table["file"]) == ["a.pt", "b.pt"] and list(table["origin"]) == ["shipped", "yours"]
     assert list(table["test_acc"]) == [0.5, 0.51]
     assert len(reads) == 3  # both checkpoints and the broken file, once each
 
-    assert ui.runs_table().equals(table) and len(reads) == 3  # nothing read again
+    assert catalog.runs_table().equals(table) and len(reads) == 3  # nothing read again
 
     c = _save(user, "c.pt", seed=2)  # a new run appears at once, and only it is read
-    assert list(ui.runs_table()["file"]) == ["a.pt", "b.pt", "c.pt"] and reads[3:] == [str(c)]
+    assert list(catalog.runs_table()["file"]) == ["a.pt", "b.pt", "c.pt"] and reads[3:] == [str(c)]
 
     os.utime(a, (1, 1))  # a rewritten file (new mtime) is read again
-    ui.runs_table()
+    catalog.runs_table()
     assert reads[4:] == [str(a)]
 
     b.unlink()  # a removed one leaves the table
-    assert list(ui.runs_table()["file"]) == ["a.pt", "c.pt"]
-    assert list(ui.runs_table(include_user=False)["file"]) == ["a.pt"]
+    assert list(catalog.runs_table()["file"]) == ["a.pt", "c.pt"]
+    assert list(catalog.runs_table(include_user=False)["file"]) == ["a.pt"]

@@ -116,3 +116,25 @@ def _live(job_id: str, key: str, title, curves) -> None:
         reg.cancel(job_id)
     if snap.cancel_requested or reg.get(job_id).snapshot().cancel_requested:
         st.caption("Stopping after the current batch...")
+
+
+def server_load(owner: str, *, key: str, show) -> None:
+    """How busy the server is; with two or more jobs of this session, a table of them and `show(job_id)` to watch one."""
+    reg = registry()
+    busy = [j for j in reg.jobs() if not j.done]
+    st.caption(f"On this server now: {sum(j.state == 'running' for j in busy)} running, "
+               f"{sum(j.state == 'queued' for j in busy)} waiting.")
+    mine = reg.jobs(owner=owner)
+    if len(mine) < 2:
+        return
+    with st.expander(f"Your runs in this session ({len(mine)})"):
+        snaps = [j.snapshot() for j in mine]
+        st.dataframe([{"id": s.id, "name": s.name, "state": s.state, "reason": s.reason, "epochs": len(s.history),
+                       "final test acc": s.history[-1]["test_acc"] if s.history else None,
+                       "checkpoint": str(s.checkpoint or "")} for s in snaps], hide_index=True, key=f"{key}jobs")
+        names = {s.id: f"{s.name} ({s.id}, {s.state})" for s in snaps}
+        pick = st.selectbox("Show this run above", list(names), index=len(snaps) - 1, key=f"{key}watch",
+                            format_func=names.get)
+        if st.button("Show it", key=f"{key}watch_go"):
+            show(pick)
+            st.rerun()
