@@ -195,3 +195,31 @@ def cost_scatter_figure(points: list[dict], xaxis: str, title: str = "", height:
     fig.update_layout(title=title, yaxis_title="final test accuracy", height=height,
                       legend=dict(title="downsampling"), margin=dict(l=10, r=10, t=40, b=10))
     return fig
+
+
+def labelled_tiles(maps: np.ndarray, labels: list[str], cols: int, *, signed: bool = False, title: str = "",
+                 width: int = 1100, lines: int = 1) -> object:
+    """Many small maps tiled into ONE heatmap, each labelled underneath (signed: 0 stays white).
+
+    `width` is the expected width on screen in pixels: it sizes the gaps that hold `lines` lines of
+    label and the height that keeps the pixels square.
+    """
+    n, h, w = maps.shape
+    if n < cols:  # a handful of maps: keep their tiles the size they would have in a full row
+        width, cols = int(width * n / cols), n
+    label_px = 13 * lines + 4
+    pad = max(1, int(np.ceil(label_px * cols * w / max(1, width - label_px * cols))))
+    img = tile(maps, cols, pad, scale="peak" if signed else "minmax")
+    top, bottom = (35 if title else 5), label_px + 5
+    height = int(top + bottom + width * img.shape[0] / img.shape[1])
+    fig = heatmap(img, title, colorscale="RdBu_r" if signed else "gray", zmid=0 if signed else None,
+                          height=min(900, max(140, height)))
+    if signed:
+        fig.update_traces(zmin=-1, zmax=1)
+    fig.update_xaxes(showgrid=False, zeroline=False)
+    fig.update_yaxes(showgrid=False, zeroline=False)
+    # One update with every label: add_annotation one by one re-validates the whole list each time.
+    notes = [dict(x=(i % cols) * (w + pad) + (w - 1) / 2, y=(i // cols) * (h + pad) + h - 0.5, text=label,
+                  showarrow=False, yanchor="top", font=dict(size=10)) for i, label in enumerate(labels)]
+    fig.update_layout(annotations=notes, margin=dict(l=5, r=5, t=top, b=bottom))
+    return fig

@@ -6,22 +6,21 @@ All tensor work happens in `cnnviz.compare` (and `cnnviz.features`); this page o
 """
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-import ui
 from cnnviz import compare, figures, shipped
 from cnnviz.checkpoints import CheckpointError
 from cnnviz.data import DATASETS, list_datasets
 from cnnviz.engineered import engineered_kernels
-from cnnviz.images import ImageError, load_image
 from cnnviz.models import MLP_HIDDEN, get_arch
 from cnnviz.runs import RunConfig
 from cnnviz.train import LR_PRESETS
+from pages.ui import catalog, jobs, loaders, nav, widgets
+from pages.ui.widgets import Notices
 
 THRESHOLD = 0.8  # |cos| above which a learned filter counts as "a Sobel/Scharr/Laplacian kernel"
 DEFAULT_CHECKPOINT_ARCHS = ("downsample_compare", "learned_conv", "lenet5")  # preferred default, in order
@@ -33,60 +32,15 @@ COSINE_LATEX = (r"\cos(w, k) = \frac{\sum_{ij} (w_{ij} - \bar w)\, k_{ij}}"
                 r"{\lVert w - \bar w \rVert\, \lVert k \rVert}")
 
 
-# ---- cached work --------------------------------------------------------------------------------
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def _class_indices(dataset: str) -> list[np.ndarray]:
-    labels = ui.dataset(dataset).test_y.numpy()
-    return [np.flatnonzero(labels == c) for c in range(len(DATASETS[dataset].classes))]
-
-
 @st.cache_data(show_spinner=False, max_entries=64)
 def _evolution(path: str, mtime: float):
     """Per epoch: the filters' matches, the mean best |cos| and how many are close (one checkpoint)."""
-    snaps = compare.snapshots_of(ui.checkpoint(path).meta)
+    snaps = compare.snapshots_of(loaders.checkpoint(path).meta)
     if snaps is None:
         return None
     return (compare.matches_per_epoch(snaps), compare.mean_best_similarity(snaps),
             compare.count_close(snaps, THRESHOLD))
 
-
-# ---- URL-backed widgets (garbage in the link -> the default and a notice) -------------------------
-
-def _show(box, notices: list[str]) -> None:
-    for n in notices:
-        box.info(n)
-    notices.clear()
-
-
-# ---- display helpers ------------------------------------------------------------------------------
-
-def _grid_figure(maps: np.ndarray, labels: list[str], cols: int, *, signed: bool = False, title: str = "",
-                 width: int = 1100, lines: int = 1) -> object:
-    """Many small maps tiled into ONE heatmap, each labelled underneath (signed: 0 stays white).
-
-    `width` is the expected width on screen in pixels: it sizes the gaps that hold `lines` lines of
-    label and the height that keeps the pixels square.
-    """
-    n, h, w = maps.shape
-    if n < cols:  # a handful of maps: keep their tiles the size they would have in a full row
-        width, cols = int(width * n / cols), n
-    label_px = 13 * lines + 4
-    pad = max(1, int(np.ceil(label_px * cols * w / max(1, width - label_px * cols))))
-    img = figures.tile(maps, cols, pad, scale="peak" if signed else "minmax")
-    top, bottom = (35 if title else 5), label_px + 5
-    height = int(top + bottom + width * img.shape[0] / img.shape[1])
-    fig = figures.heatmap(img, title, colorscale="RdBu_r" if signed else "gray", zmid=0 if signed else None,
-                          height=min(900, max(140, height)))
-    if signed:
-        fig.update_traces(zmin=-1, zmax=1)
-    fig.update_xaxes(showgrid=False, zeroline=False)
-    fig.update_yaxes(showgrid=False, zeroline=False)
-    # One update with every label: add_annotation one by one re-validates the whole list each time.
-    notes = [dict(x=(i % cols) * (w + pad) + (w - 1) / 2, y=(i // cols) * (h + pad) + h - 0.5, text=label,
-                  showarrow=False, yanchor="top", font=dict(size=10)) for i, label in enumerate(labels)]
-    fig.update_layout(annotations=notes, margin=dict(l=5, r=5, t=top, b=bottom))
-    return fig
 
 
 def _filter_labels(matches: list[dict]) -> list[str]:
@@ -98,114 +52,66 @@ def _short(kernel: str) -> str:
 
 
 def _pct(x) -> str:
-    return "—" if x is None else f"{100 * x:.1f}%"
+    return widgets.pct(x, 1)
 
 
-# ---- choices: dataset, image, checkpoint ------------------------------------------------------------
-
-def _catalog(dataset: str) -> dict:
-    """id -> runs_table row for every checkpoint of `dataset` whose net has a learned first conv."""
-    table = ui.runs_table()
-    out = {}
-    if table.empty:
-        return out
+def _with_first_conv(dataset: str) -> dict:
+    """id -> runs-table row for every checkpoint of `dataset` whose net has a learned first conv."""
     shape = tuple(DATASETS[dataset].shape)
-    for row in table[table["dataset"] == dataset].to_dict("records"):
+    out = {}
+    for run_id, row in catalog.runs_by_id(dataset).items():
         try:
-            has_conv = compare.arch_has_first_conv(row["arch"], shape)
+            if compare.arch_has_first_conv(row["arch"], shape):
+                out[run_id] = row
         except ValueError:  # an architecture this version no longer knows
             continue
-        if has_conv:
-            run_id = row["file"] if row["origin"] == "shipped" else f"yours/{row['file']}"
-            out[run_id] = row
     return out
 
 
-def _default_checkpoint(catalog: dict, dataset: str) -> str | None:
+def _default_checkpoint(runs: dict, dataset: str) -> str | None:
     for arch in DEFAULT_CHECKPOINT_ARCHS:
         for run in shipped.shipped_runs():
             c = run.config
-            if c.arch == arch and c.dataset == dataset and c.seed == 0 and run.filename in catalog:
+            if c.arch == arch and c.dataset == dataset and c.seed == 0 and run.filename in runs:
                 if arch != "downsample_compare" or c.downsample == "max":
                     return run.filename
-    return next(iter(catalog), None)
-
-
-def _choose_image(data, dataset: str, notices: list[str]):
-    """The image every section uses: a test image (class + index) or the user's upload."""
-    classes = DATASETS[dataset].classes
-    c1, c2 = st.columns(2)
-    ui.start_from_url("e_class", range(len(classes)), 0, notices, param="class",
-                      fmt=lambda c: f"class {c} ({classes[c]})")
-    cls = c1.selectbox("Test-set class", range(len(classes)), key="e_class", format_func=lambda c: classes[c],
-                       persist_state="session", help="Pick a class of the test split.")
-    st.query_params["class"] = str(cls)
-    members = _class_indices(dataset)[cls]
-    ui.start_from_url("e_index", range(len(members)), 0, notices, param="index")
-    i = c2.number_input("Image number within the class", 0, len(members) - 1, step=1, key="e_index",
-                        persist_state="session",
-                        help=f"The i-th test image of the class, in test-set order (0 to {len(members) - 1}).")
-    st.query_params["index"] = str(int(i))
-    test_index = int(members[int(i)])
-    x, label = data.test_x[test_index], f"test image #{test_index} ({classes[cls]})"
-    upload = st.file_uploader("Or use your own image (PNG or JPEG)", type=["png", "jpg", "jpeg", "bmp", "webp"],
-                              key="e_upload", help=f"Converted to the dataset's format: "
-                                                   f"{DATASETS[dataset].shape[0]} channel(s), "
-                                                   f"{DATASETS[dataset].shape[1]}x{DATASETS[dataset].shape[2]} pixels.")
-    if upload is not None:
-        c, h, w = DATASETS[dataset].shape
-        try:
-            x, notes = load_image(upload.getvalue(), c, (h, w))
-        except ImageError as e:
-            st.error(f"{upload.name}: {e}. Showing {label} instead.")
-        else:
-            label = f"your image {upload.name}"
-            if notes:
-                st.caption("Converted: " + "; ".join(notes) + ".")
-    return x, label
+    return next(iter(runs), None)
 
 
 # ---- page ---------------------------------------------------------------------------------------------
 
-ui.header("Engineered vs learned features",
-          "Before CNNs, features were engineered: fixed Sobel, Scharr and Laplacian filters that measure how "
-          "fast brightness changes. A CNN's first layer learns its own filters. Here both look at the same "
-          "image; then the learned filters are compared with the engineered kernels, epoch by epoch; then "
-          "the lecture's comparison is rerun on real checkpoints: raw pixels vs engineered vs learned features.")
+nav.header("Before CNNs, features were engineered: fixed Sobel, Scharr and Laplacian filters that measure how "
+           "fast brightness changes. A CNN's first layer learns its own filters. Here both look at the same "
+           "image; then the learned filters are compared with the engineered kernels, epoch by epoch; then "
+           "the lecture's comparison is rerun on real checkpoints: raw pixels vs engineered vs learned features.")
 notice_box = st.container()
-notices: list[str] = []
+notices = Notices()
 
-datasets = list_datasets()
-ui.start_from_url("e_dataset", datasets, datasets[0], notices, param="dataset")
-dataset = st.segmented_control("Dataset", datasets, key="e_dataset", persist_state="session", required=True,
-                               format_func=compare.DATASET_LABELS.get,
-                               help="Fashion-MNIST: 28x28 gray clothes; CIFAR-10: 32x32 colour photos.")
-st.query_params["dataset"] = dataset
-data = ui.dataset(dataset)
-x, image_label = _choose_image(data, dataset, notices)  # (C, H, W) uint8
+dataset = widgets.select("Dataset", list_datasets(), "e_dataset", list_datasets()[0], notices, param="dataset",
+                         fmt=compare.DATASET_LABELS.get, widget="segmented_control", persist_state="session",
+                         required=True, help="Fashion-MNIST: 28x28 gray clothes; CIFAR-10: 32x32 colour photos.")
+data = loaders.dataset(dataset)
+x, image_label = widgets.image_picker(data, dataset, notices, key="e_")  # (C, H, W) uint8
 x_norm = data.normalize(x[None])  # (1, C, H, W), as the networks saw their training images
 
-catalog = _catalog(dataset)
+runs = _with_first_conv(dataset)
 ck_id, ck = None, None
-if catalog:
-    default = _default_checkpoint(catalog, dataset)
-    ui.start_from_url("e_checkpoint", list(catalog), default, notices, param="checkpoint")
-    ck_id = st.selectbox(
-        "Trained network (its first conv layer)", list(catalog), key="e_checkpoint", persist_state="session",
-        format_func=lambda r: f"{catalog[r]['label']} — {'yours: ' if catalog[r]['origin'] != 'shipped' else ''}"
-                              f"{catalog[r]['file']} ({_pct(catalog[r]['test_acc'])} test accuracy)",
-        help="Checkpoints of this dataset whose network has a learned conv layer: the shipped ones and yours.")
-    st.query_params["checkpoint"] = ck_id
+if runs:
+    ck_id = widgets.select("Trained network (its first conv layer)", runs, "e_checkpoint",
+                           _default_checkpoint(runs, dataset), notices, param="checkpoint",
+                           fmt=lambda r: catalog.menu_label(runs[r]), persist_state="session",
+                           help="Checkpoints of this dataset whose network has a learned conv layer: the shipped "
+                                "ones and yours.")
     try:
-        ck = ui.checkpoint(catalog[ck_id]["path"])
+        ck = loaders.checkpoint(runs[ck_id]["path"])
     except (CheckpointError, OSError) as e:
-        ui.show_error(e)
+        widgets.show_error(e)
 else:
     st.query_params.pop("checkpoint", None)
     st.info(f"No checkpoint with a learned conv layer for {compare.DATASET_LABELS[dataset]} yet: the shipped ones "
             "are still being trained, or train one on the Train & compare page (or with "
             f"`python -m cnnviz train --arch lenet5 --dataset {dataset}`).")
-_show(notice_box, notices)
+notices.show(notice_box)
 
 # ---- 1. one image, two kinds of filters ---------------------------------------------------------
 st.header("1. One image through fixed and learned filters")
@@ -217,26 +123,25 @@ names, eng = compare.engineered_maps(x)
 c1, c2 = st.columns([1, 4])
 c1.plotly_chart(figures.image_figure(np.asarray(x), image_label, height=240), key="e_image")
 c1.caption(image_label)
-c2.plotly_chart(_grid_figure(eng, [compare.KIND_LABELS[n] for n in names], cols=5, width=880,
+c2.plotly_chart(figures.labelled_tiles(eng, [compare.KIND_LABELS[n] for n in names], cols=5, width=880,
                              title="Engineered: Sobel 3x3 and 5x5, Scharr, Laplacian"), key="e_engineered")
 if ck is not None:
     layer, learned = compare.learned_maps(ck.model, x_norm)
-    st.plotly_chart(_grid_figure(learned, [f"filter {i}" for i in range(len(learned))], cols=8,
+    st.plotly_chart(figures.labelled_tiles(learned, [f"filter {i}" for i in range(len(learned))], cols=8,
                                  title=f"Learned: {layer} of {ck.label} ({len(learned)} maps of "
                                        f"{learned.shape[1]}x{learned.shape[2]})"), key="e_learned")
 
-runs = ui.runs_table()
-fronts = [] if runs.empty else runs[(runs["arch"] == "engineered") & (runs["dataset"] == dataset)].to_dict("records")
+fronts = [r for r in catalog.runs_by_id(dataset).values() if r["arch"] == "engineered"]
 front = min(fronts, key=lambda r: r["origin"] != "shipped", default=None)  # a shipped one first
 eng_run = next(r for r in shipped.group_runs("baselines", dataset) if r.config.arch == "engineered")
 try:
-    front_ck = ui.checkpoint(front["path"]) if front is not None else None
+    front_ck = loaders.checkpoint(front["path"]) if front is not None else None
 except (CheckpointError, OSError) as e:
-    ui.show_error(e)
+    widgets.show_error(e)
     front_ck = None
 if front_ck is not None:
     maps = compare.front_end_maps(front_ck.model, x_norm)
-    st.plotly_chart(_grid_figure(maps, list(compare.FRONT_CHANNELS), cols=5, width=900,
+    st.plotly_chart(figures.labelled_tiles(maps, list(compare.FRONT_CHANNELS), cols=5, width=900,
                                  title=f"The engineered network's fixed front end ({front['file']}): what its "
                                        "head sees instead of pixels"), key="e_front")
     st.caption("These five channels are computed by fixed, non-trainable weights inside the `engineered` model, "
@@ -250,7 +155,7 @@ else:
 
 # ---- 2. learned filters vs engineered kernels ------------------------------------------------------
 st.header("2. Learned filters vs Sobel / Scharr / Laplacian kernels")
-evolution = _evolution(catalog[ck_id]["path"], Path(catalog[ck_id]["path"]).stat().st_mtime) if ck is not None else None
+evolution = _evolution(runs[ck_id]["path"], Path(runs[ck_id]["path"]).stat().st_mtime) if ck is not None else None
 if ck is None:
     st.info("Choose (or train) a network with a conv layer above to compare its filters.")
 else:
@@ -265,9 +170,9 @@ else:
                "positive, blue negative, white 0; each kernel scaled by its largest |weight|.")
     st.latex(COSINE_LATEX)
     c1, c2 = st.columns([1, 2])
-    c1.plotly_chart(_grid_figure(np.stack(list(kernels.values())), [_short(n) for n in kernels], cols=4,
+    c1.plotly_chart(figures.labelled_tiles(np.stack(list(kernels.values())), [_short(n) for n in kernels], cols=4,
                                  signed=True, width=360, title=f"Engineered kernels ({k}x{k})"), key="e_kernels")
-    c2.plotly_chart(_grid_figure(compare.mean_filters(weights), _filter_labels(matches), cols=8, signed=True,
+    c2.plotly_chart(figures.labelled_tiles(compare.mean_filters(weights), _filter_labels(matches), cols=8, signed=True,
                                  width=720, lines=2, title=f"Learned filters of {ck.label}: closest kernel, cos"),
                     key="e_filters")
     st.markdown(f"**{compare.similarity_sentence(matches, THRESHOLD)}**")
@@ -296,22 +201,21 @@ else:
     per_epoch, mean_best, n_close = evolution
     snaps = compare.snapshots_of(ck.meta)
     epochs = len(per_epoch) - 1
-    ui.start_from_url("e_epoch", range(epochs + 1), epochs, notices, param="epoch")
-    _show(notice_box, notices)
-    epoch = st.slider("Epoch (0 = the random initialisation)", 0, epochs, key="e_epoch", persist_state="session",
-                      help="The checkpoint kept the first layer's weights after every epoch.")
-    st.query_params["epoch"] = str(epoch)
+    epoch = widgets.number("Epoch (0 = the random initialisation)", 0, epochs, "e_epoch", epochs, notices,
+                           param="epoch", widget="slider", persist_state="session",
+                           help="The checkpoint kept the first layer's weights after every epoch.")
+    notices.show(notice_box)
     matches_e = per_epoch[epoch]
     st.caption(f"At epoch {epoch}: mean best |cos| {mean_best[epoch]:.3f}; {n_close[epoch]} of {len(matches_e)} "
                f"filters within |cos| > {THRESHOLD:g} (at initialisation: {mean_best[0]:.3f}, {n_close[0]}). "
                "The maps apply that epoch's weights to the image (bias not stored, so left out: it would only "
                "shift each map, which the per-map scaling hides).")
-    st.plotly_chart(_grid_figure(compare.mean_filters(snaps[epoch]), _filter_labels(matches_e), cols=8, signed=True,
+    st.plotly_chart(figures.labelled_tiles(compare.mean_filters(snaps[epoch]), _filter_labels(matches_e), cols=8, signed=True,
                                  width=1000, lines=2, title=f"Filters after epoch {epoch}: closest kernel, cos"),
                     key="e_epoch_filters")
     maps_e = compare.snapshot_maps(ck.model, snaps[epoch], x_norm)
     c0, c1, c2 = st.columns(3)
-    c0.plotly_chart(_grid_figure(maps_e, [str(i) for i in range(len(maps_e))], cols=8, width=360,
+    c0.plotly_chart(figures.labelled_tiles(maps_e, [str(i) for i in range(len(maps_e))], cols=8, width=360,
                                  title="Their maps on the image"), key="e_epoch_maps")
     run = [{"label": ck.label, "history": ck.history, "color": figures.RUN_COLORS[0]}]
     c1.plotly_chart(figures.curves_figure(run, ("train_acc", "test_acc"), title=f"Accuracy (epoch {epoch} marked)",
@@ -332,16 +236,7 @@ st.caption(f"The lecture's comparison on {label}, from the shipped checkpoints: 
            "and the learned-conv net share their head; only the front end differs (see the layers column). The "
            "batch is smaller than the lecture's 1024 because 10 epochs at 1024 are only ~500 optimiser steps, after which the small CNNs are "
            "still improving fast and the comparison would mostly measure that.")
-present, missing = [], []
-for run in group:
-    path = ui.SHIPPED / run.filename
-    if path.exists():
-        try:
-            present.append((run, ui.meta(path)))
-        except CheckpointError as e:
-            st.error(f"{run.filename}: {e}")
-    else:
-        missing.append(run)
+present, missing = catalog.read_shipped(group)
 results = []
 for run, meta in present:
     try:
@@ -358,7 +253,7 @@ if present:
                            "trainable parameters": r.trainable_params, "seconds per epoch": r.seconds_per_epoch,
                            "what it sees": compare.BASELINE_SEES[r.arch], "epochs": r.epochs,
                            "layers": get_arch(r.arch).description} for r in results])
-    table, pct = ui.percent_columns(table, {"final test accuracy": "final test accuracy"})
+    table, pct = widgets.percent_columns(table, {"final test accuracy": "final test accuracy"})
     st.dataframe(table, hide_index=True, key="e_base_table", column_config={
         "trainable parameters": st.column_config.NumberColumn(format="localized"), **pct,
         "seconds per epoch": st.column_config.NumberColumn(format="%.1f")})
@@ -384,8 +279,6 @@ if missing:
 st.subheader("Retrain one of them yourself")
 st.caption("Runs on the server in the background with the group's settings (seed 0: the same start as the "
            "shipped run), so clicking around or reloading does not stop it. Fewer epochs make a quick demo.")
-registry = ui.registry()
-owner = st.session_state.setdefault("e_owner", secrets.token_hex(4))
 by_arch = {r.config.arch: r for r in group}
 c1, c2, c3 = st.columns([2, 1, 1])
 arch = c1.selectbox("Network", list(by_arch), key="e_retrain_arch", format_func=compare.BASELINE_NAMES.get,
@@ -397,74 +290,33 @@ if c3.button("Retrain", type="primary", key="e_retrain", help="Starts a backgrou
     base = by_arch[arch].config
     cfg = RunConfig(arch=arch, dataset=dataset, downsample=base.downsample, epochs=int(n_epochs), lr=base.lr,
                     optimizer=base.optimizer, batch_size=base.batch_size, seed=base.seed)
-    job = registry.submit(cfg, owner=owner)
-    st.session_state["e_job"] = job.id
+    jobs.remember_job("retrain", "e_job", jobs.registry().submit(cfg, owner=jobs.owner("e_owner")).id)
 
 
-def _job():
-    return ui.attached_job("retrain", "e_job", "the comparison above lists the shipped runs.")
-
-
-def _reference(arch_name: str, ds: str):
-    """The shipped run of the same network, to draw beside the retraining."""
-    for run, meta in present:
-        if run.config.arch == arch_name and run.config.dataset == ds:
-            return {"label": f"shipped {compare.BASELINE_NAMES[arch_name]}", "history": meta["history"],
-                    "color": "#7f7f7f"}
-    return None
-
-
-def _job_view(job_id: str) -> None:
-    snap = registry.get(job_id).snapshot()
+def _title(snap) -> str:
     cfg = snap.config
-    model = compare.BASELINE_NAMES.get(cfg.arch, cfg.arch)
-    ds_label = compare.DATASET_LABELS.get(cfg.dataset, cfg.dataset)
-    st.markdown(f"**{model} on {ds_label}** · {snap.state} · job `{snap.id}`")
-    p = snap.progress
-    if snap.state == "queued":
-        st.info(f"Waiting: number {registry.queue_position(job_id)} in the queue (this server trains "
-                f"{registry.max_concurrent} at a time).")
-    elif snap.state == "running":
-        text = (f"epoch {p.epoch}/{p.epochs}, batch {p.batch}/{p.batches}" if p.epoch
-                else "starting: loading the data and building the model")
-        st.progress(min(1.0, p.fraction), text=text)
-        st.caption(f"{snap.elapsed:.0f} s elapsed" + (f"; running train accuracy this epoch {_pct(p.acc)}"
-                                                      if p.acc is not None else ""))
-    elif snap.state == "completed":
-        st.success(f"Finished {len(snap.history)} epochs: final test accuracy {_pct(snap.history[-1]['test_acc'])}. "
-                   f"Checkpoint `{snap.checkpoint}`: choose it above as a network to inspect.")
-    elif snap.state in ("stopped", "cancelled"):
-        st.warning(f"{snap.reason.capitalize()}.")
-    else:
-        st.error(f"Training failed: {(snap.reason.strip().splitlines() or ['unknown error'])[0]}")
-    runs = [{"label": "your run", "history": list(snap.history), "color": ARCH_COLORS.get(cfg.arch, "#1f77b4")}]
-    ref = _reference(cfg.arch, cfg.dataset)
-    if snap.history:
-        c1, c2 = st.columns(2)
-        c1.plotly_chart(figures.curves_figure(runs + ([ref] if ref else []), ("test_acc",),
-                                              title="Test accuracy: yours vs shipped"), key="e_job_acc")
-        c2.plotly_chart(figures.curves_figure(runs + ([ref] if ref else []), ("test_loss",),
-                                              title="Test loss: yours vs shipped"), key="e_job_loss")
-    if not snap.done:
-        if snap.cancel_requested:
-            st.caption("Stopping after the current batch...")
-        elif st.button("Stop" if snap.state == "running" else "Cancel", key="e_stop",
-                       help="Ends the run after the current batch; the epochs finished are saved."):
-            registry.cancel(job_id)
-            st.rerun(scope="fragment")
+    return (f"**{compare.BASELINE_NAMES.get(cfg.arch, cfg.arch)} on "
+            f"{compare.DATASET_LABELS.get(cfg.dataset, cfg.dataset)}** · {snap.state} · job `{snap.id}`")
 
 
-@st.fragment(run_every=1.0)
-def _live(job_id: str) -> None:
-    if registry.get(job_id).done:
-        st.rerun()  # the new checkpoint joins the choices above  # redraw the whole page once; the polling stops with it
-    _job_view(job_id)
+def _yours_vs_shipped(snap) -> None:
+    cfg = snap.config
+    lines = [{"label": "your run", "history": list(snap.history), "color": ARCH_COLORS.get(cfg.arch, "#1f77b4")}]
+    lines += [{"label": f"shipped {compare.BASELINE_NAMES[cfg.arch]}", "history": meta["history"], "color": "#7f7f7f"}
+              for run, meta in present if run.config.arch == cfg.arch and run.config.dataset == cfg.dataset][:1]
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(figures.curves_figure(lines, ("test_acc",), title="Test accuracy: yours vs shipped"),
+                    key="e_job_acc")
+    c2.plotly_chart(figures.curves_figure(lines, ("test_loss",), title="Test loss: yours vs shipped"),
+                    key="e_job_loss")
 
 
-job = _job()
+def _where_it_is(snap) -> None:
+    if snap.state == "completed":
+        st.caption(f"Checkpoint `{snap.checkpoint}`: choose it above as a network to inspect.")
+
+
+job = jobs.attached_job("retrain", "e_job", "the comparison above lists the shipped runs.")
 if job is not None:
-    if job.done:
-        _job_view(job.id)
-    else:
-        _live(job.id)
-ui.share_link()
+    jobs.follow(job, key="e_", title=_title, curves=_yours_vs_shipped, finished=_where_it_is)
+widgets.share_link()

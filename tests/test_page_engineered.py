@@ -24,7 +24,7 @@ from cnnviz.engineered import engineered_kernels
 from cnnviz.models import build_model, first_conv
 
 APP = str(nav.APP)
-PAGE = "pages/engineered.py"
+PAGE = nav.lesson("engineered").path
 EPOCHS = 3
 # Recorded final test accuracies of the fake Fashion-MNIST comparison group (LeNet-5 left missing).
 RECORDED = {"mlp": 0.8123, "engineered": 0.8456, "learned_conv": 0.8789}
@@ -167,7 +167,7 @@ def test_baseline_table_lists_present_runs_with_recorded_accuracy(app, fake_ship
 def test_cifar10_mlp_is_shown_next_to_the_lectures_53_percent(app):
     at = app(dataset="cifar10")
     metric = next(m for m in at.metric if "MLP on CIFAR-10" in m.label)
-    assert metric.value == "51.1%"
+    assert metric.value == "51.1 %"
     assert "-1.9 points vs the lecture's" in metric.delta
 
 
@@ -200,10 +200,10 @@ def test_epoch_slider_moves_and_the_marked_epoch_follows(app):
 
 
 def test_url_reopens_the_same_view(app):
-    at = app(dataset="fashion-mnist", **{"class": "7"}, index="4", epoch="2",
+    at = app(dataset="fashion-mnist", **{"class": "Sneaker"}, index="4", epoch="2",
              checkpoint=_file("baselines", "fashion-mnist", "learned_conv"))
     assert not at.info or not any("in the link" in i.value for i in at.info)
-    assert at.selectbox(key="e_class").value == 7
+    assert at.selectbox(key="e_class").value == "Sneaker"
     assert at.number_input(key="e_index").value == 4
     assert at.slider(key="e_epoch").value == 2
     assert at.selectbox(key="e_checkpoint").value == _file("baselines", "fashion-mnist", "learned_conv")
@@ -214,7 +214,7 @@ def test_garbage_query_params_fall_back_with_a_notice(app):
     notices = [i.value for i in at.info if "in the link" in i.value]
     assert len(notices) == 5, notices
     assert at.segmented_control(key="e_dataset").value == "fashion-mnist"
-    assert at.selectbox(key="e_class").value == 0 and at.number_input(key="e_index").value == 0
+    assert at.selectbox(key="e_class").value == "T-shirt/top" and at.number_input(key="e_index").value == 0
     assert at.selectbox(key="e_checkpoint").value == DEFAULT_FM
     assert at.slider(key="e_epoch").value == EPOCHS
 
@@ -282,4 +282,4 @@ def test_shipped_comparison_group_is_shown_with_recorded_accuracy(dataset, monke
     assert f"**{expected}**" in [m.value for m in at.markdown]
     if dataset == "cifar10" and "mlp" in metas:
         metric = next(m for m in at.metric if "MLP on CIFAR-10" in m.label)
-        assert metric.value == f"{100 * metas['mlp']['history'][-1]['test_acc']:.1f}%"
+        assert metric.value == f"{100 * metas['mlp']['history'][-1]['test_acc']:.1f} %"

@@ -73,3 +73,21 @@ def unique_labels(ids: list[str], labels: list[str]) -> dict[str, str]:
     """id -> its label, with the id added to each label that two of the runs share (charts need distinct names)."""
     counts = {lab: labels.count(lab) for lab in labels}
     return {i: lab if counts[lab] == 1 else f"{lab} [{i}]" for i, lab in zip(ids, labels)}
+
+
+def read_shipped(runs) -> tuple[list[tuple], list]:
+    """([(run, its metadata)] for the shipped runs on disk, [the runs not there yet]); one error line for each
+    file that is there but unreadable."""
+    from . import loaders  # loaders needs nothing from here; imported late to keep this module light
+
+    present, missing = [], []
+    for run in runs:
+        path = SHIPPED / run.filename
+        if not path.exists():
+            missing.append(run)
+            continue
+        try:
+            present.append((run, loaders.meta(path)))
+        except (CheckpointError, OSError) as e:
+            st.error(f"{run.filename}: {e}")
+    return present, missing

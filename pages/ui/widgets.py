@@ -110,7 +110,7 @@ def image_picker(data, dataset: str, notices: list[str], *, key: str = "", where
         except ImageError as e:
             where.error(f"{upload.name}: {e}. Showing {label} instead.")
         else:
-            label = f"your image {upload.name!r}"
+            label = f"your image {upload.name}"
             if conversions:
                 where.caption("Converted: " + "; ".join(conversions) + ".")
     return x, label
