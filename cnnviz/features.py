@@ -122,6 +122,48 @@ def worked_example(grid: np.ndarray, kernel: np.ndarray, bias: float = 0.0) -> d
     return out
 
 
+WORKED_PATTERNS = ("1..16", "random integers", "checkerboard", "one bright pixel")
+WORKED_BLOCKS = ((0, 1, 4, 5), (2, 3, 6, 7), (8, 9, 12, 13), (10, 11, 14, 15))  # v indices (from 0) of m1..m4
+
+
+def worked_pattern(name: str) -> np.ndarray:
+    """A 4x4 start for the worked example: v1..v16 in order, seeded random integers, a checkerboard, one pixel."""
+    if name == "1..16":
+        return np.arange(1, 17, dtype=float).reshape(4, 4)
+    if name == "random integers":
+        return np.random.default_rng(0).integers(0, 10, size=(4, 4)).astype(float)
+    if name == "checkerboard":
+        return (np.indices((4, 4)).sum(0) % 2 * 9).astype(float)
+    if name == "one bright pixel":
+        grid = np.zeros((4, 4))
+        grid[1, 2] = 9.0
+        return grid
+    raise ValueError(f"unknown pattern {name!r}; patterns: {', '.join(WORKED_PATTERNS)}")
+
+
+def worked_example_latex(method: str, grid: np.ndarray, kernel: np.ndarray, bias: float,
+                         out: np.ndarray) -> str:
+    """m1..m4 of `method` written out: the symbols, then this grid's numbers, then the result `out` (2x2)."""
+    v, w, lines = np.asarray(grid).reshape(-1), np.asarray(kernel).reshape(-1), []
+    for i, b in enumerate(WORKED_BLOCKS):
+        sym = ", ".join(f"v_{{{j + 1}}}" for j in b)
+        num = ", ".join(f"{v[j]:g}" for j in b)
+        if method == "max":
+            rhs = rf"\max({sym}) = \max({num})"
+        elif method in ("avg", "bilinear"):
+            rhs = (rf"\tfrac14({' + '.join(f'v_{{{j + 1}}}' for j in b)}) = "
+                   rf"\tfrac14({' + '.join(f'{v[j]:g}' for j in b)})")
+        elif method == "nearest":
+            rhs = rf"v_{{{b[0] + 1}}}"
+        elif method == "stride":
+            rhs = (" + ".join(rf"w_{{{k + 1}}} v_{{{j + 1}}}" for k, j in enumerate(b)) + " + b = "
+                   + " + ".join(rf"{w[k]:g} \cdot {v[j]:g}" for k, j in enumerate(b)) + rf" + {bias:g}")
+        else:
+            raise ValueError(f"no worked example for {method!r}")
+        lines.append(rf"m_{{{i + 1}}} &= {rhs} = {np.asarray(out).reshape(-1)[i]:.4g}")
+    return r"\begin{aligned}" + r"\\ ".join(lines) + r"\end{aligned}"
+
+
 # ---- learned filters vs engineered kernels ------------------------------------------------------
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -8,28 +8,26 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import ui
 from cnnviz import features, figures, runtable, shift, shipped
 from cnnviz.checkpoints import CheckpointError
 from cnnviz.data import DATASETS
 from cnnviz.downsample import DOWNSAMPLE_LABELS, DOWNSAMPLE_METHODS
-from cnnviz.images import ImageError, load_image
+from cnnviz.summary import OUTPUT_SIZE_LATEX
+from pages.ui import catalog, loaders, nav, widgets
+from pages.ui.widgets import Notices
 
 COLORS = figures.DOWNSAMPLE_COLORS
 LABELS = DOWNSAMPLE_LABELS
 SHORT = {"max": "max pooling", "avg": "average pooling", "bilinear": "bilinear x0.5", "nearest": "nearest x0.5",
          "stride": "the strided conv", "blurmax": "blurmax"}
 UNTRAINED = "untrained"
-PATTERNS = ("1..16", "random integers", "checkerboard", "one bright pixel")
 FILL_LABELS = {"zero": "zeros (black)", "edge": "repeat the image's edge column"}
 
-ui.header("Downsampling: pooling vs interpolation vs stride",
-          "Five ways to halve a feature map (plus Zhang's anti-aliased max pooling): on the lecture's "
-          "4x4 example, on the feature maps of a real image, in training, and under shifts of the input.")
+nav.header("Five ways to halve a feature map (plus Zhang's anti-aliased max pooling): on the lecture's "
+           "4x4 example, on the feature maps of a real image, in training, and under shifts of the input.")
 
-# ---- URL state: every main choice lives in st.query_params, garbage falls back to defaults ----------
-
-_notices: list[str] = []
+# Every main choice lives in st.query_params; garbage falls back to defaults, listed in one notice at the top.
+_notices = Notices()
 _notice_slot = st.container()  # filled at the end, once every parameter has been checked
 
 
@@ -40,17 +38,9 @@ st.caption("Edit the 4x4 data v1..v16 and the 2x2 kernel w1..w4 with bias b; m1.
 
 c_grid, c_kernel = st.columns([3, 2])
 with c_grid:
-    pattern = st.selectbox("Start from", PATTERNS, key="we_pattern",
+    pattern = st.selectbox("Start from", features.WORKED_PATTERNS, key="we_pattern",
                            help="Resets the grid below to this pattern; then edit any cell.")
-    if pattern == "1..16":
-        start = np.arange(1, 17, dtype=float).reshape(4, 4)
-    elif pattern == "random integers":
-        start = np.random.default_rng(0).integers(0, 10, size=(4, 4)).astype(float)
-    elif pattern == "checkerboard":
-        start = (np.indices((4, 4)).sum(0) % 2 * 9).astype(float)
-    else:
-        start = np.zeros((4, 4))
-        start[1, 2] = 9.0
+    start = features.worked_pattern(pattern)
     grid_df = st.data_editor(pd.DataFrame(start, columns=[f"c{j + 1}" for j in range(4)],
                                           index=[f"r{i + 1}" for i in range(4)]),
                              key=f"we_grid_{pattern}", width="content")
@@ -71,28 +61,6 @@ else:
                               columns=["m1", "m2", "m3", "m4"],
                               index=[LABELS[m] for m in ("max", "avg", "bilinear", "nearest", "stride")]),
                  key="we_results")
-    v = grid.reshape(-1)
-    blocks = [(0, 1, 4, 5), (2, 3, 6, 7), (8, 9, 12, 13), (10, 11, 14, 15)]  # v indices of m1..m4
-
-    def _latex(method: str) -> str:
-        lines = []
-        for i, b in enumerate(blocks):
-            sym = ", ".join(f"v_{{{j + 1}}}" for j in b)
-            num = ", ".join(f"{v[j]:g}" for j in b)
-            out = we[method].reshape(-1)[i]
-            if method == "max":
-                rhs = rf"\max({sym}) = \max({num})"
-            elif method in ("avg", "bilinear"):
-                rhs = rf"\tfrac14({' + '.join(f'v_{{{j + 1}}}' for j in b)}) = \tfrac14({' + '.join(f'{v[j]:g}' for j in b)})"
-            elif method == "nearest":
-                rhs = rf"v_{{{b[0] + 1}}}"
-            else:
-                w = kernel.reshape(-1)
-                rhs = (" + ".join(rf"w_{{{k + 1}}} v_{{{j + 1}}}" for k, j in enumerate(b)) + " + b = "
-                       + " + ".join(rf"{w[k]:g} \cdot {v[j]:g}" for k, j in enumerate(b)) + rf" + {bias:g}")
-            lines.append(rf"m_{{{i + 1}}} &= {rhs} = {out:.4g}")
-        return r"\begin{aligned}" + r"\\ ".join(lines) + r"\end{aligned}"
-
     tabs = st.tabs([LABELS[m] for m in ("max", "avg", "bilinear", "nearest", "stride")])
     notes = {"max": "`nn.MaxPool2d(2, 2)`: the largest value of each 2x2 block.",
              "avg": "`nn.AvgPool2d(2, 2)`: the mean of each 2x2 block.",
@@ -105,7 +73,7 @@ else:
     for tab, m in zip(tabs, ("max", "avg", "bilinear", "nearest", "stride")):
         with tab:
             st.markdown(notes[m])
-            st.latex(_latex(m))
+            st.latex(features.worked_example_latex(m, grid, kernel, bias, we[m]))
     if np.allclose(we["stride"], we["avg"]):
         st.info("With these weights the strided convolution computes exactly average pooling: pooling "
                 "is a strided convolution with a fixed kernel, which training is free to learn or not.")
@@ -117,62 +85,27 @@ else:
 st.header("2. On the feature maps of a real image")
 
 names = list(DATASETS)
-ui.start_from_url("dataset", names, names[0], _notices)
-dataset_name = st.selectbox("Dataset", names, key="dataset", help="The test split of this dataset.")
-ds = ui.dataset(dataset_name)
-spec = DATASETS[dataset_name]
-
-
-@st.cache_data(show_spinner=False)
-def _class_indices(name: str) -> list[np.ndarray]:
-    y = ui.dataset(name).test_y.numpy()
-    return [np.flatnonzero(y == c) for c in range(len(DATASETS[name].classes))]
-
-
-by_class = _class_indices(dataset_name)
-ui.start_from_url("class", spec.classes, spec.classes[0], _notices)
 c_img, c_pick = st.columns([1, 3])
 with c_pick:
-    mode = st.radio("Image", ["test image", "upload"], horizontal=True, key="img_mode",
-                    help="A test image of the chosen class, or any PNG/JPEG of yours (converted to the "
-                         "dataset's channels and size).")
-    cls = st.selectbox("Class", spec.classes, key="class")
-    members = by_class[spec.classes.index(cls)]
-    ui.start_from_url("index", range(len(members)), 0, _notices)
-    index = st.number_input(f"Index within the class (0..{len(members) - 1})", 0, len(members) - 1,
-                            key="index", step=1)
-    test_idx = int(members[index])
-    x_uint8, where = ds.test_x[test_idx], f"test image #{test_idx} ({cls})"
-    if mode == "upload":
-        up = st.file_uploader("PNG or JPEG", type=["png", "jpg", "jpeg"], key="upload")
-        if up is not None:
-            try:
-                x_uint8, conversions = load_image(up.getvalue(), spec.shape[0], spec.shape[1:])
-                where = f"your image {up.name!r}"
-                if conversions:
-                    st.caption("Converted: " + "; ".join(conversions) + ".")
-            except ImageError as e:
-                st.error(f"{e}; showing {where} instead.")
+    dataset_name = widgets.select("Dataset", names, "dataset", names[0], _notices,
+                                  help="The test split of this dataset.")
+    ds = loaders.dataset(dataset_name)
+    x_uint8, where = widgets.image_picker(ds, dataset_name, _notices)
 with c_img:
     st.plotly_chart(figures.image_figure(x_uint8.numpy(), height=200), key="input_image")
     st.caption(where)
 
 # ---- which network's feature maps -----------------------------------------------------------------
-table = ui.runs_table()
-runs_here = table[table["dataset"] == dataset_name] if not table.empty else table
-run_keys = {f"{r.origin}/{r.file}": r for r in runs_here.itertuples()} if not runs_here.empty else {}
+run_keys = catalog.runs_by_id(dataset_name)
 sources = [UNTRAINED] + list(run_keys)
-preferred = [k for k, r in run_keys.items() if r.origin == "shipped" and r.arch == "downsample_compare"]
-default_source = next((k for k in preferred if run_keys[k].downsample == "max" and run_keys[k].seed == 0),
+preferred = [k for k, r in run_keys.items() if r["origin"] == "shipped" and r["arch"] == "downsample_compare"]
+default_source = next((k for k in preferred if run_keys[k]["downsample"] == "max" and run_keys[k]["seed"] == 0),
                       preferred[0] if preferred else UNTRAINED)
-ui.start_from_url("source", sources, default_source, _notices)
 
 
 def _source_label(key: str) -> str:
-    if key == UNTRAINED:
-        return "untrained downsample_compare (torch.manual_seed(0))"
-    r = run_keys[key]
-    return f"{r.label} ({r.origin}, {100 * r.test_acc:.1f}% test)" if r.test_acc == r.test_acc else r.label
+    return ("untrained downsample_compare (torch.manual_seed(0))" if key == UNTRAINED
+            else catalog.menu_label(run_keys[key]))
 
 
 @st.cache_resource(show_spinner=False)
@@ -181,18 +114,17 @@ def _untrained(name: str):
 
 
 c_src, c_layer, c_ch = st.columns([3, 1, 3])
-with c_src:
-    source = st.selectbox("Network", sources, key="source", format_func=_source_label,
-                          help="Whose conv layer produces the feature maps: a shipped or your own "
-                               "checkpoint of this dataset, or a freshly initialised net.")
+source = widgets.select("Network", sources, "source", default_source, _notices, fmt=_source_label, where=c_src,
+                        help="Whose conv layer produces the feature maps: a shipped or your own "
+                             "checkpoint of this dataset, or a freshly initialised net.")
 model = None
 if source != UNTRAINED:
     try:
-        model = ui.checkpoint(run_keys[source].path).model
+        model = loaders.checkpoint(run_keys[source]["path"]).model
     except (CheckpointError, OSError) as e:
-        ui.show_error(e)
+        widgets.show_error(e)
     if model is not None and not shift.conv2d_layers(model):
-        st.warning(f"{run_keys[source].label} has no learned conv layer; showing the untrained net.")
+        st.warning(f"{run_keys[source]['label']} has no learned conv layer; showing the untrained net.")
         model = None
 if model is None:
     model = _untrained(dataset_name)
@@ -201,9 +133,8 @@ if not preferred:
             f"compare page or with `python -m cnnviz train --arch downsample_compare --dataset "
             f"{dataset_name}`.")
 layers = shift.conv2d_layers(model)
-ui.start_from_url("layer", layers, layers[0], _notices)
-with c_layer:
-    layer = st.selectbox("Conv layer", layers, key="layer", help="Its activation (after ReLU) is downsampled.")
+layer = widgets.select("Conv layer", layers, "layer", layers[0], _notices, where=c_layer,
+                       help="Its activation (after ReLU) is downsampled.")
 
 dense, densified = shift.dense_for_comparison(model, layer)
 x_norm = ds.normalize(x_uint8[None])
@@ -239,13 +170,13 @@ for row in range(0, len(panels), 4):
             st.caption(f"output shape {tuple(maps.shape)} (C, H, W)")
 st.caption(f"Computed in {compare_ms:.0f} ms for this image (all methods). Map sizes follow "
            "S_o = floor((S_D - K + 2P) / S) + 1.")
-st.latex(r"S_o = \left\lfloor \frac{S_D - K + 2P}{S} \right\rfloor + 1")
+st.latex(OUTPUT_SIZE_LATEX)
 
 # ---- difference of two methods ----------------------------------------------------------------------
 st.subheader("Difference between two methods")
 if "diff_a" not in st.session_state or "diff_b" not in st.session_state:  # the link says "diff=max,avg"
     pairs = [f"{a},{b}" for a in DOWNSAMPLE_METHODS for b in DOWNSAMPLE_METHODS]
-    ui.start_from_url("diff", pairs, "max,avg", _notices)
+    widgets.start_from_url("diff", pairs, "max,avg", _notices)
     st.session_state["diff_a"], st.session_state["diff_b"] = st.session_state.pop("diff").split(",")
 c_a, c_b, c_m = st.columns([2, 2, 1])
 with c_a:
@@ -273,17 +204,9 @@ st.header("3. Trained with each method")
 st.caption("The lecture's net (conv 5x5 (32) + ReLU, one 2x2 downsampling, FC 128, FC 10) trained once "
            "per method with the same seed, optimiser, learning rate and epochs.")
 
-group = shipped.group_runs("seeds", dataset_name)
-present = [r for r in group if r.path.exists()]
-missing = [r for r in shipped.group_runs("downsampling", dataset_name) if not r.path.exists()]
-
-
-metas = []
-for r in present:
-    try:
-        metas.append(ui.meta(r.path))
-    except (CheckpointError, OSError) as e:
-        st.error(f"{r.filename}: {e}")
+read, _ = catalog.read_shipped(shipped.group_runs("seeds", dataset_name))
+present, metas = [r for r, _ in read], [m for _, m in read]
+missing = [r for r in shipped.group_runs("downsampling", dataset_name) if not (catalog.SHIPPED / r.filename).exists()]
 if missing:
     st.warning(f"No shipped checkpoint yet for {', '.join(LABELS[r.config.downsample] for r in missing)} "
                f"on {dataset_name}: train it on the Train & compare page or with "
@@ -355,33 +278,28 @@ st.markdown(
     "interpolation. Maps are compared on interior columns that the filled border, the conv and "
     "blurmax's reflected edge cannot reach.")
 
-ui.start_from_url("k", range(1, 5), 4, _notices)
-ui.start_from_url("n", range(10, 2001), 500, _notices)
-ui.start_from_url("fill", shift.FILLS, "zero" if shift.default_fill(dataset_name) == 0 else "edge", _notices)
 c_k, c_n, c_f = st.columns(3)
-with c_k:
-    k = st.number_input("Largest shift k (pixels)", 1, 4, key="k", step=1)
-with c_n:
-    n = st.number_input("Test images N", 10, 2000, key="n", step=50,
-                        help="A fixed random sample of the test split (the same images for every net).")
-with c_f:
-    fill = st.selectbox("Fill the vacated columns with", shift.FILLS, key="fill", format_func=FILL_LABELS.get,
-                        help="Fashion-MNIST's background is exactly 0; photos are better continued "
-                             "with their own edge column.")
+k = widgets.number("Largest shift k (pixels)", 1, 4, "k", 4, _notices, where=c_k)
+n = widgets.number("Test images N", 10, 2000, "n", 500, _notices, where=c_n, step=50,
+                   help="A fixed random sample of the test split (the same images for every net).")
+fill = widgets.select("Fill the vacated columns with", shift.FILLS, "fill",
+                      "zero" if shift.default_fill(dataset_name) == 0 else "edge", _notices, fmt=FILL_LABELS.get,
+                      where=c_f, help="Fashion-MNIST's background is exactly 0; photos are better continued "
+                                      "with their own edge column.")
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _probe(name: str, runs: tuple, n: int, k: int, fill: str) -> tuple[pd.DataFrame, float]:
-    data = ui.dataset(name)
-    models = {method: ui.checkpoint(path).model for method, path, _ in runs}
+    data = loaders.dataset(name)
+    models = {method: loaders.checkpoint(path).model for method, path, _ in runs}
     t = time.perf_counter()  # the probe itself, not the loading of the checkpoints
     df = shift.shift_probe_runs(models, shift.probe_images(data.test_x, n), data.normalize,
                                 shifts=range(k + 1), fill=0 if fill == "zero" else "edge")
     return df, time.perf_counter() - t
 
 
-probe_runs = tuple((m, str(r.path), r.path.stat().st_mtime) for m in DOWNSAMPLE_METHODS for r in present
-                   if r.config.downsample == m and r.config.seed == 0)
+probe_runs = tuple((m, str(catalog.SHIPPED / r.filename), (catalog.SHIPPED / r.filename).stat().st_mtime)
+                   for m in DOWNSAMPLE_METHODS for r in present if r.config.downsample == m and r.config.seed == 0)
 if not probe_runs:
     st.info(f"The probe needs trained downsample_compare checkpoints for {dataset_name}; none is there yet.")
 else:
@@ -425,8 +343,7 @@ st.caption("2-D FFT magnitude (log scale, zero frequency in the centre, mean rem
            "the map from section 2, before and after each downsampler. Halving the grid halves the "
            "highest frequency it can hold (0.25 cycles per original pixel): what lies above is either "
            "removed (blur, averaging) or folded back onto lower frequencies (aliasing).")
-ui.start_from_url("fft_channel", range(n_ch), 0, _notices)
-channel = st.selectbox("Channel", list(range(n_ch)), key="fft_channel")
+channel = widgets.select("Channel", range(n_ch), "fft_channel", 0, _notices)
 hf = shift.high_frequency_fraction(cmp.fmap[channel])
 st.metric("Energy above 0.25 cycles/pixel before downsampling", f"{100 * hf:.1f} %",
           help="Share of the (mean-removed) energy of this channel's map that a 2x subsampling cannot "
@@ -441,10 +358,6 @@ for row in range(0, len(spectra), 4):
                             key=f"fft_{key}")
 
 # ---- write the choices back to the URL ------------------------------------------------------------
-for key in ("dataset", "class", "index", "source", "layer", "k", "n", "fill", "fft_channel"):
-    st.query_params[key] = str(st.session_state[key])
 st.query_params["diff"] = f"{diff_a},{diff_b}"
-if _notices:
-    _notice_slot.info("Ignored URL parameters that do not fit this page:\n\n"
-                      + "\n".join(f"- {n}" for n in _notices))
-ui.share_link()
+_notices.show_as_list(_notice_slot, "Ignored URL parameters that do not fit this page:")
+widgets.share_link()

@@ -100,3 +100,29 @@ def test_every_method_halves_height_and_width(method, hw, seeded):
 def test_stride_is_not_a_layer():
     with pytest.raises(ValueError, match="stride=2"):
         make_downsample("stride")
+
+
+@pytest.mark.parametrize("pattern", ["1..16", "random integers", "checkerboard", "one bright pixel"])
+def test_worked_example_latex_writes_each_blocks_four_values_and_its_result(pattern):
+    import re
+
+    import numpy as np
+
+    from cnnviz.features import worked_example, worked_example_latex, worked_pattern
+
+    grid, kernel = worked_pattern(pattern), np.array([[1.0, -1.0], [0.5, 2.0]])
+    blocks = grid.reshape(2, 2, 2, 2).transpose(0, 2, 1, 3).reshape(4, 4)  # the 2x2 blocks, row by row
+    results = worked_example(grid, kernel, 0.5)
+    for method in ("max", "avg", "bilinear", "nearest", "stride"):
+        text = worked_example_latex(method, grid, kernel, 0.5, results[method])
+        lines = text.removeprefix(r"\begin{aligned}").removesuffix(r"\end{aligned}").split(r"\\ ")
+        assert len(lines) == 4
+        for line, block, out in zip(lines, blocks, results[method].reshape(-1)):
+            assert line.endswith(f"= {out:.4g}")
+            if method == "max":
+                assert f"\\max({', '.join(f'{v:g}' for v in block)})" in line
+                assert out == block.max()
+            if method == "nearest":
+                assert out == block[0]
+    with pytest.raises(ValueError):
+        worked_pattern("plaid")

@@ -80,7 +80,7 @@ def number(label: str, lo: int, hi: int, key: str, default: int, notices: list[s
     if widget == "slider":
         value = where.slider(label, lo, hi, key=key, **kwargs)
     else:
-        value = where.number_input(label, lo, hi, step=1, key=key, **kwargs)
+        value = where.number_input(label, lo, hi, key=key, **{"step": 1, **kwargs})
     st.query_params[param] = str(int(value))
     return int(value)
 
