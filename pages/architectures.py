@@ -6,17 +6,17 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-import ui
 from cnnviz import diagram, figures, shipped
 from cnnviz.checkpoints import CheckpointError, run_label
 from cnnviz.data import DATASETS
 from cnnviz.downsample import DOWNSAMPLE_LABELS
 from cnnviz.models import build_model, get_arch, list_archs
-from cnnviz.summary import conv_output_size, summary
+from cnnviz.summary import OUTPUT_SIZE_LATEX, conv_output_size, output_size_latex, summary
+from pages.ui import catalog, loaders, nav, widgets
+from pages.ui.widgets import Notices
 
 ARCHS = list_archs()
 DATASET_NAMES = list(DATASETS)
-LECTURE_FORMULA = r"S_o = \left\lfloor \frac{S_D - K + 2P}{S} \right\rfloor + 1"
 
 
 @st.cache_data(show_spinner="Building the model and running it once...", max_entries=64)
@@ -33,54 +33,32 @@ def _fc_vs_1x1(dataset: str, downsample: str):
 _measure = st.cache_data(show_spinner=False, max_entries=256)(diagram.measure_conv_output)
 
 
-def _select(label: str, options: list, key: str, default, notices: list[str], **kwargs):
-    """A selectbox that starts from the URL (or `default`) and writes its choice back to the URL."""
-    ui.start_from_url(key, options, default, notices)
-    choice = st.selectbox(label, options, key=key, **kwargs)
-    st.query_params[key] = choice
-    return choice
-
-
-def _number(col, label: str, key: str, lo: int, hi: int, default: int, notices: list[str], **kwargs) -> int:
-    """A whole-number input kept in the URL under `key`."""
-    ui.start_from_url(key, range(lo, hi + 1), default, notices)
-    value = col.number_input(label, lo, hi, step=1, key=key, **kwargs)
-    st.query_params[key] = value
-    return int(value)
-
-
-def _show(notices: list[str]) -> None:
-    for n in notices:
-        st.info(n)
-    notices.clear()
-
-
-ui.header("Architectures", "Every network of the lecture as its summary table (computed by running the "
+nav.header("Every network of the lecture as its summary table (computed by running the "
           "model once), a picture of its layer shapes, how its shipped run trained and where it stands, the "
           "output-size formula checked against a real convolution, and the 1x1 convolution that replaces "
           "fully-connected layers.")
-notices: list[str] = []
+notices = Notices()
 
 # ---- choose a network --------------------------------------------------------------------------
 c1, c2, c3 = st.columns([2, 1, 2])
 with c1:
-    arch = _select("Architecture", ARCHS, "arch", "lenet5", notices,
+    arch = widgets.select("Architecture", ARCHS, "arch", "lenet5", notices,
                    help="Every architecture registered in cnnviz.models.")
 with c2:
-    dataset = _select("Dataset", DATASET_NAMES, "dataset", "fashion-mnist", notices,
+    dataset = widgets.select("Dataset", DATASET_NAMES, "dataset", "fashion-mnist", notices,
                       help="Sets the input shape: 1x28x28 (Fashion-MNIST) or 3x32x32 (CIFAR-10).")
 spec = get_arch(arch)
 with c3:
     if spec.downsamples:
-        downsample = _select("Downsampling", list(spec.downsamples), "downsample", spec.default_downsample,
-                             notices, format_func=lambda m: DOWNSAMPLE_LABELS.get(m, m),
+        downsample = widgets.select("Downsampling", spec.downsamples, "downsample", spec.default_downsample,
+                                    notices, fmt=lambda m: DOWNSAMPLE_LABELS.get(m, m),
                              help="How each 2x2 downsampling step is done (options this net accepts).")
     else:
         downsample = None
         st.query_params.pop("downsample", None)
         st.selectbox("Downsampling", ["none: this net never downsamples"], disabled=True,
                      key="downsample_none")
-_show(notices)
+notices.show()
 st.markdown(f"**{arch}**: {spec.description}")
 st.caption(shipped.availability(arch))
 
@@ -124,7 +102,7 @@ run = shipped.find_run(arch, dataset, downsample)
 meta = None
 if run is not None and run.path.exists():
     try:
-        meta = ui.meta(run.path)
+        meta = loaders.meta(run.path)
     except (CheckpointError, OSError) as e:
         st.error(f"{run.filename}: {e}")
 if meta and meta.get("history"):
@@ -138,9 +116,9 @@ if meta and meta.get("history"):
     st.plotly_chart(figures.curves_figure([curve], title="Accuracy per epoch (train dashed, test solid)"),
                     key="trained_acc")
     st.caption(f"The shipped checkpoint `checkpoints/{run.filename}`, made by `{meta.get('command', '?')}`.")
-    st.page_link("pages/train_compare.py", label="Open it on Train & compare: errors per class, other runs "
+    st.page_link(nav.lesson("train_compare").path, label="Open it on Train & compare: errors per class, other runs "
                  "beside it", icon=":material/show_chart:",
-                 query_params={"part": "Compare", "runs": run.filename})
+                 query_params={"part": "Compare", "runs": catalog.run_id("shipped", run.filename)})
 else:
     others = shipped.shipped_downsamples(arch, dataset)
     which = f"{arch} ({DOWNSAMPLE_LABELS.get(downsample, downsample)})" if downsample else arch
@@ -148,10 +126,10 @@ else:
             "above." if others and downsample else shipped.availability(arch))
     st.info(f"No shipped checkpoint of {which} on {dataset}. {hint}")
 
-standing = shipped.standings(ui.runs_table(include_user=False), dataset)
+standing = shipped.standings(catalog.runs_table(include_user=False), dataset)
 if not standing.empty:
     st.subheader(f"Every shipped net on {dataset}, best first")
-    shown, pct = ui.percent_columns(standing[["label", "group", "params", "macs", "batch_size", "epochs",
+    shown, pct = widgets.percent_columns(standing[["label", "group", "params", "macs", "batch_size", "epochs",
                                               "test_acc"]], {"test_acc": "final test accuracy"})
     st.dataframe(shown, hide_index=True, key="standings", column_config={
         **pct, "params": st.column_config.NumberColumn("parameters", format="localized"),
@@ -163,18 +141,17 @@ if not standing.empty:
 
 # ---- the calculator ----------------------------------------------------------------------------
 st.header("Padding, stride and kernel size")
-st.latex(LECTURE_FORMULA)
+st.latex(OUTPUT_SIZE_LATEX)
 st.caption("Type an input size S_D, a kernel K, a padding P and a stride S: the formula is evaluated, then "
            "checked by running a real nn.Conv2d on a tensor of that size.")
 k1, k2, k3, k4 = st.columns(4)
-size = _number(k1, "Input size S_D", "sd", 1, 512, 4, notices, help="Height (= width) of the input map.")
-kernel = _number(k2, "Kernel K", "k", 1, 15, 3, notices, help="Kernel height (= width).")
-padding = _number(k3, "Padding P", "p", 0, 10, 1, notices, help="Zeros added on every side.")
-stride = _number(k4, "Stride S", "s", 1, 8, 1, notices, help="Pixels the kernel moves per step.")
-_show(notices)
+size = widgets.number("Input size S_D", 1, 512, "sd", 4, notices, where=k1, help="Height (= width) of the input map.")
+kernel = widgets.number("Kernel K", 1, 15, "k", 3, notices, where=k2, help="Kernel height (= width).")
+padding = widgets.number("Padding P", 0, 10, "p", 1, notices, where=k3, help="Zeros added on every side.")
+stride = widgets.number("Stride S", 1, 8, "s", 1, notices, where=k4, help="Pixels the kernel moves per step.")
+notices.show()
 formula = conv_output_size(size, kernel, padding, stride)
-st.latex(rf"S_o = \left\lfloor \frac{{{size} - {kernel} + 2 \times {padding}}}{{{stride}}} \right\rfloor + 1"
-         rf" = \left\lfloor \frac{{{size - kernel + 2 * padding}}}{{{stride}}} \right\rfloor + 1 = {formula}")
+st.latex(output_size_latex(size, kernel, padding, stride))
 try:
     measured = _measure(size, kernel, padding, stride)
 except ValueError as e:
@@ -240,34 +217,32 @@ st.markdown(
     "output vectors. Each vector sees input windows at different locations on the input.*  \n"
     "> Yann LeCun, 2015")
 
-runs = ui.runs_table()
-found = runs[(runs["arch"] == "lenet_1x1") & (runs["dataset"] == dataset)] if not runs.empty else runs
-if found.empty:
+found = {i: r for i, r in catalog.runs_by_id(dataset).items() if r["arch"] == "lenet_1x1"}
+if not found:
     st.warning(f"No lenet_1x1 checkpoint for {dataset} yet (the shipped one is "
                f"`checkpoints/{dataset}-lenet_1x1-max.pt`). Train it on the Train & compare page or with "
                f"`python -m cnnviz train --arch lenet_1x1 --dataset {dataset} --downsample max "
                f"--out checkpoints/{dataset}-lenet_1x1-max.pt`.")
     st.stop()
 
-found = found.sort_values("path", key=lambda p: ~p.str.endswith(f"{dataset}-lenet_1x1-max.pt"))
-labels = {p: f"{lab} ({origin}, {acc:.1%} test accuracy)" for p, lab, origin, acc in
-          zip(found["path"], found["label"], found["origin"], found["test_acc"].fillna(0))}
-path = st.selectbox("Checkpoint", list(labels), format_func=labels.get, key="ckpt_1x1",
-                    help="Shipped runs first; your own runs appear here too.")
+shipped_1x1 = f"{dataset}-lenet_1x1-max.pt"
+run_id = st.selectbox("Checkpoint", sorted(found, key=lambda i: i != shipped_1x1), key="ckpt_1x1",
+                      format_func=lambda i: catalog.menu_label(found[i]),
+                      help="Shipped runs first; your own runs appear here too.")
 try:
-    ck = ui.checkpoint(path)
-except ui.CheckpointError as e:
-    ui.show_error(e)
+    ck = loaders.checkpoint(found[run_id]["path"])
+except (CheckpointError, OSError) as e:
+    widgets.show_error(e)
     st.stop()
-data = ui.dataset(ck.meta["dataset"]["name"])
+data = loaders.dataset(ck.meta["dataset"]["name"])
 classes = list(data.classes)
 train_size = ck.meta["in_shape"][-1]
 
 st.caption("Four test images are tiled 2x2 into one canvas twice the training size; the net, never trained "
            "on such a canvas, runs on it unchanged.")
 p1, p2 = st.columns([1, 3])
-seed = _number(p1, "Seed", "seed", 0, 10**6, 0, notices, help="Which test images are drawn.")
-_show(notices)
+seed = widgets.number("Seed", 0, 10**6, "seed", 0, notices, where=p1, help="Which test images are drawn.")
+notices.show()
 chosen = p2.multiselect("Classes, one per quadrant (empty: any class)", classes, max_selections=4,
                         key="canvas_classes", help="Top-left, top-right, bottom-left, bottom-right.")
 canvas = diagram.canvas_of_test_images(data, seed, chosen)
@@ -313,4 +288,4 @@ st.dataframe(pd.DataFrame({
 st.caption(f"Alone and at the corner the net applies the same weights to the same {train_size}x{train_size} "
            "pixels; the scores differ a little only because the padding of the inner layers now sees the "
            "neighbouring image instead of zeros.")
-ui.share_link()
+widgets.share_link()

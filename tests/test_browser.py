@@ -18,17 +18,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from streamlit_server import CHROMIUM, CHROMIUM_ARGS, running_app  # noqa: E402
 ARTIFACTS = ROOT / "test-artifacts"
-# url path -> the title the page must show (st.title text, checked as visible text). The home page is
-# opened LAST on purpose: a class follows deep links to a freshly woken app, and each page must then run
-# through streamlit_app.py's st.navigation (its sidebar lists "Home"), not as a bare script.
-PAGES = {
-    "train_compare": "Train & compare",
-    "downsampling": "Downsampling",
-    "engineered": "Engineered",
-    "architectures": "Architectures",
-    "": "cnnviz: see how standard CNNs are built",
-}
-NAV_HOME = "Home"  # the st.navigation title of the home page in streamlit_app.py
+from pages.ui import nav  # noqa: E402
+
+
+def browser_pages() -> dict[str, str]:
+    """url path -> the title the page must show (st.title text, checked as visible text), from the app's one
+    page list. The home page is opened LAST on purpose: a class follows deep links to a freshly woken app,
+    and each page must then run through streamlit_app.py's st.navigation (its sidebar lists "Home"), not
+    as a bare script."""
+    return {**{p.url_path: p.title for p in nav.PAGES}, "": "cnnviz: see how standard CNNs are built"}
+
+
+NAV_HOME = nav.HOME_TITLE  # the st.navigation title of the home page
 RUN_TIMEOUT_MS = 180_000  # a page's first run imports torch and builds models on 2 busy cores
 
 
@@ -108,7 +109,7 @@ def test_every_page_renders_its_title_without_an_exception_in_chromium():
             sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            for path, title in PAGES.items():
+            for path, title in browser_pages().items():
                 # A fresh tab per URL: a page still settling cannot redirect the next one.
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 t0 = time.monotonic()

@@ -22,11 +22,13 @@ from pathlib import Path
 import psutil
 import pytest
 
+from pages.ui import nav
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 N = 10
 TIMEOUT = 900  # seconds per script run: N sessions share 2 CPU cores
-PAGES = ("pages/train_compare.py", "pages/downsampling.py")
+PAGES = tuple(nav.lesson(u).path for u in ("train_compare", "downsampling"))
 
 
 def _missing(reason: str):
@@ -113,16 +115,15 @@ def threads_safe_apptest(monkeypatch):
     "KeyError: '$$ID-...-run'" from `ss[TESTING_KEY][self.id]`; reproduced with two scripts). Here the
     option is on for the whole test and AppTest's per-run patch is a no-op.
 
-    Two more process-wide things AppTest does per run that a server does once: it resets the class
-    flag `PagesManager.uses_pages_directory` (so a session mid-run could flip into the legacy pages/
-    mode, CI: "KeyError: '$$ID-...'"), and it compiles the scripts with a new ScriptCache (compiling in
-    several threads at once trips CPython 3.11.7's "AST constructor recursion depth mismatch"). Here,
-    as on a server, the flag is set once and all sessions share one ScriptCache.
+    AppTest also compiles the scripts with a new ScriptCache per run, which a server does once (compiling
+    in several threads at once trips CPython 3.11.7's "AST constructor recursion depth mismatch"). Here,
+    as on a server, all sessions share one ScriptCache. (AppTest also resets Streamlit's legacy pages/
+    mode before every run; the pages no longer read that flag: `pages.ui.nav.header` knows from its own
+    context whether the page runs inside the app's navigation, so sessions flipping it cannot matter.)
     """
     from unittest.mock import MagicMock
 
     from streamlit import config
-    from streamlit.runtime.pages_manager import PagesManager
     from streamlit.runtime.scriptrunner.script_cache import ScriptCache
     from streamlit.testing.v1 import app_test
     from streamlit.testing.v1.util import build_mock_config_get_option
@@ -140,7 +141,6 @@ def threads_safe_apptest(monkeypatch):
     monkeypatch.setattr(Runtime, "exists", classmethod(lambda cls: True))
     monkeypatch.setattr(config, "get_option", build_mock_config_get_option({"global.appTest": True}))
     monkeypatch.setattr(app_test, "patch_config_options", lambda overrides: contextlib.nullcontext())
-    monkeypatch.setattr(app_test, "PagesManager", type("ServerPagesManager", (PagesManager,), {}))
     shared_cache = ScriptCache()
     monkeypatch.setattr(app_test, "ScriptCache", lambda: shared_cache)
 

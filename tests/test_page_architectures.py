@@ -14,13 +14,14 @@ import torch.nn.functional as F
 from streamlit.testing.v1 import AppTest
 
 from cnnviz import costs, shipped
+from pages.ui import nav
 from cnnviz.checkpoints import read_meta, run_label
 from cnnviz.data import DATASETS
 from cnnviz.models import build_model, count_params, get_arch, list_archs
 from cnnviz.summary import conv_output_size
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGE = "pages/architectures.py"
+PAGE = nav.lesson("architectures").path
 LENET_1X1 = ROOT / "checkpoints" / "fashion-mnist-lenet_1x1-max.pt"
 
 pytestmark = pytest.mark.slow  # each AppTest run executes the whole page (models built, run once)
