@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from cnnviz import features, figures, runtable, shift, shipped
+from cnnviz import features, figures, method_runs, runtable, shift, shipped
 from cnnviz.checkpoints import CheckpointError
 from cnnviz.data import DATASETS
 from cnnviz.downsample import DOWNSAMPLE_LABELS, DOWNSAMPLE_METHODS
@@ -211,7 +211,7 @@ if missing:
     st.warning(f"No shipped checkpoint yet for {', '.join(LABELS[r.config.downsample] for r in missing)} "
                f"on {dataset_name}: train it on the Train & compare page or with "
                f"`{shipped.command_for(missing[0])}` (and likewise for the others).")
-seed0 = {m["downsample"]: m for m in metas if m.get("train", {}).get("seed", 0) == 0}
+seed0 = method_runs.seed0_by_method(metas)
 order = [m for m in DOWNSAMPLE_METHODS if m in seed0]
 if order:
     curves = [{"label": LABELS[m], "history": seed0[m]["history"], "color": COLORS[m]} for m in order]
@@ -223,31 +223,16 @@ if order:
         st.plotly_chart(figures.curves_figure(curves, metrics=("test_loss",), title="Test loss per epoch"),
                         key="runs_loss")
     groups = runtable.group_runs(metas)
-    rows = []
-    for m in order:
-        g = next(g for g in groups if any(x is seed0[m] for x in g.metas))  # the seed-0 run's group
-        secs = [runtable.seconds_per_epoch(x) for x in g.metas]
-        rows.append({"method": LABELS[m], "seeds": g.n,
-                     "final test acc": g.mean, "± std (seeds)": g.std if g.n > 1 else None,
-                     "best test acc": float(np.mean([runtable.final_metrics(x)["best_test_acc"] for x in g.metas])),
-                     "params": seed0[m].get("params"), "seconds/epoch": float(np.nanmean(secs)),
-                     "device": seed0[m].get("train", {}).get("device", "")})
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="runs_table", column_config={
+    st.dataframe(pd.DataFrame(method_runs.method_rows(metas, order, LABELS)), hide_index=True, key="runs_table", column_config={
         "final test acc": st.column_config.NumberColumn(format="%.4f"),
         "± std (seeds)": st.column_config.NumberColumn(format="%.4f"),
         "best test acc": st.column_config.NumberColumn(format="%.4f"),
         "seconds/epoch": st.column_config.NumberColumn(format="%.1f")})
     st.caption("Final and best test accuracy are means over the seeds present; seconds per epoch is "
                "training time only, on the device each run was trained on.")
-    twins = [(a, b) for a, b in (("avg", "bilinear"), ("nearest", "stride")) if a in seed0 and b in seed0]
-    if twins:
-        gaps = []
-        for a, b in twins:
-            acc_a = np.array([r["test_acc"] for r in seed0[a]["history"]])
-            acc_b = np.array([r["test_acc"] for r in seed0[b]["history"]])
-            e = min(len(acc_a), len(acc_b))
-            gaps.append(f"{SHORT[a]} and {SHORT[b]} differ by at most "
-                        f"{100 * np.abs(acc_a[:e] - acc_b[:e]).max():.2f} points of test accuracy over the epochs")
+    gaps = [f"{SHORT[a]} and {SHORT[b]} differ by at most {100 * gap:.2f} points of test accuracy over the epochs"
+            for a, b, gap in method_runs.twin_gaps(metas)]
+    if gaps:
         st.caption("Twins: " + "; ".join(gaps) + ". On the even 24x24 map bilinear x0.5 (align_corners=False) "
                    "averages each 2x2 block like average pooling, and nearest x0.5 keeps the same pixels a "
                    "stride-2 conv computes, so with the same seed these pairs train the same network up to "
