@@ -10,7 +10,6 @@ Three questions, each answered from real tensors:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -21,6 +20,7 @@ import torch.nn.functional as F
 from .engineered import ENGINEERED_KINDS, EngineeredFrontEnd, engineered_kernels, opencv_features
 from .features import closest_engineered, feature_maps  # noqa: F401 - closest_engineered re-exported
 from .models import build_model, first_conv
+from .record import RunRecord
 
 # The lecture's comparison group, in the order its slides build it up.
 BASELINE_ARCHS = ("mlp", "engineered", "engineered_scharr", "learned_conv", "lenet5")
@@ -202,26 +202,18 @@ def count_close(snapshots: torch.Tensor, threshold: float = 0.8) -> np.ndarray:
 
 # ---- 4. the lecture's comparison: engineered features vs CNN features -------------------------
 
-@dataclass(frozen=True)
-class BaselineResult:
-    arch: str
-    test_acc: float  # final epoch
-    trainable_params: int
-    seconds_per_epoch: float | None = None
-    epochs: int = 0
-
-
-def result_from_meta(meta: dict) -> BaselineResult:
-    """One comparison row from a checkpoint's metadata (the recorded history, not a re-evaluation)."""
-    hist = meta.get("history") or []
-    if not hist:
-        raise ValueError(f"the {meta.get('arch')} run has no finished epoch")
-    secs = [r["seconds"] for r in hist if "seconds" in r]
-    params = meta.get("trainable_params")
-    if params is None:
-        raise ValueError(f"the {meta.get('arch')} run does not record its trainable parameters")
-    return BaselineResult(meta["arch"], float(hist[-1]["test_acc"]), int(params),
-                          sum(secs) / len(secs) if secs else None, len(hist))
+def comparable(records: list[RunRecord]) -> tuple[list[RunRecord], list[str]]:
+    """The runs the comparison can rank (a finished epoch, trainable parameters recorded), and one
+    sentence for each it cannot."""
+    kept, problems = [], []
+    for r in records:
+        if not r.history:
+            problems.append(f"the {r.arch} run has no finished epoch")
+        elif r.trainable_params is None:
+            problems.append(f"the {r.arch} run does not record its trainable parameters")
+        else:
+            kept.append(r)
+    return kept, problems
 
 
 def format_count(n: int) -> str:
@@ -244,7 +236,7 @@ def _points(a: float, b: float) -> str:
     return f"{abs(a - b) * 100:.1f} points"
 
 
-def winner_sentence(results: list[BaselineResult], dataset_label: str) -> str:
+def winner_sentence(results: list[RunRecord], dataset_label: str) -> str:
     """One sentence, computed from the numbers, saying which input representation wins and by how much.
 
     First the ways of feeding the same kind of head (raw pixels, fixed Sobel or Scharr channels, a
@@ -256,19 +248,19 @@ def winner_sentence(results: list[BaselineResult], dataset_label: str) -> str:
     name = lambda a: _IN_SENTENCE.get(a, a)  # noqa: E731
     if not by:
         return f"No run of the comparison group has been trained on {dataset_label} yet."
-    best = max(by.values(), key=lambda r: r.test_acc)
+    best = max(by.values(), key=lambda r: r.final_test_acc)
     if len(by) == 1:
-        return (f"On {dataset_label}, only {name(best.arch)} has been trained so far: {best.test_acc:.1%} "
+        return (f"On {dataset_label}, only {name(best.arch)} has been trained so far: {best.final_test_acc:.1%} "
                 f"with {format_count(best.trainable_params)} trainable parameters.")
     clauses = []
-    fronts = sorted((by[a] for a in _FRONTS if a in by), key=lambda r: -r.test_acc)
+    fronts = sorted((by[a] for a in _FRONTS if a in by), key=lambda r: -r.final_test_acc)
     if len(fronts) >= 2:
         top, rest = fronts[0], fronts[1:]
-        wins = [f"{_REPRESENTATION[r.arch]} by {_points(top.test_acc, r.test_acc)}"
-                for r in rest if top.test_acc - r.test_acc >= 0.0005]
-        ties = [_REPRESENTATION[r.arch] for r in rest if top.test_acc - r.test_acc < 0.0005]
+        wins = [f"{_REPRESENTATION[r.arch]} by {_points(top.final_test_acc, r.final_test_acc)}"
+                for r in rest if top.final_test_acc - r.final_test_acc >= 0.0005]
+        ties = [_REPRESENTATION[r.arch] for r in rest if top.final_test_acc - r.final_test_acc < 0.0005]
         plural = top.arch == "mlp"  # "raw pixels beat ...", "raw pixels tie with ..."
-        clause = f"{_REPRESENTATION[top.arch]} ({top.test_acc:.1%})"
+        clause = f"{_REPRESENTATION[top.arch]} ({top.final_test_acc:.1%})"
         if wins:
             clause += (" beat " if plural else " beats ") + _and(wins)
         if ties:
@@ -278,12 +270,12 @@ def winner_sentence(results: list[BaselineResult], dataset_label: str) -> str:
     if len(fronts) >= 2 and best is fronts[0]:  # already named: no second sentence about the same run
         overall = f"it is the best of all {len(by)}, with {format_count(best.trainable_params)} trainable parameters"
     else:
-        overall = (f"{name(best.arch)} is best at {best.test_acc:.1%} with "
+        overall = (f"{name(best.arch)} is best at {best.final_test_acc:.1%} with "
                    f"{format_count(best.trainable_params)} trainable parameters")
     if mlp is not None and best.arch != "mlp":
         rel = "fewer than" if best.trainable_params < mlp.trainable_params else "more than"
         overall += f", {rel} the MLP's {format_count(mlp.trainable_params)}"
     if lenet is not None and best.arch != "lenet5":
-        overall += f" (LeNet-5: {lenet.test_acc:.1%} with {format_count(lenet.trainable_params)})"
+        overall += f" (LeNet-5: {lenet.final_test_acc:.1%} with {format_count(lenet.trainable_params)})"
     clauses.append(overall)
     return f"On {dataset_label}, " + "; ".join(clauses) + "."

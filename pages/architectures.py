@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from cnnviz import diagram, figures, shipped
-from cnnviz.checkpoints import CheckpointError, run_label
+from cnnviz.checkpoints import CheckpointError
 from cnnviz.data import DATASETS
 from cnnviz.downsample import DOWNSAMPLE_LABELS
 from cnnviz.models import build_model, get_arch, list_archs
@@ -99,23 +99,21 @@ st.plotly_chart(diagram.shapes_figure(s, downsample), width="stretch", key="shap
 # ---- this net, trained -------------------------------------------------------------------------
 st.header(f"Trained on {dataset}")
 run = shipped.find_run(arch, dataset, downsample)
-meta = None
+record = None
 if run is not None and run.path.exists():
     try:
-        meta = loaders.meta(run.path)
+        record = loaders.record(run.path)
     except (CheckpointError, OSError) as e:
         st.error(f"{run.filename}: {e}")
-if meta and meta.get("history"):
-    h = meta["history"]
-    best = max(h, key=lambda row: row["test_acc"])
+if record and record.history:
     t1, t2, t3 = st.columns(3)
-    t1.metric("Final test accuracy", f"{100 * h[-1]['test_acc']:.2f} %")
-    t2.metric("Best test accuracy", f"{100 * best['test_acc']:.2f} %", help=f"At epoch {best['epoch']}.")
-    t3.metric("Epochs", len(h))
-    curve = {"label": run_label(meta), "history": h, "color": figures.RUN_COLORS[0]}
+    t1.metric("Final test accuracy", f"{100 * record.final_test_acc:.2f} %")
+    t2.metric("Best test accuracy", f"{100 * record.best_test_acc:.2f} %", help=f"At epoch {record.best_epoch}.")
+    t3.metric("Epochs", record.epochs)
+    curve = {"label": record.label, "history": record.history, "color": figures.RUN_COLORS[0]}
     st.plotly_chart(figures.curves_figure([curve], title="Accuracy per epoch (train dashed, test solid)"),
                     key="trained_acc")
-    st.caption(f"The shipped checkpoint `checkpoints/{run.filename}`, made by `{meta.get('command', '?')}`.")
+    st.caption(f"The shipped checkpoint `checkpoints/{run.filename}`, made by `{record.command or '?'}`.")
     st.page_link(nav.lesson("train_compare").path, label="Open it on Train & compare: errors per class, other runs "
                  "beside it", icon=":material/show_chart:",
                  query_params={"part": "Compare", "runs": catalog.run_id("shipped", run.filename)})
@@ -234,9 +232,9 @@ try:
 except (CheckpointError, OSError) as e:
     widgets.show_error(e)
     st.stop()
-data = loaders.dataset(ck.meta["dataset"]["name"])
+data = loaders.dataset(ck.record.dataset_name)
 classes = list(data.classes)
-train_size = ck.meta["in_shape"][-1]
+train_size = ck.record.in_shape[-1]
 
 st.caption("Four test images are tiled 2x2 into one canvas twice the training size; the net, never trained "
            "on such a canvas, runs on it unchanged.")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from cnnviz import features, figures, method_runs, runtable, shift, shipped
+from cnnviz import features, figures, method_runs, results, shift, shipped
 from cnnviz.checkpoints import CheckpointError
 from cnnviz.data import DATASETS
 from cnnviz.downsample import DOWNSAMPLE_LABELS, DOWNSAMPLE_METHODS
@@ -204,17 +204,18 @@ st.header("3. Trained with each method")
 st.caption("The lecture's net (conv 5x5 (32) + ReLU, one 2x2 downsampling, FC 128, FC 10) trained once "
            "per method with the same seed, optimiser, learning rate and epochs.")
 
-read, _ = catalog.read_shipped(shipped.group_runs("seeds", dataset_name))
-present, metas = [r for r, _ in read], [m for _, m in read]
-missing = [r for r in shipped.group_runs("downsampling", dataset_name) if not (catalog.SHIPPED / r.filename).exists()]
+read, _ = catalog.read_shipped(shipped.runs_of_group("seeds", dataset_name))
+present, records = [r for r, _ in read], [rec for _, rec in read]
+missing = [r for r in shipped.runs_of_group("downsampling", dataset_name)
+           if not (catalog.SHIPPED / r.filename).exists()]
 if missing:
     st.warning(f"No shipped checkpoint yet for {', '.join(LABELS[r.config.downsample] for r in missing)} "
                f"on {dataset_name}: train it on the Train & compare page or with "
                f"`{shipped.command_for(missing[0])}` (and likewise for the others).")
-seed0 = method_runs.seed0_by_method(metas)
+seed0 = method_runs.seed0_by_method(records)
 order = [m for m in DOWNSAMPLE_METHODS if m in seed0]
 if order:
-    curves = [{"label": LABELS[m], "history": seed0[m]["history"], "color": COLORS[m]} for m in order]
+    curves = [{"label": LABELS[m], "history": seed0[m].history, "color": COLORS[m]} for m in order]
     c_acc, c_loss = st.columns(2)
     with c_acc:
         st.plotly_chart(figures.curves_figure(curves, metrics=("test_acc",), title="Test accuracy per epoch"),
@@ -222,8 +223,8 @@ if order:
     with c_loss:
         st.plotly_chart(figures.curves_figure(curves, metrics=("test_loss",), title="Test loss per epoch"),
                         key="runs_loss")
-    groups = runtable.group_runs(metas)
-    st.dataframe(pd.DataFrame(method_runs.method_rows(metas, order, LABELS)), hide_index=True, key="runs_table", column_config={
+    groups = results.seed_groups(records)
+    st.dataframe(pd.DataFrame(method_runs.method_rows(records, order, LABELS)), hide_index=True, key="runs_table", column_config={
         "final test acc": st.column_config.NumberColumn(format="%.4f"),
         "± std (seeds)": st.column_config.NumberColumn(format="%.4f"),
         "best test acc": st.column_config.NumberColumn(format="%.4f"),
@@ -231,23 +232,23 @@ if order:
     st.caption("Final and best test accuracy are means over the seeds present; seconds per epoch is "
                "training time only, on the device each run was trained on.")
     gaps = [f"{SHORT[a]} and {SHORT[b]} differ by at most {100 * gap:.2f} points of test accuracy over the epochs"
-            for a, b, gap in method_runs.twin_gaps(metas)]
+            for a, b, gap in method_runs.twin_gaps(records)]
     if gaps:
         st.caption("Twins: " + "; ".join(gaps) + ". On the even 24x24 map bilinear x0.5 (align_corners=False) "
                    "averages each 2x2 block like average pooling, and nearest x0.5 keeps the same pixels a "
                    "stride-2 conv computes, so with the same seed these pairs train the same network up to "
                    "floating-point rounding.")
-    multi = [g for g in groups if g.n > 1 and g.metas[0]["downsample"] in order]
+    multi = [g for g in groups if g.n > 1 and g.first.downsample in order]
     if multi:
         bands = []
-        for g in sorted(multi, key=lambda g: order.index(g.metas[0]["downsample"])):
+        for g in sorted(multi, key=lambda g: order.index(g.first.downsample)):
             c = g.curve("test_acc")
-            m = g.metas[0]["downsample"]
+            m = g.first.downsample
             bands.append({"label": LABELS[m], "color": COLORS[m], "epochs": c.epochs.tolist(),
                           "mean": c.mean.tolist(), "lo": c.lo.tolist(), "hi": c.hi.tolist(), "n": c.n})
         st.plotly_chart(figures.band_figure(bands, "test_acc", title="Test accuracy over seeds (mean, min–max band)"),
                         key="runs_band")
-        st.caption(runtable.compare_sentence(multi))
+        st.caption(results.compare_sentence(multi))
 else:
     st.info(f"No trained downsample_compare runs for {dataset_name} yet.")
 

@@ -17,7 +17,7 @@ from cnnviz.checkpoints import CheckpointError
 from cnnviz.data import DATASETS, list_datasets
 from cnnviz.engineered import engineered_kernels
 from cnnviz.models import MLP_HIDDEN, get_arch
-from cnnviz.runs import RunConfig
+from cnnviz.config import RunConfig
 from cnnviz.train import LR_PRESETS
 from pages.ui import catalog, jobs, loaders, nav, widgets
 from pages.ui.widgets import Notices
@@ -128,12 +128,12 @@ c2.plotly_chart(figures.labelled_tiles(eng, [compare.KIND_LABELS[n] for n in nam
 if ck is not None:
     layer, learned = compare.learned_maps(ck.model, x_norm)
     st.plotly_chart(figures.labelled_tiles(learned, [f"filter {i}" for i in range(len(learned))], cols=8,
-                                 title=f"Learned: {layer} of {ck.label} ({len(learned)} maps of "
+                                 title=f"Learned: {layer} of {ck.record.label} ({len(learned)} maps of "
                                        f"{learned.shape[1]}x{learned.shape[2]})"), key="e_learned")
 
 fronts = [r for r in catalog.runs_by_id(dataset).values() if r["arch"] == "engineered"]
 front = min(fronts, key=lambda r: r["origin"] != "shipped", default=None)  # a shipped one first
-eng_run = next(r for r in shipped.group_runs("baselines", dataset) if r.config.arch == "engineered")
+eng_run = next(r for r in shipped.runs_of_group("baselines", dataset) if r.config.arch == "engineered")
 try:
     front_ck = loaders.checkpoint(front["path"]) if front is not None else None
 except (CheckpointError, OSError) as e:
@@ -173,7 +173,7 @@ else:
     c1.plotly_chart(figures.labelled_tiles(np.stack(list(kernels.values())), [_short(n) for n in kernels], cols=4,
                                  signed=True, width=360, title=f"Engineered kernels ({k}x{k})"), key="e_kernels")
     c2.plotly_chart(figures.labelled_tiles(compare.mean_filters(weights), _filter_labels(matches), cols=8, signed=True,
-                                 width=720, lines=2, title=f"Learned filters of {ck.label}: closest kernel, cos"),
+                                 width=720, lines=2, title=f"Learned filters of {ck.record.label}: closest kernel, cos"),
                     key="e_filters")
     st.markdown(f"**{compare.similarity_sentence(matches, THRESHOLD)}**")
     if evolution is not None:
@@ -195,7 +195,7 @@ st.header("3. Watch the filters learn")
 if ck is None:
     st.info("Choose (or train) a network with a conv layer above.")
 elif evolution is None:
-    st.info(f"{ck.label} has no per-epoch filter snapshots (they are kept only for small first layers); "
+    st.info(f"{ck.record.label} has no per-epoch filter snapshots (they are kept only for small first layers); "
             "choose another checkpoint.")
 else:
     per_epoch, mean_best, n_close = evolution
@@ -217,11 +217,11 @@ else:
     c0, c1, c2 = st.columns(3)
     c0.plotly_chart(figures.labelled_tiles(maps_e, [str(i) for i in range(len(maps_e))], cols=8, width=360,
                                  title="Their maps on the image"), key="e_epoch_maps")
-    run = [{"label": ck.label, "history": ck.history, "color": figures.RUN_COLORS[0]}]
+    run = [{"label": ck.record.label, "history": ck.record.history, "color": figures.RUN_COLORS[0]}]
     c1.plotly_chart(figures.curves_figure(run, ("train_acc", "test_acc"), title=f"Accuracy (epoch {epoch} marked)",
                                           mark_epoch=epoch), key="e_epoch_curves")
     sim_history = [{"epoch": e, "mean best |cos|": float(v)} for e, v in enumerate(mean_best)]
-    sim = figures.curves_figure([{"label": ck.label, "color": figures.RUN_COLORS[1], "history": sim_history}],
+    sim = figures.curves_figure([{"label": ck.record.label, "color": figures.RUN_COLORS[1], "history": sim_history}],
                                 ("mean best |cos|",), title="Mean best |cos| to a kernel", mark_epoch=epoch)
     sim.update_layout(yaxis_title="mean best |cos|")
     c2.plotly_chart(sim, key="e_epoch_similarity")
@@ -229,27 +229,25 @@ else:
 # ---- 4. engineered features vs CNN features --------------------------------------------------------
 st.header("4. Engineering features vs CNN features")
 label = compare.DATASET_LABELS[dataset]
-group = shipped.group_runs("baselines", dataset)
+group = shipped.runs_of_group("baselines", dataset)
 st.caption(f"The lecture's comparison on {label}, from the shipped checkpoints: the same training for all "
            f"({group[0].config.epochs} epochs, {group[0].config.optimizer} at lr {group[0].config.lr:g}, batch "
            f"{group[0].config.batch_size}, seed {group[0].config.seed}). The two engineered nets (Sobel, Scharr) "
            "and the learned-conv net share their head; only the front end differs (see the layers column). The "
            "batch is smaller than the lecture's 1024 because 10 epochs at 1024 are only ~500 optimiser steps, after which the small CNNs are "
            "still improving fast and the comparison would mostly measure that.")
-present, missing = catalog.read_shipped(group)
-results = []
-for run, meta in present:
-    try:
-        results.append(compare.result_from_meta(meta))
-    except ValueError as e:
-        st.error(str(e))
+read, missing = catalog.read_shipped(group)
+present = [record for _, record in read]
+results, problems = compare.comparable(present)
+for problem in problems:
+    st.error(problem)
 if present:
-    curves = [{"label": compare.BASELINE_NAMES[r.config.arch], "history": m["history"],
-               "color": ARCH_COLORS[r.config.arch]} for r, m in present if m.get("history")]
+    curves = [{"label": compare.BASELINE_NAMES[r.arch], "history": r.history, "color": ARCH_COLORS[r.arch]}
+              for r in present if r.history]
     c1, c2 = st.columns(2)
     c1.plotly_chart(figures.curves_figure(curves, ("test_acc",), title="Test accuracy per epoch"), key="e_base_acc")
     c2.plotly_chart(figures.curves_figure(curves, ("test_loss",), title="Test loss per epoch"), key="e_base_loss")
-    table = pd.DataFrame([{"model": compare.BASELINE_NAMES[r.arch], "final test accuracy": r.test_acc,
+    table = pd.DataFrame([{"model": compare.BASELINE_NAMES[r.arch], "final test accuracy": r.final_test_acc,
                            "trainable parameters": r.trainable_params, "seconds per epoch": r.seconds_per_epoch,
                            "what it sees": compare.BASELINE_SEES[r.arch], "epochs": r.epochs,
                            "layers": get_arch(r.arch).description} for r in results])
@@ -259,16 +257,15 @@ if present:
         "seconds per epoch": st.column_config.NumberColumn(format="%.1f")})
     st.markdown(f"**{compare.winner_sentence(results, label)}**")
     st.caption("Seconds per epoch count training only, on the device each run used "
-               f"({', '.join(sorted({m.get('train', {}).get('device', '?') for _, m in present}))}).")
+               f"({', '.join(sorted({r.device or '?' for r in present}))}).")
     mlp = next((r for r in results if r.arch == "mlp"), None)
     if dataset == "cifar10" and mlp is not None:
-        mlp_meta = next(m for r, m in present if r.config.arch == "mlp")
-        st.metric("MLP on CIFAR-10, measured here", _pct(mlp.test_acc),
-                  delta=f"{100 * (mlp.test_acc - compare.LECTURE_MLP_CIFAR10_ACC):+.1f} points vs the lecture's "
+        st.metric("MLP on CIFAR-10, measured here", _pct(mlp.final_test_acc),
+                  delta=f"{100 * (mlp.final_test_acc - compare.LECTURE_MLP_CIFAR10_ACC):+.1f} points vs the lecture's "
                         f"\"Test Accuracy from MLP: ~{compare.LECTURE_MLP_CIFAR10_ACC:.0%}\"", delta_color="off")
-        st.caption(f"Ours: FC {'-'.join(str(u) for u in MLP_HIDDEN)}-{mlp_meta['num_classes']} on raw pixels, "
-                   f"{mlp.epochs} epochs of {mlp_meta['train'].get('optimizer', 'adam')} at lr "
-                   f"{mlp_meta['train']['lr']:g}; the lecture's code trains with Adam at lr "
+        st.caption(f"Ours: FC {'-'.join(str(u) for u in MLP_HIDDEN)}-{mlp.num_classes} on raw pixels, "
+                   f"{mlp.epochs} epochs of {mlp.config.optimizer} at lr "
+                   f"{mlp.config.lr:g}; the lecture's code trains with Adam at lr "
                    f"{LR_PRESETS['lecture (1e-5)']:g}.")
 if missing:
     st.warning(f"No shipped checkpoint yet for {', '.join(compare.BASELINE_NAMES[r.config.arch] for r in missing)} "
@@ -302,8 +299,8 @@ def _title(snap) -> str:
 def _yours_vs_shipped(snap) -> None:
     cfg = snap.config
     lines = [{"label": "your run", "history": list(snap.history), "color": ARCH_COLORS.get(cfg.arch, "#1f77b4")}]
-    lines += [{"label": f"shipped {compare.BASELINE_NAMES[cfg.arch]}", "history": meta["history"], "color": "#7f7f7f"}
-              for run, meta in present if run.config.arch == cfg.arch and run.config.dataset == cfg.dataset][:1]
+    lines += [{"label": f"shipped {compare.BASELINE_NAMES[cfg.arch]}", "history": r.history, "color": "#7f7f7f"}
+              for r in present if r.arch == cfg.arch and r.dataset_name == cfg.dataset][:1]
     c1, c2 = st.columns(2)
     c1.plotly_chart(figures.curves_figure(lines, ("test_acc",), title="Test accuracy: yours vs shipped"),
                     key="e_job_acc")

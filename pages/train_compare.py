@@ -12,15 +12,14 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from cnnviz import costs, figures, runtable, shipped
-from cnnviz.checkpoints import run_label
+from cnnviz import costs, figures, results, shipped
+from cnnviz.config import OPTIMIZERS, RunConfig
 from cnnviz.data import DATASETS, list_datasets
 from cnnviz.device import available_devices, describe_device
 from cnnviz.downsample import DOWNSAMPLE_LABELS
 from cnnviz.models import build_model, get_arch, list_archs
-from cnnviz.runs import RunConfig
 from cnnviz.summary import OUTPUT_SIZE_LATEX, summary
-from cnnviz.train import LR_PRESETS, OPTIMIZERS
+from cnnviz.train import LR_PRESETS
 from pages.ui import catalog, jobs, nav, run_picker, run_views, widgets
 from pages.ui.widgets import Notices, pct
 
@@ -172,35 +171,38 @@ def train_section() -> None:
 
 # ---- COMPARE ---------------------------------------------------------------------------------------
 
-def _curves_section(selected, metas, labels, colors) -> tuple[bool, list]:
+def _curves_section(selected, records, labels, colors) -> tuple[bool, list]:
     st.subheader("Accuracy and loss per epoch")
     grouped = st.toggle("Group runs that differ only by seed (mean with a min–max band)", value=True,
                         key="c_group", persist_state="session")
     if grouped:
-        groups = runtable.group_runs(metas)
+        groups = results.seed_groups(records)
     else:
-        groups = [runtable.Group((i,), labels[r], (m,), (i,)) for i, (r, m) in enumerate(zip(selected, metas))
-                  if m.get("history")]
+        groups = [results.Group((i,), labels[r], (rec,), (i,)) for i, (r, rec) in enumerate(zip(selected, records))
+                  if rec.history]
     series = [{"label": g.label, "color": colors[selected[g.members[0]]], "n": g.n,
-               "curves": {m: vars(g.curve(m)) for m in runtable.METRICS}} for g in groups]
+               "curves": {m: vars(g.curve(m)) for m in results.METRICS}} for g in groups]
     a, b = st.columns(2)
     a.plotly_chart(figures.group_curves_figure(series, ("train_acc", "test_acc"),
                                                title="Accuracy (train dashed, test solid)"), key="c_acc")
     b.plotly_chart(figures.group_curves_figure(series, ("train_loss", "test_loss"),
                                                title="Loss (train dashed, test solid)"), key="c_loss")
-    empty = [labels[r] for r, m in zip(selected, metas) if not m.get("history")]
+    empty = [labels[r] for r, rec in zip(selected, records) if not rec.history]
     if empty:
         st.caption(f"No finished epoch yet, so no curve: {', '.join(empty)}.")
     return grouped, groups
 
 
-def _tables_section(selected, metas, labels, entries, grouped, groups) -> None:
+def _tables_section(selected, records, labels, entries, grouped, groups) -> None:
     st.subheader("Final numbers")
-    table = runtable.run_table(metas, sources=[entries[r]["origin"] for r in selected],
-                               files=[entries[r]["file"] for r in selected])
-    table["run"] = [labels[r] for r in selected]
-    table = table[["run", "final_test_acc", "best_test_acc", "best_epoch", "params", "seconds_per_epoch",
-                   "epochs", "complete", "seed", "device", "source", "file"]]
+    table = results.run_table(records, origins=[entries[r]["origin"] for r in selected])
+    table["label"] = [labels[r] for r in selected]
+    table["file"] = [entries[r]["file"] for r in selected]  # an upload's record has no path: its file name
+    # The export's names: "source" says where the run came from (shipped, yours, uploaded), not the dataset's.
+    table = table.drop(columns="source").rename(columns={"label": "run", "test_acc": "final_test_acc",
+                                                         "origin": "source"})[
+        ["run", "final_test_acc", "best_test_acc", "best_epoch", "params", "seconds_per_epoch", "epochs",
+         "complete", "seed", "device", "source", "file"]]
     shown, pcts = widgets.percent_columns(table, {"final_test_acc": "final test acc", "best_test_acc": "best test acc"})
     st.dataframe(shown, hide_index=True, key="c_table",
                  column_config={**pcts, "params": st.column_config.NumberColumn("parameters", format="localized"),
@@ -213,25 +215,24 @@ def _tables_section(selected, metas, labels, entries, grouped, groups) -> None:
         return
     if any(g.n > 1 for g in groups):
         st.markdown("**Groups of seeds** (final test accuracy; std is the sample standard deviation)")
-        shown, pcts = widgets.percent_columns(runtable.group_table(groups), {
+        shown, pcts = widgets.percent_columns(results.group_table(groups), {
             f"{s}_final_test_acc": f"{s} test acc" for s in ("mean", "std", "min", "max")})
         st.dataframe(shown, hide_index=True, key="c_groups", column_config=pcts)
-    for ds in dict.fromkeys(g.metas[0]["dataset"]["name"] for g in groups):
-        on_ds = [g for g in groups if g.metas[0]["dataset"]["name"] == ds]
+    for ds in dict.fromkeys(g.first.dataset_name for g in groups):
+        on_ds = [g for g in groups if g.first.dataset_name == ds]
         if len(on_ds) > 1:
-            st.markdown(f"**{ds}:** {runtable.compare_sentence(on_ds)}")
+            st.markdown(f"**{ds}:** {results.compare_sentence(on_ds)}")
 
 
-def _cost_section(selected, metas, labels) -> None:
+def _cost_section(selected, records, labels) -> None:
     st.subheader("Cost against accuracy")
     st.caption("Each point is a run; colour = downsampling method. Parameters come from the checkpoint; "
                "multiply-adds per image are counted by torch's FLOP counter on the rebuilt architecture.")
-    done = [(r, m) for r, m in zip(selected, metas) if not np.isnan(runtable.final_metrics(m)["final_test_acc"])]
-    base = [{"y": runtable.final_metrics(m)["final_test_acc"], "label": labels[r], "downsample": m.get("downsample")}
-            for r, m in done]
-    by_params = [{**b, "x": m.get("params")} for b, (_, m) in zip(base, done)]
-    by_macs = [{**b, "x": costs.arch_macs(m["arch"], tuple(m["in_shape"]), m["num_classes"], m.get("downsample"))}
-               for b, (_, m) in zip(base, done)]
+    done = [(r, rec) for r, rec in zip(selected, records) if rec.history]
+    base = [{"y": rec.final_test_acc, "label": labels[r], "downsample": rec.downsample} for r, rec in done]
+    by_params = [{**b, "x": rec.params} for b, (_, rec) in zip(base, done)]
+    by_macs = [{**b, "x": costs.arch_macs(rec.arch, rec.in_shape, rec.num_classes, rec.downsample)}
+               for b, (_, rec) in zip(base, done)]
     a, b = st.columns(2)
     a.plotly_chart(figures.cost_scatter_figure(by_params, "parameters", title="Test accuracy against parameters"),
                    key="c_cost_params")
@@ -260,16 +261,16 @@ def compare_section() -> None:
         st.info("Select at least one run above.")
         return
     entries = {**runs, **uploaded}
-    metas = [run_picker.meta_of(entries[r]) for r in selected]
-    labels = catalog.unique_labels(selected, [run_label(m) for m in metas])
+    records = [run_picker.record_of(entries[r]) for r in selected]
+    labels = catalog.unique_labels(selected, [rec.label for rec in records])
     colors = {r: figures.RUN_COLORS[i % len(figures.RUN_COLORS)] for i, r in enumerate(selected)}
-    grouped, groups = _curves_section(selected, metas, labels, colors)
-    _tables_section(selected, metas, labels, entries, grouped, groups)
-    _cost_section(selected, metas, labels)
+    grouped, groups = _curves_section(selected, records, labels, colors)
+    _tables_section(selected, records, labels, entries, grouped, groups)
+    _cost_section(selected, records, labels)
     st.subheader("One run: what it gets wrong")
     run_views.errors_of_one_run(selected, labels, entries, notices)
     st.subheader("Two runs: where they differ")
-    run_views.differences_of_two_runs(selected, metas, labels, entries, notices)
+    run_views.differences_of_two_runs(selected, records, labels, entries, notices)
 
 
 with train_tab:

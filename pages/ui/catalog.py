@@ -25,11 +25,12 @@ def run_id(origin: str, file: str) -> str:
 
 @st.cache_data(show_spinner=False, max_entries=2048)
 def _run_row(path: str, mtime: float, size: int) -> dict | None:
-    """One runs-table row, read once per (file, mtime, size): a new or rewritten file is read again."""
+    """One runs-table row (`RunRecord.row`), read once per (file, mtime, size); None for an unreadable
+    file, which is left out of the table (a load shows why) and not read again until it changes."""
     try:
-        return checkpoints.summarize_meta(checkpoints.read_meta(path), Path(path))
+        return checkpoints.read_record(path).row()
     except CheckpointError:
-        return None  # unreadable files are left out of the table (a load shows why)
+        return None
 
 
 def runs_table(include_user: bool = True):
@@ -76,7 +77,7 @@ def unique_labels(ids: list[str], labels: list[str]) -> dict[str, str]:
 
 
 def read_shipped(runs) -> tuple[list[tuple], list]:
-    """([(run, its metadata)] for the shipped runs on disk, [the runs not there yet]); one error line for each
+    """([(run, its RunRecord)] for the shipped runs on disk, [the runs not there yet]); one error line for each
     file that is there but unreadable."""
     from . import loaders  # loaders needs nothing from here; imported late to keep this module light
 
@@ -87,7 +88,7 @@ def read_shipped(runs) -> tuple[list[tuple], list]:
             missing.append(run)
             continue
         try:
-            present.append((run, loaders.meta(path)))
+            present.append((run, loaders.record(path)))
         except (CheckpointError, OSError) as e:
             st.error(f"{run.filename}: {e}")
     return present, missing

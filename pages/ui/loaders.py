@@ -13,6 +13,7 @@ import streamlit as st
 
 from cnnviz import analysis, checkpoints, data
 from cnnviz.checkpoints import CheckpointError
+from cnnviz.record import RunRecord
 
 
 def _upload_limit_mb(default: int = 100) -> int:
@@ -73,17 +74,17 @@ def checkpoint(path: str | Path) -> checkpoints.Checkpoint:
     return _checkpoint(str(p), stat.st_mtime, stat.st_size)
 
 
-@st.cache_data(show_spinner=False, max_entries=512)
-def _meta(path: str, mtime: float, size: int) -> dict:
-    return checkpoints.read_meta(path)
+@st.cache_data(show_spinner=False, max_entries=2048)
+def _record(path: str, mtime: float, size: int) -> RunRecord:
+    return checkpoints.read_record(path)
 
 
-def meta(path: str | Path) -> dict:
-    """A checkpoint's metadata and history (no weights), read once per (file, mtime, size); raises
-    CheckpointError or OSError."""
+def record(path: str | Path) -> RunRecord:
+    """A checkpoint's run record (no weights), read once per (file, mtime, size): a new or rewritten file
+    is read again; raises CheckpointError or OSError."""
     p = Path(path)
     stat = p.stat()
-    return _meta(str(p), stat.st_mtime, stat.st_size)
+    return _record(str(p), stat.st_mtime, stat.st_size)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -105,7 +106,7 @@ def uploaded_checkpoint(raw: bytes) -> checkpoints.Checkpoint:
 @st.cache_resource(show_spinner="Evaluating on the test set...", max_entries=64)
 def _predictions(path: str, mtime: float) -> analysis.Predictions:
     ck = checkpoint(path)
-    return analysis.predict(ck.model, cached_dataset(ck.meta["dataset"]["name"]))
+    return analysis.predict(ck.model, cached_dataset(ck.record.dataset_name))
 
 
 def predictions(path: str | Path) -> analysis.Predictions:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cnnviz import runtable, shipped
-from cnnviz.checkpoints import CheckpointError, run_label
+from cnnviz import shipped
+from cnnviz.checkpoints import CheckpointError
+from cnnviz.images import gallery_images
 
 from . import catalog, loaders
 from .widgets import Notices
@@ -30,14 +31,14 @@ def uploads() -> dict[str, dict]:
             continue
         run_id = catalog.run_id("uploaded", f.name)
         out[run_id] = {"id": run_id, "path": None, "origin": "uploaded", "file": f.name,
-                       "dataset": ck.meta["dataset"]["name"], "label": run_label(ck.meta), "checkpoint": ck,
+                       "dataset": ck.record.dataset_name, "label": ck.record.label, "checkpoint": ck,
                        "digest": loaders.digest(raw)}
     return out
 
 
 def default_selection(runs: dict) -> list[str]:
     """The shipped Fashion-MNIST downsampling grid, every seed: the page opens on bands, not single lines."""
-    wanted = [catalog.run_id("shipped", r.filename) for r in shipped.group_runs("seeds", "fashion-mnist")]
+    wanted = [catalog.run_id("shipped", r.filename) for r in shipped.runs_of_group("seeds", "fashion-mnist")]
     present = [f for f in wanted if f in runs]
     return present or list(runs)[:4]
 
@@ -116,8 +117,9 @@ def missing_shipped_note(runs: dict) -> None:
                      hide_index=True, key="c_missing")
 
 
-def meta_of(entry: dict) -> dict:
-    return entry["checkpoint"].meta if entry["origin"] == "uploaded" else loaders.meta(entry["path"])
+def record_of(entry: dict):
+    """The entry's RunRecord (an upload's from its loaded file)."""
+    return entry["checkpoint"].record if entry["origin"] == "uploaded" else loaders.record(entry["path"])
 
 
 def predictions_of(entry: dict):
@@ -135,4 +137,4 @@ def gallery(data, indices, captions) -> None:
     if len(indices) == 0:
         st.caption("None.")
         return
-    st.image(runtable.test_images(data, indices), caption=captions, width=84)
+    st.image(gallery_images(data, indices), caption=captions, width=84)

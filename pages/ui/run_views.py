@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from cnnviz import analysis, figures, runtable
+from cnnviz import analysis, figures
 
 from . import widgets
 from .run_picker import gallery, predictions_of
@@ -40,7 +40,7 @@ def errors_of_one_run(selected, labels, entries, notices: Notices) -> None:
                                      for i in wrong])
 
 
-def differences_of_two_runs(selected, metas, labels, entries, notices: Notices) -> None:
+def differences_of_two_runs(selected, records, labels, entries, notices: Notices) -> None:
     """Runs A and B (`a=`, `b=`) on one dataset: the confusion and per-class change, images right in one only."""
     same_ds = [r for r in selected if sum(entries[o]["dataset"] == entries[r]["dataset"] for o in selected) > 1]
     if not same_ds:
@@ -49,8 +49,8 @@ def differences_of_two_runs(selected, metas, labels, entries, notices: Notices) 
     c1, c2 = st.columns(2)
     ra = widgets.select("Run A", same_ds, "a", same_ds[0], notices, fmt=labels.get, where=c1, persist_state="session")
     b_opts = [r for r in same_ds if r != ra and entries[r]["dataset"] == entries[ra]["dataset"]]
-    key_a = runtable.group_key(metas[selected.index(ra)])
-    other = [r for r in b_opts if runtable.group_key(metas[selected.index(r)]) != key_a]  # not just a seed
+    key_a = records[selected.index(ra)].experiment
+    other = [r for r in b_opts if records[selected.index(r)].experiment != key_a]  # not just a seed
     rb = widgets.select("Run B", b_opts, "b", (other or b_opts)[0], notices, fmt=labels.get, where=c2,
                         persist_state="session")
     notices.show()
