@@ -33,9 +33,10 @@ class CheckpointError(ValueError):
 
 @dataclass
 class Checkpoint:
-    meta: dict  # everything the file holds but the weights (filter_snapshots included)
+    meta: dict  # everything the file holds but the weights and the optimizer (filter_snapshots included)
     model: nn.Module  # rebuilt, float32, eval mode, on the CPU
     path: Path | None = None
+    optimizer_state: dict | None = None  # only when loaded `with_optimizer` (to resume the run)
 
     @cached_property
     def record(self) -> RunRecord:
@@ -61,14 +62,37 @@ def make_meta(*, arch: str, downsample: str | None, dataset: dict, in_shape, num
 
 
 def save_checkpoint(path: str | Path, meta: dict, model: nn.Module, *, half: bool = False,
-                    snapshots: list[torch.Tensor] | None = None, overwrite: bool = False) -> Path:
-    """Write atomically (temp file + rename); an existing file is an error unless `overwrite`."""
+                    snapshots: list[torch.Tensor] | None = None, optimizer_state: dict | None = None,
+                    overwrite: bool = False) -> Path:
+    """Write atomically (temp file + rename); an existing file is an error unless `overwrite`.
+
+    `optimizer_state` (an optimizer's state_dict, tensors and plain containers, so the file still loads
+    with `weights_only=True`) lets the run be resumed exactly; it is as large as the weights twice over
+    for Adam, so files stored compactly (`half`, the shipped ones) leave it out."""
     state = {k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
              for k, v in model.state_dict().items()}
     payload = {**meta, "weights_dtype": "float16" if half else "float32", "state_dict": state}
     if snapshots:
         payload["filter_snapshots"] = torch.stack(snapshots).half()  # (epochs+1, out, in, k, k)
+    if optimizer_state is not None and not half:
+        payload["optimizer_state"] = _on_cpu(optimizer_state)
     return atomic_write(path, lambda tmp: torch.save(payload, tmp), overwrite=overwrite)
+
+
+def update_meta(path: str | Path, **changes) -> Path:
+    """Rewrite a checkpoint's metadata fields (its weights untouched), atomically."""
+    payload = torch.load(path, weights_only=True, map_location="cpu")
+    return atomic_write(path, lambda tmp: torch.save({**payload, **changes}, tmp), overwrite=True)
+
+
+def _on_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, dict):
+        return {k: _on_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_on_cpu(v) for v in obj)
+    return obj
 
 
 def _read(source) -> dict:
@@ -94,15 +118,19 @@ def _read(source) -> dict:
 
 
 def load_checkpoint(source: str | Path | bytes, *, expect_dataset: str | None = None,
-                    expect_arch: str | None = None, max_bytes: int | None = None) -> Checkpoint:
-    """Read, validate and rebuild a checkpoint from a path or bytes; raises CheckpointError."""
+                    expect_arch: str | None = None, max_bytes: int | None = None,
+                    with_optimizer: bool = False) -> Checkpoint:
+    """Read, validate and rebuild a checkpoint from a path or bytes; raises CheckpointError. The
+    optimizer state (resumable files only) is kept only `with_optimizer`."""
     if max_bytes is not None:
         _check_size(source, max_bytes)
     obj = _read(source)
     _check_records(obj, expect_arch, expect_dataset)
     model = _rebuild(obj)
-    meta = {k: v for k, v in obj.items() if k != "state_dict"}
-    return Checkpoint(meta, model, Path(source) if isinstance(source, (str, Path)) else None)
+    meta = {k: v for k, v in obj.items() if k not in ("state_dict", "optimizer_state")}
+    optimizer = obj.get("optimizer_state") if with_optimizer else None
+    return Checkpoint(meta, model, Path(source) if isinstance(source, (str, Path)) else None,
+                      optimizer if isinstance(optimizer, dict) else None)
 
 
 def _check_size(source, max_bytes: int) -> None:
@@ -185,8 +213,8 @@ def _build(args) -> nn.Module:
 def read_meta(path: str | Path) -> dict:
     """Metadata only (no model rebuilt); raises CheckpointError."""
     obj = _read(path)
-    obj.pop("state_dict", None)
-    obj.pop("filter_snapshots", None)
+    for heavy in ("state_dict", "filter_snapshots", "optimizer_state"):
+        obj.pop(heavy, None)
     return obj
 
 

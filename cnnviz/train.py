@@ -53,6 +53,18 @@ class TrainResult:
     reason: str  # "completed", "stopped", or the error
     snapshots: list[torch.Tensor] = field(default_factory=list)  # first-conv weights after each epoch
     device: str = "cpu"
+    optimizer_state: dict | None = None  # opt.state_dict() after the last finished epoch (to resume)
+
+
+@dataclass
+class Resume:
+    """Where an earlier run of the same config stopped: `train` goes on from its next epoch as if it had
+    never stopped. The shuffling is not stored: the generator's only use is one `randperm(n)` per epoch,
+    so replaying one per finished epoch puts it exactly where it was (which also resumes files written
+    before resuming existed). Without `optimizer` (such a file) the optimizer starts afresh."""
+    history: list[dict]
+    optimizer: dict | None = None
+    snapshots: list[torch.Tensor] = field(default_factory=list)  # epoch 0..k first-conv weights, or none
 
 
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
@@ -133,7 +145,7 @@ class _Loop:
         return max(1, n // self.cfg.batch_size) if n >= self.cfg.batch_size else 1  # drop_last, like the lecture
 
 
-def _prepare(model, data, cfg, callback, should_stop, report_every) -> _Loop:
+def _prepare(model, data, cfg, callback, should_stop, report_every, resume: Resume | None) -> _Loop:
     dev = resolve_device(cfg.device)
     if dev.type == "cpu":
         configure_threads()
@@ -147,9 +159,14 @@ def _prepare(model, data, cfg, callback, should_stop, report_every) -> _Loop:
     x, y = data.train_x, data.train_y
     if cfg.limit_train:
         x, y = x[:cfg.limit_train], y[:cfg.limit_train]
+    gen = torch.Generator().manual_seed(cfg.seed)
+    if resume is not None:
+        for _ in resume.history:  # the shuffles of the finished epochs, replayed (see Resume)
+            torch.randperm(len(y), generator=gen)
+        if resume.optimizer is not None:
+            opt.load_state_dict(resume.optimizer)
     # uint8 on the device: 47 MB for Fashion-MNIST
-    return _Loop(model, opt, data, x.to(dev), y.to(dev), dev, nhwc, cfg, torch.Generator().manual_seed(cfg.seed),
-                 callback, should_stop, report_every)
+    return _Loop(model, opt, data, x.to(dev), y.to(dev), dev, nhwc, cfg, gen, callback, should_stop, report_every)
 
 
 def _train_epoch(loop: _Loop, epoch: int) -> dict:
@@ -198,7 +215,8 @@ def _train_epoch(loop: _Loop, epoch: int) -> dict:
 
 def train(model: nn.Module, data: Dataset, cfg: RunConfig, *,
           callback: Callable[[Progress], None] | None = None, should_stop: Callable[[], bool] | None = None,
-          report_every: int = 5, snapshots: bool = True) -> TrainResult:
+          report_every: int = 5, snapshots: bool = True, resume: Resume | None = None,
+          on_epoch_end: Callable[[TrainResult], None] | None = None) -> TrainResult:
     """Train `model` in place on `data` with `cfg`'s settings (epochs, lr, optimizer, batch size, device,
     seed, limit_train); returns the per-epoch history even when stopped or failed.
 
@@ -206,19 +224,28 @@ def train(model: nn.Module, data: Dataset, cfg: RunConfig, *,
     (training only, evaluation excluded), images_per_second, eval_seconds. The training set is
     shuffled with a generator seeded by `seed`, so two runs with the same seed see the same order.
     `should_stop()` is checked after every batch; returning True ends the run after saving progress.
+    With `resume`, training goes on after its last finished epoch up to `cfg.epochs` in all.
+    `on_epoch_end(result so far)` is called after every epoch (to save it: a killed run then loses at
+    most the epoch it was in).
     """
-    loop = _prepare(model, data, cfg, callback, should_stop, report_every)
-    history: list[dict] = []
+    loop = _prepare(model, data, cfg, callback, should_stop, report_every, resume)
+    history: list[dict] = list(resume.history) if resume else []
     conv = first_conv(model)
     keep_snaps = snapshots and conv is not None and conv[1].weight.numel() <= SNAPSHOT_MAX_PARAMS
     snaps = [conv[1].weight.detach().float().cpu().clone()] if keep_snaps else []  # epoch 0: the initialisation
+    if resume is not None:  # the earlier epochs' snapshots, if the file kept one per epoch
+        snaps = list(resume.snapshots) if keep_snaps and len(resume.snapshots) == len(history) + 1 else []
+        keep_snaps = bool(snaps)
     reason = "completed"
     try:
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(len(history) + 1, cfg.epochs + 1):
             row = _train_epoch(loop, epoch)
             history.append(row)
             if keep_snaps:
                 snaps.append(conv[1].weight.detach().float().cpu().clone())
+            if on_epoch_end is not None:
+                on_epoch_end(TrainResult(list(history), False, f"saved after epoch {epoch}; the run had not finished",
+                                         list(snaps), str(loop.dev), loop.opt.state_dict()))
             if callback is not None:
                 callback(Progress("epoch", epoch, cfg.epochs, loop.batches, loop.batches, row["train_loss"],
                                   row["train_acc"], row))
@@ -232,4 +259,5 @@ def train(model: nn.Module, data: Dataset, cfg: RunConfig, *,
             reason = f"{type(e).__name__}: {e}"
     finally:
         model.eval()
-    return TrainResult(history, reason == "completed" and len(history) == cfg.epochs, reason, snaps, str(loop.dev))
+    return TrainResult(history, reason == "completed" and len(history) == cfg.epochs, reason, snaps, str(loop.dev),
+                       loop.opt.state_dict())
