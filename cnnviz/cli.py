@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from .data import DATASETS, DataUnavailable
-from .downsample import DOWNSAMPLE_METHODS
+from .downsample import list_downsamples
 from .models import list_archs
 from .train import OPTIMIZERS
 
@@ -143,14 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summary", help="the lecture's summary table of an architecture")
     s.add_argument("--arch", required=True, choices=list_archs())
     s.add_argument("--dataset", default="fashion-mnist", help=datasets_help)
-    s.add_argument("--downsample", choices=DOWNSAMPLE_METHODS)
+    s.add_argument("--downsample", choices=list_downsamples())
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_summary)
 
     t = sub.add_parser("train", help="train on the real data and write a checkpoint")
     t.add_argument("--arch", required=True, choices=list_archs())
     t.add_argument("--dataset", default="fashion-mnist", help=datasets_help)
-    t.add_argument("--downsample", choices=DOWNSAMPLE_METHODS)
+    t.add_argument("--downsample", choices=list_downsamples())
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--lr", type=float, default=1e-3, help="1e-3 (default) or the lecture's 1e-5")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("grid", help="train every combination (comma lists) into one folder, resumable")
     g.add_argument("--arch", required=True, help=f"comma list of: {', '.join(list_archs())}")
-    g.add_argument("--downsample", help=f"comma list of: {', '.join(DOWNSAMPLE_METHODS)} "
+    g.add_argument("--downsample", help=f"comma list of: {', '.join(list_downsamples())} "
                    "(default: each architecture's own)")
     g.add_argument("--dataset", default="fashion-mnist", help="comma list of: " + datasets_help)
     g.add_argument("--seeds", default="0", help="comma list of seeds, e.g. 0,1,2")
