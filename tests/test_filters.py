@@ -47,9 +47,9 @@ def test_learned_maps_need_a_conv_layer():
 
 def test_similarity_sentence_counts_filters_close_to_each_family(seeded):
     k = engineered_kernels(3)
-    filters = torch.stack([torch.from_numpy(-2 * k["sobel_x"]), torch.from_numpy(k["laplacian"]),
+    weights = torch.stack([torch.from_numpy(-2 * k["sobel_x"]), torch.from_numpy(k["laplacian"]),
                            torch.from_numpy(k["scharr_y"]), torch.randn(3, 3, generator=seeded)])[:, None]
-    matches = filters.closest_engineered(filters)
+    matches = filters.closest_engineered(weights)
     text = filters.similarity_sentence(matches, 0.8)
     # Scharr y and Sobel y are cos 0.98 apart, so the Scharr filter may be matched to either family.
     assert text.startswith("3 of 4 filters are within |cos| > 0.8 of a Sobel/Scharr/Laplacian kernel")
@@ -60,9 +60,9 @@ def test_similarity_sentence_counts_filters_close_to_each_family(seeded):
 
 
 def test_similarity_sentence_with_no_close_filter():
-    filters = torch.zeros(2, 1, 3, 3)
-    filters[:, 0, 1, 1] = 1.0  # a centre spike minus its mean: closest to the Laplacian, but not > 0.99
-    text = filters.similarity_sentence(filters.closest_engineered(filters), 0.99)
+    weights = torch.zeros(2, 1, 3, 3)
+    weights[:, 0, 1, 1] = 1.0  # a centre spike minus its mean: closest to the Laplacian, but not > 0.99
+    text = filters.similarity_sentence(filters.closest_engineered(weights), 0.99)
     assert text.startswith("None of the 2 filters is within |cos| > 0.99")
 
 
