@@ -1,6 +1,9 @@
 """cnnviz.figures: tiling many maps into one heatmap, labelled grids, and one colour per method."""
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -41,3 +44,25 @@ def test_every_method_has_its_own_colour_and_unknown_ones_are_grey():
     assert len(set(colors)) == len(colors) and figures.NO_METHOD_COLOR not in colors
     assert colors == [get_downsample(m).color for m in list_downsamples()]
     assert figures.downsample_color(None) == figures.downsample_color("no-such-method") == figures.NO_METHOD_COLOR
+
+
+_FIGURE_CALLS = {"update_layout", "update_xaxes", "update_yaxes", "update_traces", "add_trace", "add_traces",
+                 "add_shape", "add_annotation", "add_vline"}
+
+
+def _imports_and_calls(path: Path) -> tuple[set[str], set[str]]:
+    tree = ast.parse(path.read_text())
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    calls = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
+    return imported, calls
+
+
+def test_every_plotly_figure_is_built_in_cnnviz_figures():
+    root = Path(__file__).resolve().parent.parent
+    ui = [root / "streamlit_app.py", *root.glob("ui.py"), *root.glob("ui/**/*.py")]
+    for path in [*root.glob("pages/*.py"), *ui]:  # the pages only lay figures out
+        imported, calls = _imports_and_calls(path)
+        assert "plotly" not in imported and not calls & _FIGURE_CALLS, (path.name, calls & _FIGURE_CALLS)
+    for path in (root / "cnnviz").glob("*.py"):  # nor does the rest of the library draw
+        assert "plotly" not in _imports_and_calls(path)[0], path.name
