@@ -5,7 +5,6 @@ import ast
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from cnnviz import figures
 from cnnviz.downsample import get_downsample, list_downsamples

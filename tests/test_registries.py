@@ -3,7 +3,6 @@ architecture, each registered once in a fixture (and taken out afterwards), reac
 summary, cost and receptive field with no other edit."""
 from __future__ import annotations
 
-from collections import OrderedDict
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from cnnviz import costs, figures, shipped
 from cnnviz.conv_arithmetic import receptive_fields
-from cnnviz.downsample import (Downsample, apply_downsample, downsample_of, get_downsample, list_downsamples,
+from cnnviz.downsample import (Downsample, apply_downsample, downsample_of, list_downsamples,
                                register_downsample, unregister_downsample)
 from cnnviz.models import (add_head, build_model, count_params, get_arch, list_archs, list_baselines, make_layers,
                            register, unregister)

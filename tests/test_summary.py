@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import pytest
-import torch
 import torch.nn as nn
 
-from cnnviz.models import build_model
 from cnnviz import figures
 from cnnviz.downsample import get_downsample, list_downsamples
+from cnnviz.models import build_model
 from cnnviz.summary import diagram_layers, summary, summary_table
 
 FMNIST = (1, 28, 28)
