@@ -45,7 +45,7 @@ class ArchSpec:
 _REGISTRY: dict[str, ArchSpec] = {}
 
 
-def register(name: str, description: str, downsamples: tuple[str, ...] | None = None, default="max",
+def register(name: str, description: str, *, downsamples: tuple[str, ...] | None = None, default="max",
              family="cnn", label: str | None = None, sees: str = "", called: str | None = None,
              front: str | None = None, baseline: bool = False):
     """Decorator adding a builder to the registry; a duplicate name is a programming error.
