@@ -16,6 +16,7 @@ import streamlit as st
 
 from cnnviz import analysis, checkpoints, data, jobs, paths
 from cnnviz.checkpoints import CheckpointError
+from cnnviz.record import RunRecord
 
 ROOT = Path(__file__).resolve().parent
 SHIPPED = paths.shipped_dir()
@@ -68,17 +69,17 @@ def checkpoint(path: str | Path) -> checkpoints.Checkpoint:
     return _checkpoint(str(p), stat.st_mtime, stat.st_size)
 
 
-@st.cache_data(show_spinner=False, max_entries=512)
-def _meta(path: str, mtime: float, size: int) -> dict:
-    return checkpoints.read_meta(path)
+@st.cache_data(show_spinner=False, max_entries=2048)
+def _record(path: str, mtime: float, size: int) -> RunRecord:
+    return checkpoints.read_record(path)
 
 
-def meta(path: str | Path) -> dict:
-    """A checkpoint's metadata and history (no weights), read once per (file, mtime, size); raises
-    CheckpointError or OSError."""
+def record(path: str | Path) -> RunRecord:
+    """A checkpoint's run record (no weights), read once per (file, mtime, size): a new or rewritten file
+    is read again; raises CheckpointError or OSError."""
     p = Path(path)
     stat = p.stat()
-    return _meta(str(p), stat.st_mtime, stat.st_size)
+    return _record(str(p), stat.st_mtime, stat.st_size)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -106,11 +107,12 @@ def predictions(path: str | Path) -> analysis.Predictions:
 
 @st.cache_data(show_spinner=False, max_entries=2048)
 def _run_row(path: str, mtime: float, size: int) -> dict | None:
-    """One runs-table row, read once per (file, mtime, size): a new or rewritten file is read again."""
+    """One runs-table row (`RunRecord.row`), read once per (file, mtime, size); None for an unreadable
+    file, which is left out of the table (a load shows why) and not read again until it changes."""
     try:
-        return checkpoints.summarize_meta(checkpoints.read_meta(path), Path(path))
+        return checkpoints.read_record(path).row()
     except CheckpointError:
-        return None  # unreadable files are left out of the table (a load shows why)
+        return None
 
 
 def runs_table(include_user: bool = True):

@@ -45,10 +45,11 @@ if str(ROOT) not in sys.path:  # run from a checkout; cnnviz is not pip-installe
 import psutil  # noqa: E402
 import torch  # noqa: E402
 
+from cnnviz.config import RunConfig  # noqa: E402
 from cnnviz.data import DATASETS, DEBIAN_FASHION_MNIST, load_dataset  # noqa: E402
-from cnnviz.paths import data_dir  # noqa: E402
 from cnnviz.device import resolve_device, usable_cpus  # noqa: E402
 from cnnviz.models import build_model, list_archs  # noqa: E402
+from cnnviz.paths import data_dir  # noqa: E402
 
 DEFAULT_MODELS = ("lenet5", "downsample_compare", "conv_only")
 LR = 1e-3
@@ -262,8 +263,9 @@ def run_cnnviz(args, device) -> dict:
     torch.manual_seed(args.seed)
     model = build_model(args.model, data.shape)
     setup = time.perf_counter() - t0
-    result = train(model, data, epochs=args.epochs, lr=LR, optimizer="adam", batch_size=args.batch_size,
-                   device=str(device), seed=args.seed, limit_train=args.limit_train)
+    cfg = RunConfig(arch=args.model, dataset=args.dataset, epochs=args.epochs, lr=LR, batch_size=args.batch_size,
+                    device=str(device), seed=args.seed, limit_train=args.limit_train)
+    result = train(model, data, cfg)
     if not result.completed:
         raise RuntimeError(f"cnnviz.train did not complete: {result.reason}")
     h = result.history
@@ -413,8 +415,8 @@ def profile_model(args, model_name: str, device, rows: int = 15) -> None:
             # train() calls should_stop() after every batch without a host sync: a free step hook.
             prof.step()
             return prof.step_num >= steps
-        train(model, data, epochs=1, lr=LR, batch_size=args.batch_size, device=str(device),
-              seed=args.seed, limit_train=limit, should_stop=stop)
+        train(model, data, RunConfig(arch=model_name, epochs=1, lr=LR, batch_size=args.batch_size,
+                                     device=str(device), seed=args.seed, limit_train=limit), should_stop=stop)
     print(f"\n=== {model_name}: cnnviz.train, {PROFILE_ACTIVE} batches of {args.batch_size} profiled "
           f"({torch.get_num_threads()} threads) ===")
     print(_tables(prof, device, rows))

@@ -1,39 +1,30 @@
-"""The lecture's comparison "engineering features vs CNN features": one result per baseline run and the
-sentence, computed from the numbers, that says which input representation wins.
+"""The lecture's comparison "engineering features vs CNN features": which baseline runs can be ranked, and
+the sentence, computed from their run records, that says which input representation wins.
 
 The group and the words for each member (display name, what it sees, how a sentence names it) are
 registered with the architectures (`models.list_baselines`, `ArchSpec`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .models import get_arch
+from .record import RunRecord
 
 # Quoted from the lecture's slide (CIFAR-10, "case 2"): "Test Accuracy from MLP: ~53%".
 LECTURE_MLP_CIFAR10_ACC = 0.53
 
 
-@dataclass(frozen=True)
-class BaselineResult:
-    arch: str
-    test_acc: float  # final epoch
-    trainable_params: int
-    seconds_per_epoch: float | None = None
-    epochs: int = 0
-
-
-def result_from_meta(meta: dict) -> BaselineResult:
-    """One comparison row from a checkpoint's metadata (the recorded history, not a re-evaluation)."""
-    hist = meta.get("history") or []
-    if not hist:
-        raise ValueError(f"the {meta.get('arch')} run has no finished epoch")
-    secs = [r["seconds"] for r in hist if "seconds" in r]
-    params = meta.get("trainable_params")
-    if params is None:
-        raise ValueError(f"the {meta.get('arch')} run does not record its trainable parameters")
-    return BaselineResult(meta["arch"], float(hist[-1]["test_acc"]), int(params),
-                          sum(secs) / len(secs) if secs else None, len(hist))
+def comparable(records: list[RunRecord]) -> tuple[list[RunRecord], list[str]]:
+    """The runs the comparison can rank (a finished epoch, trainable parameters recorded), and one
+    sentence for each it cannot."""
+    kept, problems = [], []
+    for r in records:
+        if not r.history:
+            problems.append(f"the {r.arch} run has no finished epoch")
+        elif r.trainable_params is None:
+            problems.append(f"the {r.arch} run does not record its trainable parameters")
+        else:
+            kept.append(r)
+    return kept, problems
 
 
 def format_count(n: int) -> str:
@@ -64,15 +55,16 @@ def _called(arch: str) -> str:
         return arch
 
 
-def _fronts_clause(fronts: list[BaselineResult]) -> str:
+def _fronts_clause(fronts: list[RunRecord]) -> str:
     """"the engineered front end (88.1%) beats raw pixels by 1.2 points and ties with ...": the front
     ends that feed the same head, best first (`fronts` sorted by accuracy, at least two)."""
     top, rest = fronts[0], fronts[1:]
     front = lambda r: get_arch(r.arch).front  # noqa: E731
-    wins = [f"{front(r)} by {_points(top.test_acc, r.test_acc)}" for r in rest if top.test_acc - r.test_acc >= 0.0005]
-    ties = [front(r) for r in rest if top.test_acc - r.test_acc < 0.0005]
+    behind = [(r, top.final_test_acc - r.final_test_acc) for r in rest]
+    wins = [f"{front(r)} by {_points(top.final_test_acc, r.final_test_acc)}" for r, gap in behind if gap >= 0.0005]
+    ties = [front(r) for r, gap in behind if gap < 0.0005]
     plural = top.arch == "mlp"  # "raw pixels beat ...", "raw pixels tie with ..."
-    clause = f"{front(top)} ({top.test_acc:.1%})"
+    clause = f"{front(top)} ({top.final_test_acc:.1%})"
     if wins:
         clause += (" beat " if plural else " beats ") + _and(wins)
     if ties:
@@ -87,7 +79,7 @@ def _front_ranked(arch: str) -> bool:
         return False
 
 
-def winner_sentence(results: list[BaselineResult], dataset_label: str) -> str:
+def winner_sentence(results: list[RunRecord], dataset_label: str) -> str:
     """One sentence, computed from the numbers, saying which input representation wins and by how much.
 
     First the ways of feeding the same kind of head (the registered front ends: raw pixels, fixed Sobel
@@ -99,24 +91,24 @@ def winner_sentence(results: list[BaselineResult], dataset_label: str) -> str:
     by = {r.arch: r for r in results}
     if not by:
         return f"No run of the comparison group has been trained on {dataset_label} yet."
-    best = max(by.values(), key=lambda r: r.test_acc)
+    best = max(by.values(), key=lambda r: r.final_test_acc)
     if len(by) == 1:
-        return (f"On {dataset_label}, only {_called(best.arch)} has been trained so far: {best.test_acc:.1%} "
+        return (f"On {dataset_label}, only {_called(best.arch)} has been trained so far: {best.final_test_acc:.1%} "
                 f"with {format_count(best.trainable_params)} trainable parameters.")
     clauses = []
-    fronts = sorted((r for r in by.values() if _front_ranked(r.arch)), key=lambda r: -r.test_acc)
+    fronts = sorted((r for r in by.values() if _front_ranked(r.arch)), key=lambda r: -r.final_test_acc)
     if len(fronts) >= 2:
         clauses.append(_fronts_clause(fronts))
     mlp, lenet = by.get("mlp"), by.get("lenet5")
     if len(fronts) >= 2 and best is fronts[0]:  # already named: no second sentence about the same run
         overall = f"it is the best of all {len(by)}, with {format_count(best.trainable_params)} trainable parameters"
     else:
-        overall = (f"{_called(best.arch)} is best at {best.test_acc:.1%} with "
+        overall = (f"{_called(best.arch)} is best at {best.final_test_acc:.1%} with "
                    f"{format_count(best.trainable_params)} trainable parameters")
     if mlp is not None and best.arch != "mlp":
         rel = "fewer than" if best.trainable_params < mlp.trainable_params else "more than"
         overall += f", {rel} the MLP's {format_count(mlp.trainable_params)}"
     if lenet is not None and best.arch != "lenet5":
-        overall += f" (LeNet-5: {lenet.test_acc:.1%} with {format_count(lenet.trainable_params)})"
+        overall += f" (LeNet-5: {lenet.final_test_acc:.1%} with {format_count(lenet.trainable_params)})"
     clauses.append(overall)
     return f"On {dataset_label}, " + "; ".join(clauses) + "."

@@ -7,12 +7,10 @@ model is rebuilt from the recorded architecture name and options, never unpickle
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import io
-import os
-import re
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -21,6 +19,8 @@ import torch.nn as nn
 from . import __version__
 from .models import build_model, count_params, get_arch
 from .paths import shipped_dir
+from .record import RunRecord
+from .storage import atomic_write
 
 FORMAT = "cnnviz-checkpoint"
 FORMAT_VERSION = 1
@@ -33,29 +33,13 @@ class CheckpointError(ValueError):
 
 @dataclass
 class Checkpoint:
-    meta: dict  # everything but the weights
+    meta: dict  # everything the file holds but the weights (filter_snapshots included)
     model: nn.Module  # rebuilt, float32, eval mode, on the CPU
     path: Path | None = None
 
-    @property
-    def history(self) -> list[dict]:
-        return self.meta["history"]
-
-    @property
-    def label(self) -> str:
-        return run_label(self.meta)
-
-
-def run_label(meta: dict) -> str:
-    """"arch · downsample · dataset" (+ seed when not 0) — the legend name of a run."""
-    parts = [meta["arch"]]
-    if meta.get("downsample"):
-        parts.append(meta["downsample"])
-    parts.append(meta["dataset"]["name"])
-    seed = meta.get("train", {}).get("seed", 0)
-    if seed:
-        parts.append(f"seed {seed}")
-    return " · ".join(parts)
+    @cached_property
+    def record(self) -> RunRecord:
+        return RunRecord.from_meta(self.meta, self.path)
 
 
 def versions() -> dict:
@@ -79,24 +63,12 @@ def make_meta(*, arch: str, downsample: str | None, dataset: dict, in_shape, num
 def save_checkpoint(path: str | Path, meta: dict, model: nn.Module, *, half: bool = False,
                     snapshots: list[torch.Tensor] | None = None, overwrite: bool = False) -> Path:
     """Write atomically (temp file + rename); an existing file is an error unless `overwrite`."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; choose another name")
     state = {k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
              for k, v in model.state_dict().items()}
     payload = {**meta, "weights_dtype": "float16" if half else "float32", "state_dict": state}
     if snapshots:
         payload["filter_snapshots"] = torch.stack(snapshots).half()  # (epochs+1, out, in, k, k)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(payload, tmp)
-        if not overwrite and path.exists():  # lost a race with another writer
-            raise FileExistsError(f"{path} exists; choose another name")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp), overwrite=overwrite)
 
 
 def _read(source) -> dict:
@@ -193,40 +165,7 @@ def load_checkpoint(source: str | Path | bytes, *, expect_dataset: str | None = 
     return Checkpoint(meta, model, Path(source) if isinstance(source, (str, Path)) else None)
 
 
-# ---- names, listing, manifest ---------------------------------------------------------------
-
-def safe_name(name: str) -> str:
-    """A file stem that cannot leave its folder: letters, digits, `.`, `-`, `_`; no leading dot."""
-    stem = Path(str(name).replace("\\", "/")).name
-    stem = re.sub(r"\.pt$", "", stem)
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip(".-_")[:80]
-    return stem or "run"
-
-
-def unique_path(folder: str | Path, name: str, suffix: str = ".pt") -> Path:
-    """`folder/name.pt`, or `name-2.pt`, `name-3.pt`... so a run never overwrites another's file."""
-    folder = Path(folder)
-    stem = safe_name(name)
-    path, i = folder / f"{stem}{suffix}", 2
-    while path.exists():
-        path, i = folder / f"{stem}-{i}{suffix}", i + 1
-    if folder.resolve() not in path.resolve().parents:
-        raise CheckpointError("checkpoint name escapes its folder")
-    return path
-
-
-def default_run_name(arch: str, downsample: str | None, dataset: str, seed: int = 0) -> str:
-    parts = [dataset, arch] + ([downsample] if downsample else []) + ([f"s{seed}"] if seed else [])
-    return "-".join(parts)
-
-
-def sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
+# ---- reading records, listing -----------------------------------------------------------------
 
 def read_meta(path: str | Path) -> dict:
     """Metadata only (no model rebuilt); raises CheckpointError."""
@@ -236,19 +175,9 @@ def read_meta(path: str | Path) -> dict:
     return obj
 
 
-def summarize_meta(meta: dict, path: Path | None = None) -> dict:
-    """One row of the runs table."""
-    h = meta.get("history") or [{}]
-    last = h[-1]
-    secs = [r["seconds"] for r in h if "seconds" in r]
-    return {"file": path.name if path else "", "label": run_label(meta), "arch": meta["arch"],
-            "downsample": meta.get("downsample") or "", "dataset": meta["dataset"]["name"],
-            "seed": meta.get("train", {}).get("seed", 0), "epochs": len(meta.get("history") or []),
-            "test_acc": last.get("test_acc"), "train_acc": last.get("train_acc"),
-            "params": meta.get("params"), "seconds_per_epoch": (sum(secs) / len(secs)) if secs else None,
-            "complete": meta.get("complete", False), "device": meta.get("train", {}).get("device", ""),
-            "source": meta["dataset"].get("source", ""), "created": meta.get("created", ""),
-            "path": str(path) if path else ""}
+def read_record(path: str | Path) -> RunRecord:
+    """The run record of a checkpoint file, without rebuilding its model; raises CheckpointError."""
+    return RunRecord.from_meta(read_meta(path), path)
 
 
 def list_checkpoints(*folders: str | Path):
@@ -259,7 +188,7 @@ def list_checkpoints(*folders: str | Path):
     for folder in folders or (shipped_dir(),):
         for p in sorted(Path(folder).glob("*.pt")):
             try:
-                rows.append(summarize_meta(read_meta(p), p))
+                rows.append(read_record(p).row())
             except CheckpointError:
                 continue
     return pd.DataFrame(rows)

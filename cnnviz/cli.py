@@ -6,15 +6,17 @@ exit code 2; `--json` prints machine-readable lines on stdout.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
+import typing
 from pathlib import Path
 
 from .data import DATASETS, DataUnavailable
 from .downsample import list_downsamples
+from .config import RunConfig, config_fields
 from .models import list_archs
-from .train import OPTIMIZERS
 
 
 class UserError(Exception):
@@ -39,11 +41,10 @@ def cmd_summary(a):
 
 
 def cmd_train(a):
-    from .runs import RunConfig, run_training
+    from .paths import runs_dir
+    from .runs import run_training
 
-    cfg = RunConfig(arch=a.arch, dataset=a.dataset, downsample=a.downsample, epochs=a.epochs, lr=a.lr,
-                    optimizer=a.optimizer, batch_size=a.batch_size, device=a.device, seed=a.seed,
-                    limit_train=a.limit_train, half=a.half)
+    cfg = RunConfig(**{f.name: getattr(a, f.name) for f in config_fields()})
     command = "python -m cnnviz " + shlex.join(sys.argv[1:])
 
     def on_epoch(row):
@@ -51,7 +52,7 @@ def cmd_train(a):
                f"{row['train_acc']:.4f}  test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}  "
                f"{row['seconds']:.1f}s  {row['images_per_second']:.0f} img/s")
 
-    path, result = run_training(cfg, out=a.out, folder=a.out_dir, on_epoch=on_epoch, command=command)
+    path, result = run_training(cfg, out=a.out, folder=a.out_dir or runs_dir(), on_epoch=on_epoch, command=command)
     if not a.json:
         print(f"wrote {path} ({result.reason})")
     if not result.completed:
@@ -64,9 +65,9 @@ def cmd_evaluate(a):
     from .train import evaluate
 
     ck = load_checkpoint(a.file)
-    data = load_dataset(ck.meta["dataset"]["name"])
+    data = load_dataset(ck.record.dataset_name)
     loss, acc = evaluate(ck.model, data, "test", a.device)
-    recorded = (ck.history[-1]["test_acc"] if ck.history else None)
+    recorded = ck.record.final_test_acc if ck.record.history else None
     out = {"file": str(a.file), "test_acc": acc, "test_loss": loss, "recorded_test_acc": recorded,
            "dataset_source": data.source}
     _print(out, a.json, f"{a.file}: test accuracy {acc:.4f} (recorded {recorded if recorded is None else f'{recorded:.4f}'}), "
@@ -110,8 +111,8 @@ def cmd_grid(a):
         raise UserError("--workers must be at least 1")
     if a.ray and a.workers != 1:
         raise UserError("choose --workers (processes on this machine) or --ray (a cluster), not both")
-    configs = plan(split(a.arch), split(a.downsample), split(a.dataset), seeds, epochs=a.epochs, lr=a.lr,
-                   batch_size=a.batch_size, limit_train=a.limit_train, half=a.half)
+    hyper = {f.name: getattr(a, f.name) for f in config_fields() if f.name not in GRID_LISTS}
+    configs = plan(split(a.arch), split(a.downsample), split(a.dataset), seeds, **hyper)
 
     def on_result(row):
         _print(row, a.json, progress_line(row))
@@ -135,6 +136,31 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
 
 
+# The settings a grid takes as comma lists (every combination is trained); the rest are one value each.
+GRID_LISTS = ("arch", "downsample", "dataset", "seed")
+
+
+def _add_config_options(parser: argparse.ArgumentParser, skip=()) -> None:
+    """One option per RunConfig field (`--batch-size` for batch_size), with its default, type and help."""
+    hints = typing.get_type_hints(RunConfig)
+    for f in config_fields():
+        if f.name in skip:
+            continue
+        flag, meta = "--" + f.name.replace("_", "-"), f.metadata
+        if hints[f.name] is bool:
+            parser.add_argument(flag, action="store_true", help=meta["help"])
+            continue
+        kind = next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
+        options = {"type": kind, "help": meta["help"]}
+        if meta["choices"]:
+            options["choices"] = list(meta["choices"]())
+        if f.default is dataclasses.MISSING:
+            options["required"] = True
+        else:
+            options["default"] = f.default
+        parser.add_argument(flag, **options)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m cnnviz", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -148,19 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_summary)
 
     t = sub.add_parser("train", help="train on the real data and write a checkpoint")
-    t.add_argument("--arch", required=True, choices=list_archs())
-    t.add_argument("--dataset", default="fashion-mnist", help=datasets_help)
-    t.add_argument("--downsample", choices=list_downsamples())
-    t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--lr", type=float, default=1e-3, help="1e-3 (default) or the lecture's 1e-5")
-    t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
-    t.add_argument("--batch-size", type=int, default=1024)
-    t.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--limit-train", type=int, help="train on the first N training images only")
-    t.add_argument("--half", action="store_true", help="store the weights as float16")
+    _add_config_options(t)
     t.add_argument("--out", help="checkpoint file (default: a new file in --out-dir)")
-    t.add_argument("--out-dir", default="runs", help="folder for the checkpoint (default: runs/)")
+    t.add_argument("--out-dir", help="folder for the checkpoint (default: $CNNVIZ_RUNS, else the app's runs/ "
+                   "folder, where the app lists your runs)")
     t.add_argument("--json", action="store_true")
     t.set_defaults(fn=cmd_train)
 
@@ -185,11 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: each architecture's own)")
     g.add_argument("--dataset", default="fashion-mnist", help="comma list of: " + datasets_help)
     g.add_argument("--seeds", default="0", help="comma list of seeds, e.g. 0,1,2")
-    g.add_argument("--epochs", type=int, default=10)
-    g.add_argument("--lr", type=float, default=1e-3)
-    g.add_argument("--batch-size", type=int, default=1024)
-    g.add_argument("--limit-train", type=int, help="train on the first N training images only")
-    g.add_argument("--half", action="store_true", help="store the weights as float16")
+    _add_config_options(g, skip=GRID_LISTS)
     g.add_argument("--out", required=True, help="folder for the checkpoints and manifest.json")
     g.add_argument("--workers", type=int, default=1, help="runs at once on this machine, as processes")
     g.add_argument("--ray", metavar="auto|ADDRESS", help="run on a Ray cluster (auto: the one on this machine)")

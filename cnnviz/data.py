@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .paths import data_dir
+from .storage import atomic_write
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -235,12 +236,9 @@ def _load_uncached(name: str, root: Path, download: bool) -> Dataset:
 
 def _write_cache(ds: Dataset, cache: Path) -> None:
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".tmp{os.getpid()}")
-        torch.save({k: getattr(ds, k) for k in ("name", "classes", "train_x", "train_y", "test_x",
-                                                 "test_y", "mean", "std", "source", "lossy", "skipped")},
-                   tmp)
-        os.replace(tmp, cache)
+        state = {k: getattr(ds, k) for k in ("name", "classes", "train_x", "train_y", "test_x", "test_y",
+                                             "mean", "std", "source", "lossy", "skipped")}
+        atomic_write(cache, lambda tmp: torch.save(state, tmp))
     except OSError:
         pass  # a read-only root (e.g. a cloud deploy) just means decoding again next start
 

@@ -23,23 +23,23 @@ import os
 import tempfile
 import time
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from itertools import product
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from .checkpoints import CheckpointError, read_meta
+from .checkpoints import CheckpointError, read_record
 from .data import DataUnavailable
 from .device import configure_threads, usable_cpus
 from .manifest import write_manifest
 from .models import get_arch
-from .runs import RunConfig, run_training
+from .record import RunRecord
+from .storage import atomic_write
+from .config import RunConfig
+from .runs import run_training
 
-# The settings a grid varies or fixes; two runs with the same values but another seed are one group.
-HYPER = ("epochs", "lr", "optimizer", "batch_size", "limit_train", "half")
-GROUP_KEYS = ("dataset", "arch", "downsample") + HYPER
 RAY_INSTALL = "Ray is not installed: pip install -r requirements-ray.txt"
 RAY_MAX_CPUS_PER_RUN = 4  # small CNNs on CPU gain little beyond a few intra-op threads
 _USER_ERRORS = (DataUnavailable, ValueError, FileExistsError, FileNotFoundError)
@@ -78,10 +78,13 @@ def plan(archs: Iterable[str], downsamples: Iterable[str | None] | None, dataset
 
 def _row(cfg: RunConfig, status: str, *, test_acc=None, seconds=0.0, error="", file="", threads=None,
          device="", **extra) -> dict:
-    return {"status": status, "name": cfg.name, "file": file, "arch": cfg.arch, "downsample": cfg.downsample,
-            "dataset": cfg.dataset, "seed": cfg.seed, **{k: getattr(cfg, k) for k in HYPER},
-            "test_acc": test_acc, "seconds": round(seconds, 2), "threads": threads, "device": device,
-            "error": error, **extra}
+    """A grid line: the run's settings (every RunConfig field; `device` is where it really ran) and outcome."""
+    return {"status": status, "name": cfg.name, "file": file, **asdict(cfg), "test_acc": test_acc,
+            "seconds": round(seconds, 2), "threads": threads, "device": device, "error": error, **extra}
+
+
+def _config_of(row: dict) -> RunConfig:
+    return RunConfig(**{f.name: row[f.name] for f in fields(RunConfig)})
 
 
 def train_one(cfg: RunConfig, path: str | Path, *, return_bytes: bool = False) -> tuple[dict, bytes | None]:
@@ -149,14 +152,8 @@ def _ray_task(cfg: RunConfig, path: str, slot: int, threads: int | None) -> tupl
 
 # ---- the grid ----------------------------------------------------------------------------------
 
-def _train_settings(cfg: RunConfig) -> dict:
-    d = asdict(cfg)
-    d.pop("device")  # "auto" in the config, "cuda"/"cpu" in the file: not a different run
-    return d
-
-
-def _inspect(path: Path, cfg: RunConfig) -> tuple[str, dict | None]:
-    """What `path` holds for `cfg`: ("missing" | "complete" | "incomplete" | "unreadable", meta).
+def _inspect(path: Path, cfg: RunConfig) -> tuple[str, RunRecord | None]:
+    """What `path` holds for `cfg`: ("missing" | "complete" | "incomplete" | "unreadable", its record).
 
     A complete file made with other settings is a GridError: the name does not carry epochs or lr,
     so skipping it would silently mix two experiments in one folder.
@@ -164,17 +161,17 @@ def _inspect(path: Path, cfg: RunConfig) -> tuple[str, dict | None]:
     if not path.exists():
         return "missing", None
     try:
-        meta = read_meta(path)
+        record = read_record(path)
     except CheckpointError:
         return "unreadable", None
-    if not meta.get("complete"):
-        return "incomplete", meta
-    recorded = meta.get("train", {})
-    differ = [f"{k}={recorded.get(k)!r} (wanted {v!r})" for k, v in _train_settings(cfg).items()
-              if recorded.get(k) != v]
+    if not record.complete:
+        return "incomplete", record
+    # "auto" in the config, "cuda"/"cpu" in the file: the device does not make it another run.
+    differ = [f"{f.name}={getattr(record.config, f.name)!r} (wanted {getattr(cfg, f.name)!r})"
+              for f in fields(RunConfig) if f.name != "device" and getattr(record.config, f.name) != getattr(cfg, f.name)]
     if differ:
         raise GridError(f"{path} was trained with {', '.join(differ)}; use another --out folder")
-    return "complete", meta
+    return "complete", record
 
 
 def _move_aside(path: Path, tag: str) -> Path:
@@ -189,14 +186,7 @@ def _move_aside(path: Path, tag: str) -> Path:
 
 def _write_bytes(path: Path, blob: bytes) -> None:
     """Write a checkpoint that came back from a Ray task, atomically and without overwriting."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_bytes(blob)
-        if path.exists():
-            raise FileExistsError(f"{path} exists; another grid is writing into {path.parent}")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: tmp.write_bytes(blob), overwrite=False)
 
 
 def run_grid(configs: Sequence[RunConfig], out: str | Path, workers: int = 1,
@@ -233,11 +223,10 @@ def run_grid(configs: Sequence[RunConfig], out: str | Path, workers: int = 1,
     paths = [out / f"{cfg.name}.pt" for cfg in configs]
     found = [(cfg, path, *_inspect(path, cfg)) for cfg, path in zip(configs, paths)]
     todo = []
-    for cfg, path, state, meta in found:
+    for cfg, path, state, record in found:
         if state == "complete":
-            h = meta["history"]
-            finish(_row(cfg, "skipped", test_acc=h[-1]["test_acc"] if h else None, file=path.name,
-                        device=meta.get("train", {}).get("device", "")), trained=False)
+            finish(_row(cfg, "skipped", test_acc=record.final_test_acc if record.history else None, file=path.name,
+                        device=record.device), trained=False)
             continue
         if state in ("incomplete", "unreadable"):
             _move_aside(path, state)  # kept beside the folder's runs, never deleted; the run starts over
@@ -343,11 +332,11 @@ def group_stats(rows: Iterable[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         if r["status"] in ("done", "skipped") and r.get("test_acc") is not None:
-            groups.setdefault(tuple(r[k] for k in GROUP_KEYS), []).append(r)
+            groups.setdefault(_config_of(r).experiment(), []).append(r)
     stats = []
     for key, members in groups.items():
         acc = np.array([m["test_acc"] for m in members], dtype=np.float64)
-        stats.append({**dict(zip(GROUP_KEYS, key)), "n": len(acc), "mean": float(acc.mean()),
+        stats.append({**dict(key), "n": len(acc), "mean": float(acc.mean()),
                       "std": float(acc.std(ddof=1)) if len(acc) > 1 else None,
                       "min": float(acc.min()), "max": float(acc.max()),
                       "seeds": sorted(m["seed"] for m in members)})

@@ -62,3 +62,9 @@ def load_image(data: bytes, channels: int, size: tuple[int, int],
         raise ImageError("the image data is damaged or in an unsupported format") from None
     a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
     return torch.from_numpy(np.array(a, copy=True)), notes
+
+
+def gallery_images(data, indices) -> list[np.ndarray]:
+    """Test images at `indices` as uint8 arrays ready for `st.image`: (H, W) gray or (H, W, 3) colour."""
+    x = data.test_x[np.asarray(indices, dtype=np.int64)].numpy()  # (N, C, H, W) uint8
+    return [img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0) for img in x]

@@ -33,9 +33,10 @@ from typing import Callable
 
 import torch
 
-from .checkpoints import safe_name
+from .config import RunConfig
 from .data import DataUnavailable
-from .runs import RunConfig, run_training
+from .runs import run_training
+from .storage import unique_path
 from .train import Progress
 
 STATES = ("queued", "running", "completed", "stopped", "failed", "cancelled")
@@ -302,14 +303,9 @@ class JobRegistry:
             job._thread.start()
 
     def _reserve_path(self, name: str) -> Path:
-        # Like checkpoints.unique_path, but also skipping files that running jobs will write later:
-        # two jobs with the same name would otherwise both pick `name.pt`, and the second to finish
-        # would lose its run to a FileExistsError.
-        stem, taken = safe_name(name), set(self._paths.values())
-        path, i = self.folder / f"{stem}.pt", 2
-        while path in taken or path.exists():
-            path, i = self.folder / f"{stem}-{i}.pt", i + 1
-        return path
+        # Files that running jobs will write later are taken too: two jobs with the same name would
+        # otherwise both pick `name.pt`, and the second to finish would lose its run to a FileExistsError.
+        return unique_path(self.folder, name, taken=self._paths.values())
 
     def _place(self, job: Job) -> RunConfig:
         """With several GPUs, pin a job that asked for "auto"/"cuda" to a free one (else all share cuda:0)."""

@@ -2,28 +2,27 @@
 from __future__ import annotations
 
 import json
-import os
+from dataclasses import asdict
 from pathlib import Path
 
-from .checkpoints import read_meta, sha256
+from .checkpoints import read_record
 from .paths import shipped_dir
+from .storage import atomic_write, sha256
 
 
 def manifest_entry(path: Path) -> dict:
-    meta = read_meta(path)
-    h = meta["history"]
-    ds = meta["dataset"]
-    return {"file": path.name, "arch": meta["arch"], "downsample": meta.get("downsample"),
-            "dataset": ds["name"], "source": ds.get("source"),
-            "lossy_source": ds.get("lossy", False),
-            "note": "CIFAR-10 decoded from the JPEG re-encoded copy (slightly lossy)" if ds.get("lossy") else "",
-            "seed": meta["train"].get("seed"), "lr": meta["train"].get("lr"),
-            "batch_size": meta["train"].get("batch_size"), "optimizer": meta["train"].get("optimizer"),
-            "epochs": len(h), "complete": meta.get("complete"),
-            "final_test_acc": h[-1]["test_acc"] if h else None,
-            "params": meta.get("params"), "weights_dtype": meta.get("weights_dtype"),
-            "device": meta["train"].get("device"), "size_bytes": path.stat().st_size,
-            "sha256": sha256(path), "command": meta.get("command", "")}
+    """One file's entry: its run record's row and settings, the storage facts and the command."""
+    record = read_record(path)
+    row, lossy = record.row(), record.dataset.get("lossy", False)
+    return {"file": path.name, "arch": record.arch, "downsample": record.downsample,
+            "dataset": record.dataset_name, "source": row["source"], "lossy_source": lossy,
+            "note": "CIFAR-10 decoded from the JPEG re-encoded copy (slightly lossy)" if lossy else "",
+            **{k: v for k, v in asdict(record.config).items() if k not in ("arch", "dataset", "downsample",
+                                                                             "epochs", "device")},
+            "epochs": record.epochs, "complete": record.complete,
+            "final_test_acc": record.final_test_acc if record.history else None, "params": record.params,
+            "weights_dtype": record.weights_dtype, "device": record.device, "size_bytes": path.stat().st_size,
+            "sha256": sha256(path), "command": record.command}
 
 
 def write_manifest(folder: Path) -> Path:
@@ -35,11 +34,8 @@ def write_manifest(folder: Path) -> Path:
         from .shipped import grid_commands
 
         manifest["grids"] = grid_commands()
-    out = Path(folder) / "manifest.json"
-    tmp = out.with_suffix(f".json.tmp{os.getpid()}")  # several writers may race
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-    os.replace(tmp, out)
-    return out
+    text = json.dumps(manifest, indent=1) + "\n"  # several writers may race: each renames a whole file
+    return atomic_write(Path(folder) / "manifest.json", lambda tmp: tmp.write_text(text))
 
 
 def read_manifest(folder: Path) -> dict:

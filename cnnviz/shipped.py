@@ -14,7 +14,7 @@ from .data import DATASETS
 from .downsample import list_downsamples
 from .models import list_baselines
 from .paths import shipped_dir
-from .runs import RunConfig
+from .config import RunConfig
 
 EPOCHS = 10
 GRID_SEEDS = (0, 1, 2)
@@ -61,7 +61,7 @@ def shipped_runs() -> list[ShippedRun]:
     return runs
 
 
-def group_runs(group: str, dataset: str | None = None) -> list[ShippedRun]:
+def runs_of_group(group: str, dataset: str | None = None) -> list[ShippedRun]:
     """Runs of a group; the `downsampling` group's seed-0 runs also belong to `seeds`."""
     out = []
     for r in shipped_runs():
@@ -109,9 +109,9 @@ def comparison_groups() -> dict[str, list[str]]:
     A dataset's seed group is listed only where it adds seeds to its downsampling group."""
     out = {}
     for dataset in ("fashion-mnist", "cifar10"):
-        seed_0 = [r.filename for r in group_runs("downsampling", dataset)]
+        seed_0 = [r.filename for r in runs_of_group("downsampling", dataset)]
         for group, title in GROUP_TITLES.items():
-            files = [r.filename for r in group_runs(group, dataset)]
+            files = [r.filename for r in runs_of_group(group, dataset)]
             if files and (group != "seeds" or files != seed_0):
                 out[f"{title} on {dataset}"] = files
     return out
@@ -126,7 +126,7 @@ def grid_commands() -> list[dict]:
     group into checkpoints/ (complete files are skipped, missing ones trained), and the files it covers."""
     out = []
     for dataset in ("fashion-mnist", "cifar10"):
-        runs = group_runs("seeds", dataset)
+        runs = runs_of_group("seeds", dataset)
         if not runs:
             continue
         c = runs[0].config

@@ -16,11 +16,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import OPTIMIZERS, RunConfig
 from .data import Dataset
 from .device import configure_threads, resolve_device
 from .models import first_conv
 
-OPTIMIZERS = ("adam", "sgd", "adamw")
 LR_PRESETS = {"lecture (1e-5)": 1e-5, "fast (1e-3)": 1e-3}
 SNAPSHOT_MAX_PARAMS = 50_000  # first-conv weights kept per epoch only for small first layers
 
@@ -111,18 +111,19 @@ def _autocast(dev: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else nullcontext()
 
 
-def train(model: nn.Module, data: Dataset, *, epochs: int = 10, lr: float = 1e-3,
-          optimizer: str = "adam", batch_size: int = 1024, device: str = "auto", seed: int = 0,
+def train(model: nn.Module, data: Dataset, cfg: RunConfig, *,
           callback: Callable[[Progress], None] | None = None, should_stop: Callable[[], bool] | None = None,
-          limit_train: int | None = None, report_every: int = 5, snapshots: bool = True) -> TrainResult:
-    """Train `model` in place on `data`; returns the per-epoch history even when stopped or failed.
+          report_every: int = 5, snapshots: bool = True) -> TrainResult:
+    """Train `model` in place on `data` with `cfg`'s settings (epochs, lr, optimizer, batch size, device,
+    seed, limit_train); returns the per-epoch history even when stopped or failed.
 
     The history row of each epoch: epoch, train_loss, train_acc, test_loss, test_acc, seconds
     (training only, evaluation excluded), images_per_second, eval_seconds. The training set is
     shuffled with a generator seeded by `seed`, so two runs with the same seed see the same order.
     `should_stop()` is checked after every batch; returning True ends the run after saving progress.
     """
-    dev = resolve_device(device)
+    epochs, batch_size = cfg.epochs, cfg.batch_size
+    dev = resolve_device(cfg.device)
     if dev.type == "cpu":
         configure_threads()
     model.to(dev)
@@ -131,11 +132,11 @@ def train(model: nn.Module, data: Dataset, *, epochs: int = 10, lr: float = 1e-3
     nhwc = any(isinstance(m, nn.Conv2d) for m in model.modules())
     if nhwc:
         model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad], lr)
-    gen = torch.Generator().manual_seed(seed)
+    opt = make_optimizer(cfg.optimizer, [p for p in model.parameters() if p.requires_grad], cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
     x_all, y_all = data.train_x, data.train_y
-    if limit_train:
-        x_all, y_all = x_all[:limit_train], y_all[:limit_train]
+    if cfg.limit_train:
+        x_all, y_all = x_all[:cfg.limit_train], y_all[:cfg.limit_train]
     x_all, y_all = x_all.to(dev), y_all.to(dev)  # uint8 on the device: 47 MB for Fashion-MNIST
     n = len(y_all)
     batches = max(1, n // batch_size) if n >= batch_size else 1  # drop_last, like the lecture

@@ -8,7 +8,7 @@ import streamlit as st
 
 import ui
 from cnnviz import conv_arithmetic, figures, score_maps, shipped
-from cnnviz.checkpoints import CheckpointError, run_label
+from cnnviz.checkpoints import CheckpointError
 from cnnviz.data import DATASETS
 from cnnviz.downsample import downsample_label
 from cnnviz.models import build_model, get_arch, list_archs
@@ -122,23 +122,21 @@ st.plotly_chart(figures.shapes_figure(s), width="stretch", key="shapes")
 # ---- this net, trained -------------------------------------------------------------------------
 st.header(f"Trained on {dataset}")
 run = shipped.find_run(arch, dataset, downsample)
-meta = None
+record = None
 if run is not None and run.path.exists():
     try:
-        meta = ui.meta(run.path)
+        record = ui.record(run.path)
     except (CheckpointError, OSError) as e:
         st.error(f"{run.filename}: {e}")
-if meta and meta.get("history"):
-    h = meta["history"]
-    best = max(h, key=lambda row: row["test_acc"])
+if record and record.history:
     t1, t2, t3 = st.columns(3)
-    t1.metric("Final test accuracy", f"{100 * h[-1]['test_acc']:.2f} %")
-    t2.metric("Best test accuracy", f"{100 * best['test_acc']:.2f} %", help=f"At epoch {best['epoch']}.")
-    t3.metric("Epochs", len(h))
-    curve = {"label": run_label(meta), "history": h, "color": figures.RUN_COLORS[0]}
+    t1.metric("Final test accuracy", f"{100 * record.final_test_acc:.2f} %")
+    t2.metric("Best test accuracy", f"{100 * record.best_test_acc:.2f} %", help=f"At epoch {record.best_epoch}.")
+    t3.metric("Epochs", record.epochs)
+    curve = {"label": record.label, "history": record.history, "color": figures.RUN_COLORS[0]}
     st.plotly_chart(figures.curves_figure([curve], title="Accuracy per epoch (train dashed, test solid)"),
                     key="trained_acc")
-    st.caption(f"The shipped checkpoint `checkpoints/{run.filename}`, made by `{meta.get('command', '?')}`.")
+    st.caption(f"The shipped checkpoint `checkpoints/{run.filename}`, made by `{record.command or '?'}`.")
     st.page_link("pages/train_compare.py", label="Open it on Train & compare: errors per class, other runs "
                  "beside it", icon=":material/show_chart:",
                  query_params={"part": "Compare", "runs": run.filename})
@@ -260,9 +258,9 @@ try:
 except ui.CheckpointError as e:
     ui.show_error(e)
     st.stop()
-data = ui.dataset(ck.meta["dataset"]["name"])
+data = ui.dataset(ck.record.dataset_name)
 classes = list(data.classes)
-train_size = ck.meta["in_shape"][-1]
+train_size = ck.record.in_shape[-1]
 
 st.caption("Four test images are tiled 2x2 into one canvas twice the training size; the net, never trained "
            "on such a canvas, runs on it unchanged.")

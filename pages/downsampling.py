@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from cnnviz import features, figures, runtable, shift, shipped
+from cnnviz import features, figures, results, shift, shipped
 from cnnviz.checkpoints import CheckpointError
 from cnnviz.data import DATASETS
 from cnnviz.downsample import downsample_label, get_downsample, list_downsamples
@@ -269,25 +269,25 @@ st.header("3. Trained with each method")
 st.caption("The lecture's net (conv 5x5 (32) + ReLU, one 2x2 downsampling, FC 128, FC 10) trained once "
            "per method with the same seed, optimiser, learning rate and epochs.")
 
-group = shipped.group_runs("seeds", dataset_name)
+group = shipped.runs_of_group("seeds", dataset_name)
 present = [r for r in group if r.path.exists()]
-missing = [r for r in shipped.group_runs("downsampling", dataset_name) if not r.path.exists()]
+missing = [r for r in shipped.runs_of_group("downsampling", dataset_name) if not r.path.exists()]
 
 
-metas = []
+records = []
 for r in present:
     try:
-        metas.append(ui.meta(r.path))
+        records.append(ui.record(r.path))
     except (CheckpointError, OSError) as e:
         st.error(f"{r.filename}: {e}")
 if missing:
     st.warning(f"No shipped checkpoint yet for {', '.join(downsample_label(r.config.downsample) for r in missing)} "
                f"on {dataset_name}: train it on the Train & compare page or with "
                f"`{shipped.command_for(missing[0])}` (and likewise for the others).")
-seed0 = {m["downsample"]: m for m in metas if m.get("train", {}).get("seed", 0) == 0}
+seed0 = {r.downsample: r for r in records if r.seed == 0}
 order = [m for m in METHODS if m in seed0]
 if order:
-    curves = [{"label": downsample_label(m), "history": seed0[m]["history"], "color": figures.downsample_color(m)}
+    curves = [{"label": downsample_label(m), "history": seed0[m].history, "color": figures.downsample_color(m)}
               for m in order]
     c_acc, c_loss = st.columns(2)
     with c_acc:
@@ -296,16 +296,16 @@ if order:
     with c_loss:
         st.plotly_chart(figures.curves_figure(curves, metrics=("test_loss",), title="Test loss per epoch"),
                         key="runs_loss")
-    groups = runtable.group_runs(metas)
+    groups = results.seed_groups(records)
     rows = []
     for m in order:
-        g = next(g for g in groups if any(x is seed0[m] for x in g.metas))  # the seed-0 run's group
-        secs = [runtable.seconds_per_epoch(x) for x in g.metas]
+        g = next(g for g in groups if any(x is seed0[m] for x in g.records))  # the seed-0 run's group
         rows.append({"method": downsample_label(m), "seeds": g.n,
                      "final test acc": g.mean, "± std (seeds)": g.std if g.n > 1 else None,
-                     "best test acc": float(np.mean([runtable.final_metrics(x)["best_test_acc"] for x in g.metas])),
-                     "params": seed0[m].get("params"), "seconds/epoch": float(np.nanmean(secs)),
-                     "device": seed0[m].get("train", {}).get("device", "")})
+                     "best test acc": float(np.mean([x.best_test_acc for x in g.records])),
+                     "params": seed0[m].params,
+                     "seconds/epoch": float(np.nanmean([x.seconds_per_epoch for x in g.records])),
+                     "device": seed0[m].device})
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="runs_table", column_config={
         "final test acc": st.column_config.NumberColumn(format="%.4f"),
         "± std (seeds)": st.column_config.NumberColumn(format="%.4f"),
@@ -317,8 +317,7 @@ if order:
     if twins:
         gaps = []
         for a, b in twins:
-            acc_a = np.array([r["test_acc"] for r in seed0[a]["history"]])
-            acc_b = np.array([r["test_acc"] for r in seed0[b]["history"]])
+            acc_a, acc_b = np.array(seed0[a].curve("test_acc")), np.array(seed0[b].curve("test_acc"))
             e = min(len(acc_a), len(acc_b))
             gaps.append(f"{get_downsample(a).short} and {get_downsample(b).short} differ by at most "
                         f"{100 * np.abs(acc_a[:e] - acc_b[:e]).max():.2f} points of test accuracy over the epochs")
@@ -326,18 +325,18 @@ if order:
                    "averages each 2x2 block like average pooling, and nearest x0.5 keeps the same pixels a "
                    "stride-2 conv computes, so with the same seed these pairs train the same network up to "
                    "floating-point rounding.")
-    multi = [g for g in groups if g.n > 1 and g.metas[0]["downsample"] in order]
+    multi = [g for g in groups if g.n > 1 and g.first.downsample in order]
     if multi:
         bands = []
-        for g in sorted(multi, key=lambda g: order.index(g.metas[0]["downsample"])):
+        for g in sorted(multi, key=lambda g: order.index(g.first.downsample)):
             c = g.curve("test_acc")
-            m = g.metas[0]["downsample"]
+            m = g.first.downsample
             bands.append({"label": downsample_label(m), "color": figures.downsample_color(m),
                           "epochs": c.epochs.tolist(),
                           "mean": c.mean.tolist(), "lo": c.lo.tolist(), "hi": c.hi.tolist(), "n": c.n})
         st.plotly_chart(figures.band_figure(bands, "test_acc", title="Test accuracy over seeds (mean, min–max band)"),
                         key="runs_band")
-        st.caption(runtable.compare_sentence(multi))
+        st.caption(results.compare_sentence(multi))
 else:
     st.info(f"No trained downsample_compare runs for {dataset_name} yet.")
 

@@ -20,7 +20,7 @@ from cnnviz.data import DATASETS, list_datasets
 from cnnviz.engineered import FRONT_CHANNELS, KIND_LABELS, engineered_kernels
 from cnnviz.images import ImageError, load_image
 from cnnviz.models import MLP_HIDDEN, get_arch, list_baselines
-from cnnviz.runs import RunConfig
+from cnnviz.config import RunConfig
 from cnnviz.train import LR_PRESETS
 
 THRESHOLD = 0.8  # |cos| above which a learned filter counts as "a Sobel/Scharr/Laplacian kernel"
@@ -194,13 +194,13 @@ c2.plotly_chart(figures.labelled_grid_figure(eng, [KIND_LABELS[n] for n in names
 if ck is not None:
     layer, learned = filters.learned_maps(ck.model, x_norm)
     st.plotly_chart(figures.labelled_grid_figure(learned, [f"filter {i}" for i in range(len(learned))], cols=8,
-                                 title=f"Learned: {layer} of {ck.label} ({len(learned)} maps of "
+                                 title=f"Learned: {layer} of {ck.record.label} ({len(learned)} maps of "
                                        f"{learned.shape[1]}x{learned.shape[2]})"), key="e_learned")
 
 runs = ui.runs_table()
 fronts = [] if runs.empty else runs[(runs["arch"] == "engineered") & (runs["dataset"] == dataset)].to_dict("records")
 front = min(fronts, key=lambda r: r["origin"] != "shipped", default=None)  # a shipped one first
-eng_run = next(r for r in shipped.group_runs("baselines", dataset) if r.config.arch == "engineered")
+eng_run = next(r for r in shipped.runs_of_group("baselines", dataset) if r.config.arch == "engineered")
 try:
     front_ck = ui.checkpoint(front["path"]) if front is not None else None
 except (CheckpointError, OSError) as e:
@@ -242,7 +242,7 @@ else:
                                                  title=f"Engineered kernels ({k}x{k})"), key="e_kernels")
     c2.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(weights), _filter_labels(matches), cols=8,
                                                  signed=True, width=720, lines=2,
-                                                 title=f"Learned filters of {ck.label}: closest kernel, cos"),
+                                                 title=f"Learned filters of {ck.record.label}: closest kernel, cos"),
                     key="e_filters")
     st.markdown(f"**{filters.similarity_sentence(matches, THRESHOLD)}**")
     if evolution is not None:
@@ -264,7 +264,7 @@ st.header("3. Watch the filters learn")
 if ck is None:
     st.info("Choose (or train) a network with a conv layer above.")
 elif evolution is None:
-    st.info(f"{ck.label} has no per-epoch filter snapshots (they are kept only for small first layers); "
+    st.info(f"{ck.record.label} has no per-epoch filter snapshots (they are kept only for small first layers); "
             "choose another checkpoint.")
 else:
     per_epoch, mean_best, n_close = evolution
@@ -288,11 +288,11 @@ else:
     c0, c1, c2 = st.columns(3)
     c0.plotly_chart(figures.labelled_grid_figure(maps_e, [str(i) for i in range(len(maps_e))], cols=8, width=360,
                                  title="Their maps on the image"), key="e_epoch_maps")
-    run = [{"label": ck.label, "history": ck.history, "color": figures.RUN_COLORS[0]}]
+    run = [{"label": ck.record.label, "history": ck.record.history, "color": figures.RUN_COLORS[0]}]
     c1.plotly_chart(figures.curves_figure(run, ("train_acc", "test_acc"), title=f"Accuracy (epoch {epoch} marked)",
                                           mark_epoch=epoch), key="e_epoch_curves")
     sim_history = [{"epoch": e, "mean best |cos|": float(v)} for e, v in enumerate(mean_best)]
-    sim = figures.curves_figure([{"label": ck.label, "color": figures.RUN_COLORS[1], "history": sim_history}],
+    sim = figures.curves_figure([{"label": ck.record.label, "color": figures.RUN_COLORS[1], "history": sim_history}],
                                 ("mean best |cos|",), title="Mean best |cos| to a kernel", mark_epoch=epoch,
                                 yaxis="mean best |cos|")
     c2.plotly_chart(sim, key="e_epoch_similarity")
@@ -300,7 +300,7 @@ else:
 # ---- 4. engineered features vs CNN features --------------------------------------------------------
 st.header("4. Engineering features vs CNN features")
 label = DATASETS[dataset].label
-group = shipped.group_runs("baselines", dataset)
+group = shipped.runs_of_group("baselines", dataset)
 st.caption(f"The lecture's comparison on {label}, from the shipped checkpoints: the same training for all "
            f"({group[0].config.epochs} epochs, {group[0].config.optimizer} at lr {group[0].config.lr:g}, batch "
            f"{group[0].config.batch_size}, seed {group[0].config.seed}). The two engineered nets (Sobel, Scharr) "
@@ -312,24 +312,21 @@ for run in group:
     path = ui.SHIPPED / run.filename
     if path.exists():
         try:
-            present.append((run, ui.meta(path)))
+            present.append(ui.record(path))
         except CheckpointError as e:
             st.error(f"{run.filename}: {e}")
     else:
         missing.append(run)
-results = []
-for run, meta in present:
-    try:
-        results.append(baselines.result_from_meta(meta))
-    except ValueError as e:
-        st.error(str(e))
+results, problems = baselines.comparable(present)
+for problem in problems:
+    st.error(problem)
 if present:
-    curves = [{"label": get_arch(r.config.arch).label, "history": m["history"],
-               "color": ARCH_COLORS[r.config.arch]} for r, m in present if m.get("history")]
+    curves = [{"label": get_arch(r.arch).label, "history": r.history, "color": ARCH_COLORS[r.arch]}
+              for r in present if r.history]
     c1, c2 = st.columns(2)
     c1.plotly_chart(figures.curves_figure(curves, ("test_acc",), title="Test accuracy per epoch"), key="e_base_acc")
     c2.plotly_chart(figures.curves_figure(curves, ("test_loss",), title="Test loss per epoch"), key="e_base_loss")
-    table = pd.DataFrame([{"model": get_arch(r.arch).label, "final test accuracy": r.test_acc,
+    table = pd.DataFrame([{"model": get_arch(r.arch).label, "final test accuracy": r.final_test_acc,
                            "trainable parameters": r.trainable_params, "seconds per epoch": r.seconds_per_epoch,
                            "what it sees": get_arch(r.arch).sees, "epochs": r.epochs,
                            "layers": get_arch(r.arch).description} for r in results])
@@ -339,16 +336,15 @@ if present:
         "seconds per epoch": st.column_config.NumberColumn(format="%.1f")})
     st.markdown(f"**{baselines.winner_sentence(results, label)}**")
     st.caption("Seconds per epoch count training only, on the device each run used "
-               f"({', '.join(sorted({m.get('train', {}).get('device', '?') for _, m in present}))}).")
+               f"({', '.join(sorted({r.device or '?' for r in present}))}).")
     mlp = next((r for r in results if r.arch == "mlp"), None)
     if dataset == "cifar10" and mlp is not None:
-        mlp_meta = next(m for r, m in present if r.config.arch == "mlp")
-        st.metric("MLP on CIFAR-10, measured here", _pct(mlp.test_acc),
-                  delta=f"{100 * (mlp.test_acc - baselines.LECTURE_MLP_CIFAR10_ACC):+.1f} points vs the lecture's "
+        st.metric("MLP on CIFAR-10, measured here", _pct(mlp.final_test_acc),
+                  delta=f"{100 * (mlp.final_test_acc - baselines.LECTURE_MLP_CIFAR10_ACC):+.1f} points vs the lecture's "
                         f"\"Test Accuracy from MLP: ~{baselines.LECTURE_MLP_CIFAR10_ACC:.0%}\"", delta_color="off")
-        st.caption(f"Ours: FC {'-'.join(str(u) for u in MLP_HIDDEN)}-{mlp_meta['num_classes']} on raw pixels, "
-                   f"{mlp.epochs} epochs of {mlp_meta['train'].get('optimizer', 'adam')} at lr "
-                   f"{mlp_meta['train']['lr']:g}; the lecture's code trains with Adam at lr "
+        st.caption(f"Ours: FC {'-'.join(str(u) for u in MLP_HIDDEN)}-{mlp.num_classes} on raw pixels, "
+                   f"{mlp.epochs} epochs of {mlp.config.optimizer} at lr "
+                   f"{mlp.config.lr:g}; the lecture's code trains with Adam at lr "
                    f"{LR_PRESETS['lecture (1e-5)']:g}.")
 if missing:
     st.warning(f"No shipped checkpoint yet for {', '.join(get_arch(r.config.arch).label for r in missing)} "
@@ -382,9 +378,9 @@ def _job():
 
 def _reference(arch_name: str, ds: str):
     """The shipped run of the same network, to draw beside the retraining."""
-    for run, meta in present:
-        if run.config.arch == arch_name and run.config.dataset == ds:
-            return {"label": f"shipped {get_arch(arch_name).label}", "history": meta["history"],
+    for r in present:
+        if r.arch == arch_name and r.dataset_name == ds:
+            return {"label": f"shipped {get_arch(arch_name).label}", "history": r.history,
                     "color": "#7f7f7f"}
     return None
 

@@ -15,15 +15,16 @@ import numpy as np
 import streamlit as st
 
 import ui
-from cnnviz import analysis, costs, figures, runtable, shipped
-from cnnviz.checkpoints import CheckpointError, run_label
+from cnnviz import analysis, costs, figures, results, shipped
+from cnnviz.checkpoints import CheckpointError
+from cnnviz.config import OPTIMIZERS, RunConfig
 from cnnviz.data import DATASETS, DataUnavailable, list_datasets
 from cnnviz.device import available_devices, describe_device
 from cnnviz.downsample import downsample_label
 from cnnviz.models import build_model, get_arch, list_archs
-from cnnviz.runs import RunConfig
+from cnnviz.images import gallery_images
 from cnnviz.summary import summary
-from cnnviz.train import LR_PRESETS, OPTIMIZERS
+from cnnviz.train import LR_PRESETS
 
 LECTURE_FORMULA = r"S_o = \left\lfloor \frac{S_D - K + 2P}{S} \right\rfloor + 1"
 CUSTOM_LR = "custom"
@@ -317,14 +318,14 @@ def _uploads() -> dict:
             continue
         run_id = f"upload/{f.name}"
         out[run_id] = {"id": run_id, "path": None, "origin": "uploaded", "file": f.name,
-                       "dataset": ck.meta["dataset"]["name"], "label": run_label(ck.meta), "checkpoint": ck,
+                       "dataset": ck.record.dataset_name, "label": ck.record.label, "checkpoint": ck,
                        "digest": hashlib.sha256(raw).hexdigest(), "raw": raw}
     return out
 
 
 def _default_selection(catalog: dict) -> list[str]:
     """The shipped Fashion-MNIST downsampling grid, every seed: the page opens on bands, not single lines."""
-    wanted = [r.filename for r in shipped.group_runs("seeds", "fashion-mnist")]
+    wanted = [r.filename for r in shipped.runs_of_group("seeds", "fashion-mnist")]
     present = [f for f in wanted if f in catalog]
     return present or list(catalog)[:4]
 
@@ -408,7 +409,7 @@ def _gallery(data, indices, captions) -> None:
     if len(indices) == 0:
         st.caption("None.")
         return
-    st.image(runtable.test_images(data, indices), caption=captions, width=84)
+    st.image(gallery_images(data, indices), caption=captions, width=84)
 
 
 def compare_section() -> None:
@@ -435,17 +436,15 @@ def compare_section() -> None:
         st.info("Select at least one run above.")
         return
 
-    metas, labels = [], {}
+    records, labels = [], {}
     for r in selected:
         e = entries[r]
-        meta = e["checkpoint"].meta if e["origin"] == "uploaded" else ui.meta(e["path"])
-        metas.append(meta)
+        records.append(e["checkpoint"].record if e["origin"] == "uploaded" else ui.record(e["path"]))
     counts = {}
-    for r, m in zip(selected, metas):
-        counts[run_label(m)] = counts.get(run_label(m), 0) + 1
-    for r, m in zip(selected, metas):
-        lab = run_label(m)
-        labels[r] = lab if counts[lab] == 1 else f"{lab} [{r}]"
+    for rec in records:
+        counts[rec.label] = counts.get(rec.label, 0) + 1
+    for r, rec in zip(selected, records):
+        labels[r] = rec.label if counts[rec.label] == 1 else f"{rec.label} [{r}]"
     colors = {r: figures.RUN_COLORS[i % len(figures.RUN_COLORS)] for i, r in enumerate(selected)}
 
     # -- curves ------------------------------------------------------------------------------------
@@ -453,30 +452,33 @@ def compare_section() -> None:
     grouped = st.toggle("Group runs that differ only by seed (mean with a min–max band)", value=True,
                         key="c_group", persist_state="session")
     if grouped:
-        groups = runtable.group_runs(metas)
+        groups = results.seed_groups(records)
         drawn = [(g.label, colors[selected[g.members[0]]], g) for g in groups]
     else:
-        groups = [runtable.Group((i,), labels[r], (m,), (i,)) for i, (r, m) in enumerate(zip(selected, metas))
-                  if m.get("history")]
+        groups = [results.Group((i,), labels[r], (rec,), (i,)) for i, (r, rec) in enumerate(zip(selected, records))
+                  if rec.history]
         drawn = [(g.label, colors[selected[g.members[0]]], g) for g in groups]
     series = [{"label": lab, "color": col, "n": g.n,
-               "curves": {m: vars(g.curve(m)) for m in runtable.METRICS}} for lab, col, g in drawn]
+               "curves": {m: vars(g.curve(m)) for m in results.METRICS}} for lab, col, g in drawn]
     a, b = st.columns(2)
     a.plotly_chart(figures.group_curves_figure(series, ("train_acc", "test_acc"),
                                                title="Accuracy (train dashed, test solid)"), key="c_acc")
     b.plotly_chart(figures.group_curves_figure(series, ("train_loss", "test_loss"),
                                                title="Loss (train dashed, test solid)"), key="c_loss")
-    empty = [labels[r] for r, m in zip(selected, metas) if not m.get("history")]
+    empty = [labels[r] for r, rec in zip(selected, records) if not rec.history]
     if empty:
         st.caption(f"No finished epoch yet, so no curve: {', '.join(empty)}.")
 
     # -- tables ------------------------------------------------------------------------------------
     st.subheader("Final numbers")
-    table = runtable.run_table(metas, sources=[entries[r]["origin"] for r in selected],
-                               files=[entries[r]["file"] for r in selected])
-    table["run"] = [labels[r] for r in selected]
-    table = table[["run", "final_test_acc", "best_test_acc", "best_epoch", "params", "seconds_per_epoch",
-                   "epochs", "complete", "seed", "device", "source", "file"]]
+    table = results.run_table(records, origins=[entries[r]["origin"] for r in selected])
+    table["label"] = [labels[r] for r in selected]
+    table["file"] = [entries[r]["file"] for r in selected]  # an upload's record has no path: its file name
+    # The export's names: "source" says where the run came from (shipped, yours, uploaded), not the dataset's.
+    table = table.drop(columns="source").rename(columns={"label": "run", "test_acc": "final_test_acc",
+                                                         "origin": "source"})[
+        ["run", "final_test_acc", "best_test_acc", "best_epoch", "params", "seconds_per_epoch", "epochs",
+         "complete", "seed", "device", "source", "file"]]
     shown, pct = ui.percent_columns(table, {"final_test_acc": "final test acc", "best_test_acc": "best test acc"})
     st.dataframe(shown, hide_index=True, key="c_table",
                  column_config={**pct, "params": st.column_config.NumberColumn("parameters", format="localized"),
@@ -487,28 +489,26 @@ def compare_section() -> None:
                "with whatever else that machine was running: compare speeds between runs trained together.")
     if grouped and any(g.n > 1 for g in groups):
         st.markdown("**Groups of seeds** (final test accuracy; std is the sample standard deviation)")
-        shown, pct = ui.percent_columns(runtable.group_table(groups), {
+        shown, pct = ui.percent_columns(results.group_table(groups), {
             f"{s}_final_test_acc": f"{s} test acc" for s in ("mean", "std", "min", "max")})
         st.dataframe(shown, hide_index=True, key="c_groups", column_config=pct)
     if grouped:
-        for ds in dict.fromkeys(g.metas[0]["dataset"]["name"] for g in groups):
-            on_ds = [g for g in groups if g.metas[0]["dataset"]["name"] == ds]
+        for ds in dict.fromkeys(g.first.dataset_name for g in groups):
+            on_ds = [g for g in groups if g.first.dataset_name == ds]
             if len(on_ds) > 1:
-                st.markdown(f"**{ds}:** {runtable.compare_sentence(on_ds)}")
+                st.markdown(f"**{ds}:** {results.compare_sentence(on_ds)}")
 
     # -- cost against accuracy ----------------------------------------------------------------------
     st.subheader("Cost against accuracy")
     st.caption("Each point is a run; colour = downsampling method. Parameters come from the checkpoint; "
                "multiply-adds per image are counted by torch's FLOP counter on the rebuilt architecture.")
     points, mac_points = [], []
-    for r, m in zip(selected, metas):
-        final = runtable.final_metrics(m)["final_test_acc"]
-        if np.isnan(final):
+    for r, rec in zip(selected, records):
+        if not rec.history:
             continue
-        base = {"y": final, "label": labels[r], "downsample": m.get("downsample")}
-        points.append({**base, "x": m.get("params")})
-        mac_points.append({**base, "x": costs.arch_macs(m["arch"], tuple(m["in_shape"]), m["num_classes"],
-                                                        m.get("downsample"))})
+        base = {"y": rec.final_test_acc, "label": labels[r], "downsample": rec.downsample}
+        points.append({**base, "x": rec.params})
+        mac_points.append({**base, "x": costs.arch_macs(rec.arch, rec.in_shape, rec.num_classes, rec.downsample)})
     a, b = st.columns(2)
     a.plotly_chart(figures.cost_scatter_figure(points, "parameters", title="Test accuracy against parameters"),
                    key="c_cost_params")
@@ -549,8 +549,8 @@ def compare_section() -> None:
         with c1:
             ra = _pick("Run A", a_opts, "a", a_opts[0], notices, fmt)
         b_opts = [r for r in a_opts if r != ra and entries[r]["dataset"] == entries[ra]["dataset"]]
-        key_a = runtable.group_key(metas[selected.index(ra)])
-        other = [r for r in b_opts if runtable.group_key(metas[selected.index(r)]) != key_a]  # not just a seed
+        key_a = records[selected.index(ra)].experiment
+        other = [r for r in b_opts if records[selected.index(r)].experiment != key_a]  # not just a seed
         with c2:
             rb = _pick("Run B", b_opts, "b", (other or b_opts)[0], notices, fmt)
         for n in notices:

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cnnviz.checkpoints import read_meta  # noqa: E402
+from cnnviz.checkpoints import read_record  # noqa: E402
 from cnnviz.manifest import write_manifest  # noqa: E402
 from cnnviz.paths import shipped_dir  # noqa: E402
 from cnnviz.shipped import command_for, shipped_runs  # noqa: E402
@@ -28,7 +28,7 @@ from cnnviz.shipped import command_for, shipped_runs  # noqa: E402
 def up_to_date(run) -> bool:
     """The file exists and was made by the command planned for it now."""
     try:
-        return read_meta(run.path).get("command") == command_for(run)
+        return read_record(run.path).command == command_for(run)
     except Exception:  # noqa: BLE001 - missing, unreadable or foreign: not up to date
         return False
 

@@ -1,16 +1,18 @@
-"""cnnviz.baselines: one result per baseline run and the winner sentence computed from the numbers."""
+"""cnnviz.baselines: which baseline runs can be ranked, and the winner sentence computed from their records."""
 from __future__ import annotations
-
-import pytest
 
 from cnnviz import baselines
 from cnnviz.models import get_arch, list_baselines
+from cnnviz.record import RunRecord
 
 
 # ---- the winner sentence ----------------------------------------------------------------------
 
-def _r(arch, acc, params, secs=1.0):
-    return baselines.BaselineResult(arch, acc, params, secs, 10)
+def _r(arch, acc, params, secs=1.0, epochs=10):
+    """The run record of a finished baseline run with `acc` after its last epoch."""
+    history = [{"epoch": e, "test_acc": acc, "seconds": secs} for e in range(1, epochs + 1)]
+    return RunRecord.from_meta({"arch": arch, "dataset": {"name": "fashion-mnist"}, "history": history,
+                                "trainable_params": params, "complete": True})
 
 
 def test_winner_sentence_names_the_best_front_end_and_margins_from_the_numbers():
@@ -61,13 +63,16 @@ def test_winner_sentence_with_one_or_no_run():
         "On CIFAR-10, only LeNet-5 has been trained so far: 50.0% with 62k trainable parameters.")
 
 
-def test_result_from_meta_takes_the_last_epoch_and_mean_seconds():
-    meta = {"arch": "mlp", "trainable_params": 123,
+def test_a_run_record_gives_the_last_epoch_and_mean_seconds_and_unrankable_runs_are_named():
+    meta = {"arch": "mlp", "trainable_params": 123, "dataset": {"name": "fashion-mnist"},
             "history": [{"test_acc": 0.5, "seconds": 2.0}, {"test_acc": 0.6, "seconds": 4.0}]}
-    r = baselines.result_from_meta(meta)
-    assert (r.test_acc, r.trainable_params, r.seconds_per_epoch, r.epochs) == (0.6, 123, 3.0, 2)
-    with pytest.raises(ValueError, match="no finished epoch"):
-        baselines.result_from_meta({"arch": "mlp", "trainable_params": 1, "history": []})
+    r = RunRecord.from_meta(meta)
+    assert (r.final_test_acc, r.trainable_params, r.seconds_per_epoch, r.epochs) == (0.6, 123, 3.0, 2)
+    empty = RunRecord.from_meta({**meta, "history": []})
+    unknown = RunRecord.from_meta({k: v for k, v in meta.items() if k != "trainable_params"})
+    kept, problems = baselines.comparable([r, empty, unknown])
+    assert kept == [r]
+    assert problems == ["the mlp run has no finished epoch", "the mlp run does not record its trainable parameters"]
 
 
 def test_format_count():

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from cnnviz.checkpoints import (FORMAT_VERSION, CheckpointError, list_checkpoints, load_checkpoint,
-                                make_meta, read_meta, safe_name, save_checkpoint, unique_path)
+                                make_meta, read_meta, save_checkpoint)
+from cnnviz.storage import safe_name, unique_path
 from cnnviz.models import build_model
 
 FMNIST = (1, 28, 28)

@@ -14,7 +14,8 @@ from cnnviz.checkpoints import load_checkpoint
 from cnnviz.engineered import engineered_kernels
 from cnnviz.features import feature_maps
 from cnnviz.models import build_model, first_conv
-from cnnviz.runs import RunConfig, run_training
+from cnnviz.config import RunConfig
+from cnnviz.runs import run_training
 
 
 # ---- engineered maps on a real image -----------------------------------------------------------

@@ -23,7 +23,7 @@ from cnnviz.checkpoints import read_meta
 from cnnviz.device import usable_cpus
 from cnnviz.grid import GridError, group_stats, plan, progress_line, ray_runtime_env, run_grid
 from cnnviz.manifest import read_manifest
-from cnnviz.runs import RunConfig
+from cnnviz.config import RunConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 HYPER = dict(epochs=1, limit_train=2048, batch_size=256)

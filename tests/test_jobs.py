@@ -13,7 +13,7 @@ import cnnviz.train as train_mod
 from cnnviz.checkpoints import load_checkpoint
 from cnnviz.data import available_sources
 from cnnviz.jobs import JobRegistry, default_max_jobs
-from cnnviz.runs import RunConfig
+from cnnviz.config import RunConfig
 from cnnviz.train import TrainResult
 
 TINY = RunConfig("mlp", epochs=1, limit_train=2048, batch_size=512)  # ~1 s on 2 busy cores
@@ -53,7 +53,7 @@ def test_job_completes_and_writes_a_checkpoint_that_loads(registry, tmp_path):
     assert snap.checkpoint.parent == tmp_path and snap.checkpoint.name == f"{job.config.name}.pt"
     ck = load_checkpoint(snap.checkpoint)
     assert ck.meta["arch"] == "mlp" and ck.meta["complete"] is True
-    assert ck.history == list(snap.history)
+    assert ck.record.history == snap.history
     assert registry.queue_position(job.id) == 0
     assert registry.jobs(owner="ann") == [job] and registry.jobs(owner="bob") == []
 
@@ -68,7 +68,7 @@ def test_cancelled_running_job_stops_and_keeps_its_epochs(registry):
     assert snap.reason == f"stopped after {len(snap.history)} of 200 epochs"
     ck = load_checkpoint(snap.checkpoint)
     assert ck.meta["complete"] is False and ck.meta["reason"] == "stopped"
-    assert 1 <= len(ck.history) < 200 and ck.history == list(snap.history)
+    assert 1 <= len(ck.record.history) < 200 and ck.record.history == snap.history
     assert not registry.cancel(job.id)  # already finished
 
 
@@ -124,7 +124,7 @@ def test_error_mid_training_fails_the_job_but_keeps_the_epochs_done(registry, mo
     snap = registry.wait(registry.submit(dataclasses.replace(TINY, epochs=3)).id, WAIT)
     assert snap.state == "failed" and snap.reason == "RuntimeError: simulated failure"
     ck = load_checkpoint(snap.checkpoint)
-    assert ck.meta["complete"] is False and len(ck.history) == 1 == len(snap.history)
+    assert ck.meta["complete"] is False and len(ck.record.history) == 1 == len(snap.history)
 
 
 @trains

@@ -39,7 +39,7 @@ def _missing(reason: str):
 def _shipped_downsampling_runs() -> list[str]:
     from cnnviz import shipped
 
-    return [r.filename for r in shipped.group_runs("downsampling", "fashion-mnist") if r.path.exists()]
+    return [r.filename for r in shipped.runs_of_group("downsampling", "fashion-mnist") if r.path.exists()]
 
 
 def _session(runs: list[str]) -> dict:

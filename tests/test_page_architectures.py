@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from streamlit.testing.v1 import AppTest
 
 from cnnviz import costs, shipped
-from cnnviz.checkpoints import read_meta, run_label
+from cnnviz.checkpoints import read_meta, read_record
 from cnnviz.data import DATASETS
 from cnnviz.models import build_model, count_params, get_arch, list_archs
 from cnnviz.conv_arithmetic import conv_output_size
@@ -221,7 +221,7 @@ def test_the_nets_shipped_run_is_shown_with_its_recorded_curve_and_standing(arch
     on_dataset = [r for r in shipped.shipped_runs() if r.config.dataset == dataset and r.config.seed == 0]
     assert len(standing) == sum(r.path.exists() for r in on_dataset)
     assert list(standing["test_acc"]) == sorted(standing["test_acc"], reverse=True)
-    row = standing[standing["label"] == run_label(read_meta(run.path))].iloc[0]
+    row = standing[standing["label"] == read_record(run.path).label].iloc[0]
     shape = DATASETS[dataset].shape
     assert row["macs"] == costs.macs(build_model(arch, shape), shape)  # counted by torch, not typed in
 

@@ -56,7 +56,7 @@ def table_with(at: AppTest, *columns: str):
 
 def shipped_seed0(dataset: str) -> list[str]:
     """Methods whose shipped seed-0 downsample_compare checkpoint exists; fails under CI when any is missing."""
-    runs = shipped.group_runs("downsampling", dataset)
+    runs = shipped.runs_of_group("downsampling", dataset)
     present = [r.config.downsample for r in runs if r.path.exists()]
     if len(present) < len(runs) and os.environ.get("CI"):
         pytest.fail(f"shipped downsample_compare checkpoints missing on a CI machine for {dataset}")

@@ -20,6 +20,7 @@ import ui
 from cnnviz import baselines, shipped
 from cnnviz.checkpoints import make_meta, read_meta, save_checkpoint
 from cnnviz.data import DATASETS
+from cnnviz.record import RunRecord
 from cnnviz.engineered import KIND_LABELS, engineered_kernels
 from cnnviz.models import build_model, first_conv, get_arch
 
@@ -31,7 +32,7 @@ RECORDED = {"mlp": 0.8123, "engineered": 0.8456, "learned_conv": 0.8789}
 
 
 def _file(group: str, dataset: str, arch: str) -> str:
-    return next(r.filename for r in shipped.group_runs(group, dataset) if r.config.arch == arch
+    return next(r.filename for r in shipped.runs_of_group(group, dataset) if r.config.arch == arch
                 and r.config.downsample in (None, "max"))
 
 
@@ -73,13 +74,13 @@ def _write(folder, run: shipped.ShippedRun, final: float) -> None:
 @pytest.fixture(scope="module")
 def fake_shipped(tmp_path_factory):
     folder = tmp_path_factory.mktemp("shipped")
-    for run in shipped.group_runs("baselines", "fashion-mnist"):
+    for run in shipped.runs_of_group("baselines", "fashion-mnist"):
         if run.config.arch in RECORDED:
             _write(folder, run, RECORDED[run.config.arch])
-    for run in shipped.group_runs("downsampling", "fashion-mnist"):
+    for run in shipped.runs_of_group("downsampling", "fashion-mnist"):
         if run.config.downsample == "max":
             _write(folder, run, 0.9)
-    for run in shipped.group_runs("baselines", "cifar10"):
+    for run in shipped.runs_of_group("baselines", "cifar10"):
         if run.config.arch in ("mlp", "lenet5"):
             _write(folder, run, {"mlp": 0.5111, "lenet5": 0.6222}[run.config.arch])
     return folder
@@ -261,7 +262,7 @@ def test_retrain_starts_a_background_job_and_stop_ends_it(app):
 @pytest.mark.parametrize("dataset", ["fashion-mnist", "cifar10"])
 def test_shipped_comparison_group_is_shown_with_recorded_accuracy(dataset, monkeypatch, tmp_path, fashion_mnist,
                                                                    cifar10):
-    runs = shipped.group_runs("baselines", dataset)
+    runs = shipped.runs_of_group("baselines", dataset)
     present = [r for r in runs if (ui.SHIPPED / r.filename).exists()]
     if len(present) < len(runs) and os.environ.get("CI"):
         pytest.fail(f"shipped checkpoints missing under CI: {[r.filename for r in runs if r not in present]}")
@@ -277,7 +278,7 @@ def test_shipped_comparison_group_is_shown_with_recorded_accuracy(dataset, monke
         row = table[table["model"] == get_arch(arch).label].iloc[0]
         assert row["final test accuracy"] / 100 == pytest.approx(meta["history"][-1]["test_acc"])  # shown in %
         assert row["trainable parameters"] == meta["trainable_params"]
-    expected = baselines.winner_sentence([baselines.result_from_meta(m) for m in metas.values()],
+    expected = baselines.winner_sentence([RunRecord.from_meta(m) for m in metas.values()],
                                        DATASETS[dataset].label)
     assert f"**{expected}**" in [m.value for m in at.markdown]
     if dataset == "cifar10" and "mlp" in metas:

@@ -25,7 +25,8 @@ from cnnviz import shipped
 from cnnviz.checkpoints import read_meta
 from cnnviz.data import DATASETS
 from cnnviz.models import build_model, count_params, get_arch, list_archs
-from cnnviz.runs import RunConfig, run_training
+from cnnviz.config import RunConfig
+from cnnviz.runs import run_training
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = "pages/train_compare.py"
@@ -328,7 +329,7 @@ def test_an_uploaded_checkpoint_joins_the_comparison(user_runs):
 
 
 def test_the_shipped_seed_grid_is_the_default_selection_and_opens_on_bands(user_runs):
-    present = [r for r in shipped.group_runs("seeds", "fashion-mnist") if r.path.exists()]
+    present = [r for r in shipped.runs_of_group("seeds", "fashion-mnist") if r.path.exists()]
     if not present:
         if os.environ.get("CI"):
             pytest.fail("the shipped fashion-mnist downsample_compare checkpoints are missing")
@@ -345,8 +346,8 @@ def test_the_shipped_seed_grid_is_the_default_selection_and_opens_on_bands(user_
 
 @pytest.mark.parametrize("group,dataset", [("architectures", "fashion-mnist"), ("baselines", "cifar10")])
 def test_one_click_loads_a_shipped_comparison_group(group, dataset, runs_folder):
-    present = [r.filename for r in shipped.group_runs(group, dataset) if r.path.exists()]
-    if len(present) < len(shipped.group_runs(group, dataset)) and os.environ.get("CI"):
+    present = [r.filename for r in shipped.runs_of_group(group, dataset) if r.path.exists()]
+    if len(present) < len(shipped.runs_of_group(group, dataset)) and os.environ.get("CI"):
         pytest.fail(f"shipped {group} checkpoints on {dataset} are missing")
     if not present:
         pytest.skip(f"no shipped {group} checkpoint on {dataset} yet")

@@ -32,13 +32,14 @@ import cnnviz.data as data_mod  # noqa: E402
 import cnnviz.jobs as jobs_mod  # noqa: E402
 import cnnviz.runs as runs_mod  # noqa: E402
 from cnnviz import checkpoints  # noqa: E402
-from cnnviz.checkpoints import (CheckpointError, load_checkpoint, make_meta, safe_name, save_checkpoint,  # noqa: E402
-                                unique_path)
+from cnnviz.checkpoints import CheckpointError, load_checkpoint, make_meta, save_checkpoint  # noqa: E402
 from cnnviz.data import Dataset, DataUnavailable, available_sources, load_dataset  # noqa: E402
 from cnnviz.images import ImageError, load_image  # noqa: E402
 from cnnviz.jobs import JobRegistry  # noqa: E402
 from cnnviz.models import build_model  # noqa: E402
-from cnnviz.runs import RunConfig, run_training  # noqa: E402
+from cnnviz.config import RunConfig  # noqa: E402
+from cnnviz.runs import run_training  # noqa: E402
+from cnnviz.storage import UnsafePath, safe_name, unique_path  # noqa: E402
 from cnnviz.train import TrainResult  # noqa: E402
 
 WAIT = 180  # seconds: the machine may be busy training other models
@@ -587,7 +588,7 @@ def test_unique_path_refuses_a_planted_symlink_out_of_the_folder(tmp_path):
     folder.mkdir()
     outside.mkdir()
     (folder / "x.pt").symlink_to(outside / "x.pt")  # dangling: "x.pt" looks free but points outside
-    with pytest.raises(CheckpointError, match="escapes its folder"):
+    with pytest.raises(UnsafePath, match="escapes its folder"):
         unique_path(folder, "x")
     (outside / "x.pt").write_bytes(b"theirs")  # now it exists: the next free name is used instead
     assert unique_path(folder, "x") == folder / "x-2.pt"
@@ -690,12 +691,12 @@ def test_training_faults_end_cleanly_save_the_epochs_done_and_the_next_run_start
         s = reg.wait(step_error.id, WAIT)
         assert s.state == "failed" and s.reason == "RuntimeError: simulated failure in a training step"
         ck = load_checkpoint(s.checkpoint)
-        assert ck.meta["complete"] is False and ck.meta["reason"] == s.reason and len(ck.history) == 1
+        assert ck.meta["complete"] is False and ck.meta["reason"] == s.reason and len(ck.record.history) == 1
 
         s = reg.wait(oom.id, WAIT)
         assert s.state == "failed" and "out of memory" in s.reason.lower()
         ck = load_checkpoint(s.checkpoint)
-        assert ck.meta["complete"] is False and len(ck.history) == 1 == len(s.history)
+        assert ck.meta["complete"] is False and len(ck.record.history) == 1 == len(s.history)
 
         s = stopped.wait_for(lambda s: len(s.history) >= 1, WAIT)
         assert reg.cancel(stopped.id)

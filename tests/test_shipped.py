@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from cnnviz.checkpoints import load_checkpoint, sha256
-from cnnviz.paths import shipped_dir
-
-SHIPPED_DIR = shipped_dir()
+from cnnviz.checkpoints import load_checkpoint
 from cnnviz.manifest import manifest_entry
+from cnnviz.paths import shipped_dir
 from cnnviz.shipped import command_for, grid_commands, shipped_runs
+from cnnviz.storage import sha256
 from cnnviz.train import evaluate
 
+SHIPPED_DIR = shipped_dir()
 FILES = sorted(SHIPPED_DIR.glob("*.pt"))
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cnnviz.config import RunConfig
 from cnnviz.models import build_model
 from cnnviz.train import evaluate, train
 
@@ -38,8 +39,8 @@ def small_fmnist(fashion_mnist):
 @pytest.mark.slow
 def test_lenet5_passes_80_percent_on_fashion_mnist_after_one_epoch(fashion_mnist):
     # batch 128 (469 Adam steps): the default 1024 gives only 59 steps, ~73% after one epoch.
-    result = train(fresh("lenet5", fashion_mnist), fashion_mnist, epochs=1, lr=1e-3, batch_size=128,
-                   device="cpu", seed=0)
+    result = train(fresh("lenet5", fashion_mnist), fashion_mnist,
+                   RunConfig(arch="lenet5", epochs=1, lr=1e-3, batch_size=128, device="cpu", seed=0))
     assert result.completed and result.reason == "completed"
     (row,) = result.history
     assert set(row) == ROW_KEYS and row["epoch"] == 1
@@ -49,7 +50,7 @@ def test_lenet5_passes_80_percent_on_fashion_mnist_after_one_epoch(fashion_mnist
 
 @pytest.mark.slow
 def test_mlp_passes_30_percent_on_cifar10_after_one_epoch(cifar10):
-    result = train(fresh("mlp", cifar10), cifar10, epochs=1, lr=1e-3, device="cpu", seed=0)
+    result = train(fresh("mlp", cifar10), cifar10, RunConfig(arch="mlp", epochs=1, lr=1e-3, device="cpu", seed=0))
     assert result.completed
     assert result.history[0]["test_acc"] > 0.30, result.history  # chance is 10%
 
@@ -58,8 +59,8 @@ def test_mlp_passes_30_percent_on_cifar10_after_one_epoch(cifar10):
 
 def test_same_seed_gives_identical_losses_and_another_seed_does_not(small_fmnist):
     def run(seed):
-        r = train(fresh("lenet5", small_fmnist, seed), small_fmnist, epochs=2, batch_size=256,
-                  device="cpu", seed=seed, snapshots=False)
+        r = train(fresh("lenet5", small_fmnist, seed), small_fmnist,
+                  RunConfig(arch="lenet5", epochs=2, batch_size=256, device="cpu", seed=seed), snapshots=False)
         return [(h["train_loss"], h["train_acc"], h["test_loss"], h["test_acc"]) for h in r.history]
 
     first = run(0)
@@ -71,7 +72,7 @@ def test_same_seed_gives_identical_losses_and_another_seed_does_not(small_fmnist
 def test_training_changes_only_trainable_weights_and_leaves_eval_mode(small_fmnist):
     model = fresh("engineered", small_fmnist)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    train(model, small_fmnist, epochs=1, batch_size=256, device="cpu")
+    train(model, small_fmnist, RunConfig(arch="lenet5", epochs=1, batch_size=256, device="cpu"))
     after = model.state_dict()
     assert torch.equal(after["front.kernels"], before["front.kernels"])  # fixed Sobel/Laplacian
     assert not torch.equal(after["fc1.weight"], before["fc1.weight"])
@@ -87,16 +88,16 @@ def test_should_stop_ends_the_run_after_the_batch_it_returns_true(small_fmnist):
         return last[-1] >= 3
 
     # 1024 images / 128 = 8 batches per epoch: the third check is inside epoch 1.
-    result = train(fresh("lenet5", small_fmnist), small_fmnist, epochs=3, batch_size=128, device="cpu",
-                   should_stop=stop_on_third)
+    result = train(fresh("lenet5", small_fmnist), small_fmnist,
+                   RunConfig(arch="lenet5", epochs=3, batch_size=128, device="cpu"), should_stop=stop_on_third)
     assert (result.completed, result.reason) == (False, "stopped")
     assert result.history == [] and last[-1] == 3
 
 
 def test_stopping_in_a_later_epoch_keeps_the_finished_epochs(small_fmnist):
     calls = itertools.count(1)
-    result = train(fresh("lenet5", small_fmnist), small_fmnist, epochs=3, batch_size=256, device="cpu",
-                   should_stop=lambda: next(calls) >= 6)  # 4 batches per epoch: stops in epoch 2
+    result = train(fresh("lenet5", small_fmnist), small_fmnist,  # 4 batches per epoch: stops in epoch 2
+                   RunConfig(arch="lenet5", epochs=3, batch_size=256, device="cpu"), should_stop=lambda: next(calls) >= 6)
     assert (result.completed, result.reason) == (False, "stopped")
     assert [h["epoch"] for h in result.history] == [1]
     assert len(result.snapshots) == 2  # the initialisation + after epoch 1
@@ -120,7 +121,7 @@ class FailsOnThirdTrainingStep(nn.Module):
 def test_an_exception_in_a_training_step_returns_the_epochs_done_and_the_reason(small_fmnist):
     model = FailsOnThirdTrainingStep(fresh("lenet5", small_fmnist))
     # 1024 images / 512 = 2 steps per epoch: epoch 1 completes, epoch 2 fails on its first step.
-    result = train(model, small_fmnist, epochs=4, batch_size=512, device="cpu")
+    result = train(model, small_fmnist, RunConfig(arch="lenet5", epochs=4, batch_size=512, device="cpu"))
     assert result.completed is False
     assert result.reason == "RuntimeError: boom on step 3"
     assert [h["epoch"] for h in result.history] == [1]
@@ -129,7 +130,7 @@ def test_an_exception_in_a_training_step_returns_the_epochs_done_and_the_reason(
 
 def test_evaluate_equals_one_forward_pass_over_the_test_set(small_fmnist):
     model = fresh("lenet5", small_fmnist)
-    train(model, small_fmnist, epochs=1, batch_size=128, device="cpu")
+    train(model, small_fmnist, RunConfig(arch="lenet5", epochs=1, batch_size=128, device="cpu"))
     loss, acc = evaluate(model, small_fmnist, "test", "cpu", batch_size=100)
     x = (small_fmnist.test_x.float() / 255 - 0.5) / 0.5  # ToTensor + Normalize((0.5,), (0.5,))
     y = small_fmnist.test_y

@@ -1,5 +1,6 @@
-"""Run comparison maths: grouping by everything but the seed, per-epoch statistics against numpy,
-the comparison table and the sentence that weighs a gap against the seed spread."""
+"""Run comparison maths: run records read from checkpoint metadata, grouping by everything but the
+seed, per-epoch statistics against numpy, the comparison table and the sentence that weighs a gap
+against the seed spread."""
 from __future__ import annotations
 
 import math
@@ -7,53 +8,54 @@ import math
 import numpy as np
 import pytest
 
-from cnnviz import runtable
-from cnnviz.checkpoints import run_label
+from cnnviz import results
+from cnnviz.images import gallery_images
+from cnnviz.record import RunRecord
 
 
 def meta(arch="downsample_compare", downsample="max", dataset="fashion-mnist", seed=0, test_acc=(0.8, 0.85, 0.87),
-         lr=1e-3, optimizer="adam", batch_size=1024, limit_train=None, params=1000, complete=True):
-    """A checkpoint's metadata as `make_meta` writes it (only the fields the comparison reads)."""
+         lr=1e-3, optimizer="adam", batch_size=1024, limit_train=None, params=1000, complete=True, file=""):
+    """The run record of a checkpoint's metadata as `make_meta` writes it (only the fields the comparison reads)."""
     history = [{"epoch": i + 1, "train_loss": 1.0 / (i + 1) + seed, "train_acc": a - 0.01, "test_loss": 0.5 + i,
                 "test_acc": a, "seconds": 2.0 + i} for i, a in enumerate(test_acc)]
-    return {"arch": arch, "downsample": downsample, "dataset": {"name": dataset}, "history": history,
+    return RunRecord.from_meta({"arch": arch, "downsample": downsample, "dataset": {"name": dataset}, "history": history,
             "params": params, "complete": complete,
             "train": {"seed": seed, "lr": lr, "optimizer": optimizer, "batch_size": batch_size,
-                      "limit_train": limit_train, "epochs": len(test_acc), "device": "cpu"}}
+                      "limit_train": limit_train, "epochs": len(test_acc), "device": "cpu"}}, file or None)
 
 
 def test_runs_that_differ_only_by_seed_form_one_group_labelled_without_the_seed():
     metas = [meta(seed=0), meta(seed=1), meta(downsample="avg"), meta(seed=2)]
-    groups = runtable.group_runs(metas)
+    groups = results.seed_groups(metas)
     assert [g.n for g in groups] == [3, 1]
     assert groups[0].seeds == [0, 1, 2] and groups[0].members == (0, 1, 3)
     assert groups[0].label == "downsample_compare · max · fashion-mnist"
-    assert "seed" in run_label(metas[1]) and "seed" not in groups[0].label
+    assert "seed 1" in metas[1].label and "seed" not in groups[0].label
 
 
 @pytest.mark.parametrize("change", [dict(lr=1e-5), dict(optimizer="sgd"), dict(batch_size=64),
                                     dict(limit_train=2048), dict(test_acc=(0.8,)), dict(dataset="cifar10"),
                                     dict(arch="lenet5"), dict(downsample="stride")])
 def test_any_difference_but_the_seed_makes_another_group(change):
-    groups = runtable.group_runs([meta(seed=0), meta(seed=1, **change)])
+    groups = results.seed_groups([meta(seed=0), meta(seed=1, **change)])
     assert len(groups) == 2
     assert groups[0].label != groups[1].label  # a clash of names is resolved by the differing setting
 
 
 def test_groups_that_would_share_a_name_are_told_apart_by_the_differing_setting():
-    groups = runtable.group_runs([meta(lr=1e-3), meta(lr=1e-5), meta(lr=1e-5, seed=4, test_acc=(0.5,))])
+    groups = results.seed_groups([meta(lr=1e-3), meta(lr=1e-5), meta(lr=1e-5, seed=4, test_acc=(0.5,))])
     assert [g.label.split(" · ")[-1] for g in groups] == ["lr 0.001, 3 epochs", "lr 1e-05, 3 epochs",
                                                           "lr 1e-05, 1 epoch"]
 
 
 def test_runs_without_any_epoch_are_left_out_of_the_groups():
-    assert runtable.group_runs([meta(test_acc=()), meta()])[0].members == (1,)
+    assert results.seed_groups([meta(test_acc=()), meta()])[0].members == (1,)
 
 
 def test_group_curve_statistics_match_numpy_per_epoch():
     rng = np.random.default_rng(0)
     accs = rng.uniform(0.5, 0.9, size=(4, 6))
-    groups = runtable.group_runs([meta(seed=s, test_acc=tuple(a)) for s, a in enumerate(accs)])
+    groups = results.seed_groups([meta(seed=s, test_acc=tuple(a)) for s, a in enumerate(accs)])
     c = groups[0].curve("test_acc")
     np.testing.assert_array_equal(c.epochs, np.arange(1, 7))
     np.testing.assert_allclose(c.mean, accs.mean(0))
@@ -66,59 +68,59 @@ def test_group_curve_statistics_match_numpy_per_epoch():
 
 def test_group_final_accuracy_statistics_match_numpy():
     finals = np.array([0.91, 0.905, 0.899])
-    g = runtable.group_runs([meta(seed=s, test_acc=(0.5, f)) for s, f in enumerate(finals)])[0]
+    g = results.seed_groups([meta(seed=s, test_acc=(0.5, f)) for s, f in enumerate(finals)])[0]
     assert g.mean == pytest.approx(finals.mean())
     assert g.std == pytest.approx(finals.std(ddof=1))
     assert g.spread == pytest.approx(finals.max() - finals.min())
-    row = runtable.group_table([g]).iloc[0]
+    row = results.group_table([g]).iloc[0]
     assert row["runs"] == 3 and row["seeds"] == "0, 1, 2"
     assert row["mean ± std"] == f"{100 * finals.mean():.2f} ± {100 * finals.std(ddof=1):.2f} %"
 
 
 def test_a_single_run_has_no_spread():
-    g = runtable.group_runs([meta()])[0]
+    g = results.seed_groups([meta()])[0]
     assert math.isnan(g.std) and g.spread == 0
     assert np.isnan(g.curve().std).all()
-    assert "one run" in runtable.group_table([g]).iloc[0]["mean ± std"]
+    assert "one run" in results.group_table([g]).iloc[0]["mean ± std"]
 
 
 def test_sentence_says_a_gap_larger_than_the_seed_spread_is_larger():
-    groups = runtable.group_runs([meta(seed=s, test_acc=(a,)) for s, a in enumerate((0.90, 0.91))]
+    groups = results.seed_groups([meta(seed=s, test_acc=(a,)) for s, a in enumerate((0.90, 0.91))]
                                  + [meta(downsample="avg", seed=s, test_acc=(a,)) for s, a in enumerate((0.85, 0.86))])
-    text = runtable.compare_sentence(groups)
+    text = results.compare_sentence(groups)
     assert text.startswith("downsample_compare · max · fashion-mnist (90.50 %, mean of 2 seeds) is ahead of "
                            "downsample_compare · avg · fashion-mnist (85.50 %")
     assert "by 5.00 points" in text and "1.00 points" in text and "larger than what the seed alone does" in text
 
 
 def test_sentence_says_a_gap_within_the_seed_spread_is_noise():
-    groups = runtable.group_runs([meta(seed=s, test_acc=(a,)) for s, a in enumerate((0.90, 0.93))]
+    groups = results.seed_groups([meta(seed=s, test_acc=(a,)) for s, a in enumerate((0.90, 0.93))]
                                  + [meta(downsample="avg", seed=s, test_acc=(a,)) for s, a in enumerate((0.89, 0.92))])
-    text = runtable.compare_sentence(groups)
+    text = results.compare_sentence(groups)
     assert "by 1.00 points" in text and "3.00 points" in text and "within seed-to-seed noise" in text
 
 
 def test_sentence_ranks_groups_by_mean_and_names_a_single_seed():
-    groups = runtable.group_runs([meta(downsample="avg", test_acc=(0.7,)), meta(test_acc=(0.8,)),
+    groups = results.seed_groups([meta(downsample="avg", test_acc=(0.7,)), meta(test_acc=(0.8,)),
                                   meta(downsample="stride", test_acc=(0.75,))])
-    text = runtable.compare_sentence(groups)
+    text = results.compare_sentence(groups)
     assert text.startswith("downsample_compare · max")
     assert "ahead of downsample_compare · stride" in text and "single seed" in text
-    assert runtable.compare_sentence(groups[:1]).startswith("Select runs of at least two")
+    assert results.compare_sentence(groups[:1]).startswith("Select runs of at least two")
 
 
 def test_run_table_has_one_row_per_run_with_final_and_best_accuracy():
-    metas = [meta(test_acc=(0.8, 0.9, 0.85)), meta(seed=1, complete=False, test_acc=(0.7,))]
-    df = runtable.run_table(metas, sources=["shipped", "yours"], files=["a.pt", "b.pt"])
+    metas = [meta(test_acc=(0.8, 0.9, 0.85), file="a.pt"), meta(seed=1, complete=False, test_acc=(0.7,), file="b.pt")]
+    df = results.run_table(metas, origins=["shipped", "yours"])
     assert list(df["file"]) == ["a.pt", "b.pt"]
-    assert df.loc[0, "final_test_acc"] == 0.85 and df.loc[0, "best_test_acc"] == 0.9 and df.loc[0, "best_epoch"] == 2
+    assert df.loc[0, "test_acc"] == 0.85 and df.loc[0, "best_test_acc"] == 0.9 and df.loc[0, "best_epoch"] == 2
     assert df.loc[0, "seconds_per_epoch"] == pytest.approx(3.0)  # (2 + 3 + 4) / 3
     assert list(df["epochs"]) == [3, 1] and list(df["complete"]) == [True, False]
-    assert list(df["source"]) == ["shipped", "yours"]
+    assert list(df["origin"]) == ["shipped", "yours"]
 
 
 def test_test_images_are_gray_or_hwc_uint8(fashion_mnist):
-    imgs = runtable.test_images(fashion_mnist, [0, 5])
+    imgs = gallery_images(fashion_mnist, [0, 5])
     assert [i.shape for i in imgs] == [(28, 28), (28, 28)] and imgs[0].dtype == np.uint8
     np.testing.assert_array_equal(imgs[1], fashion_mnist.test_x[5, 0].numpy())
 

@@ -1,0 +1,154 @@
+"""Comparing runs: one table row per run, groups of runs that differ only by seed, and their statistics.
+
+A run is its `RunRecord` (`checkpoints.read_record`, or `Checkpoint.record`). Two runs belong to the
+same group when their records' `experiment` is equal (everything that shapes the result but the seed),
+so the spread inside a group is what the seed alone does, and a gap between groups can be weighed
+against it (`compare_sentence`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .config import RunConfig
+from .record import RunRecord
+
+METRICS = ("train_acc", "test_acc", "train_loss", "test_loss")
+
+
+def run_table(records: list[RunRecord], origins: list[str] | None = None):
+    """A DataFrame with one row per run (`RunRecord.row`), in the order given, with where each came from."""
+    import pandas as pd
+
+    origins = origins or [""] * len(records)
+    return pd.DataFrame([{**r.row(), "origin": o} for r, o in zip(records, origins)])
+
+
+# ---- groups of seeds -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Curve:
+    """One metric of a group per epoch: mean, min, max and sample std across its runs."""
+    epochs: np.ndarray  # (E,) 1..E, the epochs every run of the group reached
+    mean: np.ndarray  # (E,)
+    lo: np.ndarray
+    hi: np.ndarray
+    std: np.ndarray  # ddof=1; NaN for a group of one run (a single run has no spread)
+    n: int
+
+
+@dataclass(frozen=True)
+class Group:
+    """Runs that differ only by seed, in the order they were given."""
+    key: tuple
+    label: str
+    records: tuple[RunRecord, ...]
+    members: tuple[int, ...]  # positions of the runs in the list given to `seed_groups`
+
+    @property
+    def n(self) -> int:
+        return len(self.records)
+
+    @property
+    def first(self) -> RunRecord:
+        return self.records[0]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [r.seed for r in self.records]
+
+    @property
+    def finals(self) -> np.ndarray:
+        """(n,) final test accuracy of each run."""
+        return np.array([r.final_test_acc for r in self.records], dtype=float)
+
+    @property
+    def mean(self) -> float:
+        return float(self.finals.mean())
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation (ddof=1) of the final test accuracy; NaN for one run."""
+        return float(self.finals.std(ddof=1)) if self.n > 1 else float("nan")
+
+    @property
+    def spread(self) -> float:
+        """max - min of the final test accuracy across seeds (0 for one run)."""
+        return float(self.finals.max() - self.finals.min())
+
+    def curve(self, metric: str = "test_acc") -> Curve:
+        """Per-epoch statistics of `metric` over the epochs all runs reached."""
+        e = min(r.epochs for r in self.records)
+        values = np.array([r.curve(metric)[:e] for r in self.records], dtype=float)  # (n, E)
+        std = values.std(axis=0, ddof=1) if self.n > 1 else np.full(e, np.nan)
+        return Curve(np.arange(1, e + 1), values.mean(0), values.min(0), values.max(0), std, self.n)
+
+
+def seed_groups(records: list[RunRecord]) -> list[Group]:
+    """Group runs that differ only by seed, in order of first appearance; runs without any epoch are left out.
+
+    Two groups that would share a label (same arch, downsampling and dataset but another learning rate,
+    optimiser, batch size, subset or number of epochs) get the differing settings appended to it.
+    """
+    keys: dict[tuple, list[int]] = {}
+    for i, r in enumerate(records):
+        if r.history:
+            keys.setdefault(r.experiment, []).append(i)
+    firsts = {k: records[idx[0]] for k, idx in keys.items()}
+    labels = {}
+    for k, first in firsts.items():
+        clashes = [o for o, other in firsts.items() if other.base_label == first.base_label and o != k]
+        labels[k] = first.base_label + (" · " + _trained(first).differences([_trained(firsts[o]) for o in clashes])
+                                        if clashes else "")
+    return [Group(k, labels[k], tuple(records[i] for i in idx), tuple(idx)) for k, idx in keys.items()]
+
+
+def _trained(record: RunRecord) -> RunConfig:
+    """The record's config with the epochs it really trained: what its experiment is made of."""
+    return replace(record.config, epochs=record.epochs)
+
+def group_table(groups: list[Group]):
+    """One row per group: runs, seeds, mean ± std, min and max of the final test accuracy."""
+    import pandas as pd
+
+    rows = []
+    for g in groups:
+        finals = g.finals
+        rows.append({"group": g.label, "runs": g.n, "seeds": ", ".join(map(str, g.seeds)),
+                     "mean_final_test_acc": g.mean, "std_final_test_acc": g.std,
+                     "min_final_test_acc": float(finals.min()), "max_final_test_acc": float(finals.max()),
+                     "mean ± std": (f"{100 * g.mean:.2f} ± {100 * g.std:.2f} %" if g.n > 1
+                                    else f"{100 * g.mean:.2f} % (one run)")})
+    return pd.DataFrame(rows)
+
+
+def ranked(groups: list[Group]) -> list[Group]:
+    """Groups from the best mean final test accuracy down."""
+    return sorted(groups, key=lambda g: g.mean, reverse=True)
+
+
+def compare_sentence(groups: list[Group]) -> str:
+    """One sentence, computed from the numbers: is the gap between the two best groups larger than
+    the spread between their seeds (the largest max - min range of final test accuracy)?"""
+    if len(groups) < 2:
+        return "Select runs of at least two different configurations to compare them."
+    a, b = ranked(groups)[:2]
+    gap = 100 * (a.mean - b.mean)
+    head = (f"{a.label} ({_mean_text(a)}) is ahead of {b.label} ({_mean_text(b)}) by {gap:.2f} points "
+            f"of final test accuracy")
+    single = [g.label for g in (a, b) if g.n < 2]
+    if single:
+        return (f"{head}, but {' and '.join(single)} {'has' if len(single) == 1 else 'have'} a single seed, "
+                f"so the seed spread is unknown: train more seeds to tell whether the gap is real.")
+    spread = 100 * max(a.spread, b.spread)
+    if gap > spread:
+        return (f"{head}, more than their seed spread (the widest min–max range across seeds is "
+                f"{spread:.2f} points): the difference is larger than what the seed alone does.")
+    return (f"{head}, which is not more than their seed spread (the widest min–max range across seeds "
+            f"is {spread:.2f} points): with these seeds the difference is within seed-to-seed noise.")
+
+
+def _mean_text(g: Group) -> str:
+    return f"{100 * g.mean:.2f} %, mean of {g.n} seeds" if g.n > 1 else f"{100 * g.mean:.2f} %, one run"
+
