@@ -57,8 +57,9 @@ class RunConfig:
     @classmethod
     def from_record(cls, train: dict, *, arch: str, dataset: str, downsample: str | None) -> "RunConfig":
         """The config a checkpoint was trained with, from its `train` record (unknown keys ignored, a
-        setting added after the file was written takes its default)."""
-        known = {f.name for f in fields(cls)} - {"arch", "dataset", "downsample"}
+        setting added after the file was written takes its default). The file's `device` is where the
+        run really trained (the record's `device`), not the setting asked for, so it is not read back."""
+        known = {f.name for f in fields(cls)} - {"arch", "dataset", "downsample", "device"}
         kept = {k: v for k, v in train.items() if k in known}
         return cls(arch=arch, dataset=dataset, downsample=downsample, **kept)
 
