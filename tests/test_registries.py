@@ -85,7 +85,7 @@ def test_a_registered_method_is_a_layer_with_its_geometry_summary_and_cost(min_p
     assert (rf["pool1"], rf["conv2"], rf["pool2"]) == (6, 14, 16)  # the same geometry as max pooling
     assert costs.macs(model, FMNIST) == costs.macs(build_model("lenet5", FMNIST, downsample="max"), FMNIST)
     assert costs.arch_macs("downsample_compare", FMNIST, 10, "min") > 0
-    assert "min" in [r.config.downsample for r in shipped.group_runs("downsampling", "fashion-mnist")]
+    assert "min" in [r.config.downsample for r in shipped.runs_of_group("downsampling", "fashion-mnist")]
 
 
 def test_every_page_renders_with_a_registered_method_and_lists_it(min_pool):
