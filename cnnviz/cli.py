@@ -14,7 +14,7 @@ import typing
 from pathlib import Path
 
 from .data import DATASETS, DataUnavailable
-from .downsample import DOWNSAMPLE_METHODS
+from .downsample import list_downsamples
 from .config import RunConfig, config_fields
 from .models import list_archs
 
@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summary", help="the lecture's summary table of an architecture")
     s.add_argument("--arch", required=True, choices=list_archs())
     s.add_argument("--dataset", default="fashion-mnist", help=datasets_help)
-    s.add_argument("--downsample", choices=DOWNSAMPLE_METHODS)
+    s.add_argument("--downsample", choices=list_downsamples())
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_summary)
 
@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("grid", help="train every combination (comma lists) into one folder, resumable")
     g.add_argument("--arch", required=True, help=f"comma list of: {', '.join(list_archs())}")
-    g.add_argument("--downsample", help=f"comma list of: {', '.join(DOWNSAMPLE_METHODS)} "
+    g.add_argument("--downsample", help=f"comma list of: {', '.join(list_downsamples())} "
                    "(default: each architecture's own)")
     g.add_argument("--dataset", default="fashion-mnist", help="comma list of: " + datasets_help)
     g.add_argument("--seeds", default="0", help="comma list of seeds, e.g. 0,1,2")

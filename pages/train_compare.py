@@ -20,7 +20,7 @@ from cnnviz.checkpoints import CheckpointError
 from cnnviz.config import OPTIMIZERS, RunConfig
 from cnnviz.data import DATASETS, DataUnavailable, list_datasets
 from cnnviz.device import available_devices, describe_device
-from cnnviz.downsample import DOWNSAMPLE_LABELS
+from cnnviz.downsample import downsample_label
 from cnnviz.models import build_model, get_arch, list_archs
 from cnnviz.images import gallery_images
 from cnnviz.summary import summary
@@ -90,7 +90,7 @@ def _train_form() -> RunConfig | None:
         with c3:
             downsample = _pick(
                 "Downsampling", list(spec.downsamples), f"t_downsample_{arch}", spec.default_downsample, notices,
-                lambda d: DOWNSAMPLE_LABELS.get(d, d), param="downsample",
+                downsample_label, param="downsample",
                 help="How each 2x2 downsampling step halves the feature maps (only the options this net takes).")
     else:
         downsample = None
