@@ -33,9 +33,10 @@ class CheckpointError(ValueError):
 
 @dataclass
 class Checkpoint:
-    meta: dict  # everything the file holds but the weights (filter_snapshots included)
+    meta: dict  # everything the file holds but the weights and the optimizer (filter_snapshots included)
     model: nn.Module  # rebuilt, float32, eval mode, on the CPU
     path: Path | None = None
+    optimizer_state: dict | None = None  # only when loaded `with_optimizer` (to resume the run)
 
     @cached_property
     def record(self) -> RunRecord:
@@ -61,14 +62,37 @@ def make_meta(*, arch: str, downsample: str | None, dataset: dict, in_shape, num
 
 
 def save_checkpoint(path: str | Path, meta: dict, model: nn.Module, *, half: bool = False,
-                    snapshots: list[torch.Tensor] | None = None, overwrite: bool = False) -> Path:
-    """Write atomically (temp file + rename); an existing file is an error unless `overwrite`."""
+                    snapshots: list[torch.Tensor] | None = None, optimizer_state: dict | None = None,
+                    overwrite: bool = False) -> Path:
+    """Write atomically (temp file + rename); an existing file is an error unless `overwrite`.
+
+    `optimizer_state` (an optimizer's state_dict, tensors and plain containers, so the file still loads
+    with `weights_only=True`) lets the run be resumed exactly; it is as large as the weights twice over
+    for Adam, so files stored compactly (`half`, the shipped ones) leave it out."""
     state = {k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
              for k, v in model.state_dict().items()}
     payload = {**meta, "weights_dtype": "float16" if half else "float32", "state_dict": state}
     if snapshots:
         payload["filter_snapshots"] = torch.stack(snapshots).half()  # (epochs+1, out, in, k, k)
+    if optimizer_state is not None and not half:
+        payload["optimizer_state"] = _on_cpu(optimizer_state)
     return atomic_write(path, lambda tmp: torch.save(payload, tmp), overwrite=overwrite)
+
+
+def update_meta(path: str | Path, **changes) -> Path:
+    """Rewrite a checkpoint's metadata fields (its weights untouched), atomically."""
+    payload = torch.load(path, weights_only=True, map_location="cpu")
+    return atomic_write(path, lambda tmp: torch.save({**payload, **changes}, tmp), overwrite=True)
+
+
+def _on_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, dict):
+        return {k: _on_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_on_cpu(v) for v in obj)
+    return obj
 
 
 def _read(source) -> dict:
@@ -94,16 +118,32 @@ def _read(source) -> dict:
 
 
 def load_checkpoint(source: str | Path | bytes, *, expect_dataset: str | None = None,
-                    expect_arch: str | None = None, max_bytes: int | None = None) -> Checkpoint:
-    """Read, validate and rebuild a checkpoint from a path or bytes; raises CheckpointError."""
+                    expect_arch: str | None = None, max_bytes: int | None = None,
+                    with_optimizer: bool = False) -> Checkpoint:
+    """Read, validate and rebuild a checkpoint from a path or bytes; raises CheckpointError. The
+    optimizer state (resumable files only) is kept only `with_optimizer`."""
     if max_bytes is not None:
-        try:
-            size = len(source) if isinstance(source, (bytes, bytearray)) else Path(source).stat().st_size
-        except OSError:
-            raise CheckpointError(f"no checkpoint file at {source}") from None
-        if size > max_bytes:
-            raise CheckpointError(f"file is {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit")
+        _check_size(source, max_bytes)
     obj = _read(source)
+    _check_records(obj, expect_arch, expect_dataset)
+    model = _rebuild(obj)
+    meta = {k: v for k, v in obj.items() if k not in ("state_dict", "optimizer_state")}
+    optimizer = obj.get("optimizer_state") if with_optimizer else None
+    return Checkpoint(meta, model, Path(source) if isinstance(source, (str, Path)) else None,
+                      optimizer if isinstance(optimizer, dict) else None)
+
+
+def _check_size(source, max_bytes: int) -> None:
+    try:
+        size = len(source) if isinstance(source, (bytes, bytearray)) else Path(source).stat().st_size
+    except OSError:
+        raise CheckpointError(f"no checkpoint file at {source}") from None
+    if size > max_bytes:
+        raise CheckpointError(f"file is {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit")
+
+
+def _check_records(obj: dict, expect_arch: str | None, expect_dataset: str | None) -> None:
+    """The format version, the architecture and dataset names, the weights and the history are usable."""
     version = obj.get("format_version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise CheckpointError(f"checkpoint has no valid format version ({str(version)[:20]!r})")
@@ -123,21 +163,22 @@ def load_checkpoint(source: str | Path | bytes, *, expect_dataset: str | None = 
         raise CheckpointError(f"this checkpoint is a {arch}, not a {expect_arch}")
     if expect_dataset and ds != expect_dataset:
         raise CheckpointError(f"this checkpoint was trained on {ds}, not {expect_dataset}")
-    state = obj.get("state_dict")
-    if not isinstance(state, dict):
+    if not isinstance(obj.get("state_dict"), dict):
         raise CheckpointError("checkpoint has no weights")
     history = obj.get("history", [])
     if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
         raise CheckpointError("checkpoint's training history is malformed")
-    try:
-        args = (arch, tuple(obj["in_shape"]), obj["num_classes"], obj.get("downsample"))
-        # Shapes first, on the meta device (nothing allocated): a forged in_shape or num_classes must
-        # not make the loader allocate gigabytes. The real model is built only once the file's
-        # weights are at least as large, so its memory is bounded by the file's size.
-        with torch.device("meta"):
-            shapes = build_model(*args).state_dict()
-    except Exception as e:  # noqa: BLE001 - any failure to build means "cannot use this file"
-        raise CheckpointError(f"cannot rebuild the model: {(str(e).strip().splitlines() or [''])[0][:200]}") from None
+
+
+def _rebuild(obj: dict) -> nn.Module:
+    """The recorded architecture, built and given the file's weights (float32, eval mode, CPU)."""
+    state = obj["state_dict"]
+    args = (obj["arch"], tuple(obj.get("in_shape") or ()), obj.get("num_classes"), obj.get("downsample"))
+    # Shapes first, on the meta device (nothing allocated): a forged in_shape or num_classes must not make
+    # the loader allocate gigabytes. The real model is built only once the file's weights are at least as
+    # large, so its memory is bounded by the file's size.
+    with torch.device("meta"):
+        shapes = _build(args).state_dict()
     need = sum(v.numel() for v in shapes.values())
     # Values really stored: a tensor's storage, counted once (a 1-value storage expanded to a huge shape,
     # or many views of one storage, would otherwise claim a model far larger than the file).
@@ -150,19 +191,21 @@ def load_checkpoint(source: str | Path | bytes, *, expect_dataset: str | None = 
         missing = [k for k in shapes if k not in state]
         raise CheckpointError("weights do not fit the architecture: " + (
             f"missing {', '.join(missing[:3])}" if missing else f"the model needs {need:,} values, the file holds {have:,}"))
-    try:
-        model = build_model(*args)
-    except Exception as e:  # noqa: BLE001
-        raise CheckpointError(f"cannot rebuild the model: {(str(e).strip().splitlines() or [''])[0][:200]}") from None
+    model = _build(args)
     try:
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except (RuntimeError, AttributeError) as e:
         first = str(e).strip().splitlines()
         raise CheckpointError("weights do not fit the architecture: "
                               + (first[1].strip() if len(first) > 1 else first[0])[:200]) from None
-    model.eval()
-    meta = {k: v for k, v in obj.items() if k not in ("state_dict",)}
-    return Checkpoint(meta, model, Path(source) if isinstance(source, (str, Path)) else None)
+    return model.eval()
+
+
+def _build(args) -> nn.Module:
+    try:
+        return build_model(*args)
+    except Exception as e:  # noqa: BLE001 - any failure to build means "cannot use this file"
+        raise CheckpointError(f"cannot rebuild the model: {(str(e).strip().splitlines() or [''])[0][:200]}") from None
 
 
 # ---- reading records, listing -----------------------------------------------------------------
@@ -170,8 +213,8 @@ def load_checkpoint(source: str | Path | bytes, *, expect_dataset: str | None = 
 def read_meta(path: str | Path) -> dict:
     """Metadata only (no model rebuilt); raises CheckpointError."""
     obj = _read(path)
-    obj.pop("state_dict", None)
-    obj.pop("filter_snapshots", None)
+    for heavy in ("state_dict", "filter_snapshots", "optimizer_state"):
+        obj.pop(heavy, None)
     return obj
 
 

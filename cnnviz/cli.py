@@ -14,7 +14,7 @@ import typing
 from pathlib import Path
 
 from .data import DATASETS, DataUnavailable
-from .downsample import DOWNSAMPLE_METHODS
+from .downsample import list_downsamples
 from .config import RunConfig, config_fields
 from .models import list_archs
 
@@ -44,7 +44,13 @@ def cmd_train(a):
     from .paths import runs_dir
     from .runs import run_training
 
-    cfg = RunConfig(**{f.name: getattr(a, f.name) for f in config_fields()})
+    resume_from = None
+    if a.resume:
+        resume_from, cfg = _resume(a)
+    elif not a.arch:
+        raise UserError("--arch is required (or --resume FILE to continue a run)")
+    else:
+        cfg = RunConfig(**{f.name: getattr(a, f.name) for f in config_fields()})
     command = "python -m cnnviz " + shlex.join(sys.argv[1:])
 
     def on_epoch(row):
@@ -52,11 +58,27 @@ def cmd_train(a):
                f"{row['train_acc']:.4f}  test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}  "
                f"{row['seconds']:.1f}s  {row['images_per_second']:.0f} img/s")
 
-    path, result = run_training(cfg, out=a.out, folder=a.out_dir or runs_dir(), on_epoch=on_epoch, command=command)
+    path, result = run_training(cfg, out=a.out, folder=a.out_dir or runs_dir(), on_epoch=on_epoch, command=command,
+                                resume_from=resume_from)
     if not a.json:
         print(f"wrote {path} ({result.reason})")
     if not result.completed:
         raise UserError(f"run ended early ({result.reason}); the epochs done are saved in {path}")
+
+
+def _resume(a):
+    """The checkpoint `--resume` names and the config that continues it: its own settings, with
+    `--epochs` (the total) and `--device` from the command line."""
+    from dataclasses import replace
+
+    from .checkpoints import load_checkpoint
+
+    ck = load_checkpoint(a.resume, with_optimizer=True)
+    cfg = replace(ck.record.config, epochs=a.epochs, device=a.device)
+    if a.epochs <= ck.record.epochs:
+        raise UserError(f"{a.resume} already has {ck.record.epochs} epochs: ask for more with --epochs "
+                        f"(the total, e.g. --epochs {ck.record.epochs + 5})")
+    return ck, cfg
 
 
 def cmd_evaluate(a):
@@ -140,7 +162,7 @@ class _Parser(argparse.ArgumentParser):
 GRID_LISTS = ("arch", "downsample", "dataset", "seed")
 
 
-def _add_config_options(parser: argparse.ArgumentParser, skip=()) -> None:
+def _add_config_options(parser: argparse.ArgumentParser, skip=(), optional=()) -> None:
     """One option per RunConfig field (`--batch-size` for batch_size), with its default, type and help."""
     hints = typing.get_type_hints(RunConfig)
     for f in config_fields():
@@ -155,7 +177,7 @@ def _add_config_options(parser: argparse.ArgumentParser, skip=()) -> None:
         if meta["choices"]:
             options["choices"] = list(meta["choices"]())
         if f.default is dataclasses.MISSING:
-            options["required"] = True
+            options["required"] = f.name not in optional
         else:
             options["default"] = f.default
         parser.add_argument(flag, **options)
@@ -169,12 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summary", help="the lecture's summary table of an architecture")
     s.add_argument("--arch", required=True, choices=list_archs())
     s.add_argument("--dataset", default="fashion-mnist", help=datasets_help)
-    s.add_argument("--downsample", choices=DOWNSAMPLE_METHODS)
+    s.add_argument("--downsample", choices=list_downsamples())
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_summary)
 
     t = sub.add_parser("train", help="train on the real data and write a checkpoint")
-    _add_config_options(t)
+    _add_config_options(t, optional=("arch",))
+    t.add_argument("--resume", metavar="FILE", help="continue this checkpoint's run up to --epochs in all, "
+                   "with its own settings, into a new file (the other settings are read from FILE)")
     t.add_argument("--out", help="checkpoint file (default: a new file in --out-dir)")
     t.add_argument("--out-dir", help="folder for the checkpoint (default: $CNNVIZ_RUNS, else the app's runs/ "
                    "folder, where the app lists your runs)")
@@ -198,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("grid", help="train every combination (comma lists) into one folder, resumable")
     g.add_argument("--arch", required=True, help=f"comma list of: {', '.join(list_archs())}")
-    g.add_argument("--downsample", help=f"comma list of: {', '.join(DOWNSAMPLE_METHODS)} "
+    g.add_argument("--downsample", help=f"comma list of: {', '.join(list_downsamples())} "
                    "(default: each architecture's own)")
     g.add_argument("--dataset", default="fashion-mnist", help="comma list of: " + datasets_help)
     g.add_argument("--seeds", default="0", help="comma list of seeds, e.g. 0,1,2")

@@ -11,7 +11,7 @@ import shlex
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from .downsample import DOWNSAMPLE_METHODS
+from .downsample import list_downsamples
 from .models import get_arch, list_archs, resolve_downsample
 
 OPTIMIZERS = ("adam", "sgd", "adamw")
@@ -32,7 +32,7 @@ class RunConfig:
     dataset: str = _setting("fashion-mnist", "fashion-mnist, cifar10, or a folder with train/<class>/ and "
                             "test/<class>/ images")
     downsample: str | None = _setting(None, "2x2 downsampling (default: the architecture's own)", shown="choice",
-                                      choices=lambda: DOWNSAMPLE_METHODS)
+                                      choices=list_downsamples)
     epochs: int = _setting(10, "epochs to train")
     lr: float = _setting(1e-3, "learning rate: 1e-3 (default) or the lecture's 1e-5")
     optimizer: str = _setting("adam", "optimizer", shown="changed", choices=lambda: OPTIMIZERS)

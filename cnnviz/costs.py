@@ -1,9 +1,8 @@
-"""What a network costs per image: multiply-adds, activation memory, and each layer's receptive field.
+"""What a network costs per image: multiply-adds, in total and per layer.
 
 Multiply-adds are measured with `torch.utils.flop_counter.FlopCounterMode` (it counts 2 FLOPs per
-multiply-add in convs and matmuls); receptive fields follow the closed form
-r_out = r_in + (k - 1) * j_in, j_out = j_in * s, with j the distance in input pixels between
-neighbouring outputs.
+multiply-add in convs and matmuls); the per-layer column is the analytic count of each conv/linear.
+(Receptive fields are geometry, in `conv_arithmetic`.)
 """
 from __future__ import annotations
 
@@ -13,7 +12,6 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .downsample import BlurMaxPool, Interpolate, Resize
 from .engineered import EngineeredFrontEnd
 from .models import build_model
 
@@ -47,45 +45,3 @@ def layer_macs(module: nn.Module, out: torch.Tensor) -> int:
     if isinstance(module, EngineeredFrontEnd):
         return out.shape[-2] * out.shape[-1] * module.kernels.shape[0] * 9
     return 0
-
-
-def _kernel_stride(module: nn.Module, in_hw: int | None, out_hw: int | None) -> list[tuple[float, float]]:
-    """(kernel, stride) steps a layer applies along one axis; [] for layers that keep the geometry."""
-    def first(v):
-        return v if isinstance(v, (int, float)) else v[0]
-
-    if isinstance(module, nn.Conv2d):
-        return [(module.dilation[0] * (module.kernel_size[0] - 1) + 1, module.stride[0])]
-    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-        return [(first(module.kernel_size), first(module.stride or module.kernel_size))]
-    if isinstance(module, Interpolate):
-        # x0.5 bilinear (align_corners=False) reads 2 neighbouring pixels; nearest reads 1.
-        return [(2 if module.mode == "bilinear" else 1, 2)]
-    if isinstance(module, BlurMaxPool):
-        return [(2, 1), (3, 2)]
-    if isinstance(module, EngineeredFrontEnd):
-        return [(3, 1)]
-    if isinstance(module, Resize) and in_hw and out_hw:
-        return [(1, in_hw / out_hw)]
-    if type(module).__name__ == "_EveryOther":
-        return [(1, 2)]
-    return []
-
-
-def receptive_fields(model: nn.Sequential, input_shape: tuple[int, int, int]) -> list[dict]:
-    """Per top-level layer: receptive field and jump in input pixels; after Flatten, the whole input."""
-    rows, r, j, full = [], 1.0, 1.0, False
-    x = torch.zeros(1, *input_shape)
-    with torch.no_grad():
-        for name, layer in model.named_children():
-            in_hw = x.shape[-1] if x.dim() == 4 else None
-            x = layer(x)
-            out_hw = x.shape[-1] if x.dim() == 4 else None
-            if isinstance(layer, (nn.Flatten, nn.Linear)) or x.dim() != 4:
-                full = True
-            if not full:
-                for k, s in _kernel_stride(layer, in_hw, out_hw):
-                    r, j = r + (k - 1) * j, j * s
-            rows.append({"name": name, "rf": None if full else int(round(r)), "jump": None if full else j,
-                         "whole_input": full})
-    return rows

@@ -36,17 +36,18 @@ class DatasetSpec:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     folder: str  # the image-folder copy's directory name under ROOT
+    label: str = ""  # how pages write it: "Fashion-MNIST"
 
 
 DATASETS: dict[str, DatasetSpec] = {
     "fashion-mnist": DatasetSpec(
         "fashion-mnist", (1, 28, 28),
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-         "Ankle boot"), (0.5,), (0.5,), "fashion-mnist-img"),
+         "Ankle boot"), (0.5,), (0.5,), "fashion-mnist-img", "Fashion-MNIST"),
     "cifar10": DatasetSpec(
         "cifar10", (3, 32, 32),
         ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
-        (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "cifar10-jpg"),
+        (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "cifar10-jpg", "CIFAR-10"),
 }
 
 

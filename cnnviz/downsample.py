@@ -1,28 +1,101 @@
-"""The lecture's 2x2 downsampling options as one factory, plus Zhang's anti-aliased `blurmax`.
+"""The registry of 2x2 downsampling methods: the lecture's five plus Zhang's anti-aliased `blurmax`.
 
-Every option halves H and W of a feature map (floor for odd sizes) and adds no parameters, so the
-models built with any of them have the same parameter count and differ only in *how* they subsample.
-`stride` is not a layer: it turns the preceding convolution into a stride-2 convolution (see models.py);
-on a feature map it is the exact equivalent `x[..., ::2, ::2]` of that stride-1 output (see
-`apply_downsample`).
+Every method is one `Downsample` entry (name, labels, colour, a factory for its layer, and its geometry)
+registered here, torchvision `_api.py` style: `register_downsample`, `get_downsample`,
+`list_downsamples`; a duplicate name is an error. Everything else (models, summaries, receptive fields,
+figures, pages, the CLI, the shipped runs) looks the method up, so one registration adds a method
+everywhere.
+
+Every method halves H and W of a feature map and adds no parameters, so the models built with any of
+them have the same parameter count and differ only in *how* they subsample. `stride` is the one whose
+entry says `strides_conv`: in a conv trunk it is no layer, the preceding conv gets stride 2 instead (see
+models.py); on a feature map its layer samples `x[..., ::2, ::2]`, exactly that stride-1 output sampled
+as a stride-2 conv would have computed it.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-DOWNSAMPLE_METHODS = ("max", "avg", "bilinear", "nearest", "stride", "blurmax")
+Steps = tuple[tuple[float, float], ...]  # (kernel, stride) along one axis, applied in order
 
-DOWNSAMPLE_LABELS = {
-    "max": "Max pooling 2x2",
-    "avg": "Average pooling 2x2",
-    "bilinear": "Bilinear interpolation x0.5",
-    "nearest": "Nearest interpolation x0.5",
-    "stride": "Strided convolution (stride 2)",
-    "blurmax": "Max pooling + blur (anti-aliased, Zhang 2019)",
-}
 
+@dataclass(frozen=True)
+class Downsample:
+    """One downsampling method: everything a model, a figure or a page needs to know about it."""
+    name: str  # the lecture's word, the `downsample=` value saved in checkpoints
+    label: str  # for menus, legends and tables: "Max pooling 2x2"
+    short: str  # inside a sentence: "max pooling"
+    color: str  # the same colour on every page and figure
+    factory: Callable[[], nn.Module]  # a fresh parameter-free layer halving H and W
+    steps: Steps  # its geometry, for receptive fields: max pooling is ((2, 2),)
+    strides_conv: bool = False  # in a conv trunk: no layer, the conv before it gets stride 2
+
+    def layer(self) -> nn.Module:
+        """A fresh layer, tagged with this entry so summaries and diagrams can find the method again."""
+        module = self.factory()
+        module.downsample_method = self.name  # a plain attribute: not in the state_dict
+        return module
+
+
+_REGISTRY: dict[str, Downsample] = {}
+
+
+def register_downsample(entry: Downsample) -> Downsample:
+    """Add a method to every menu, model and figure; a duplicate name is a programming error."""
+    if entry.name in _REGISTRY:
+        raise ValueError(f"downsampling method {entry.name!r} registered twice")
+    _REGISTRY[entry.name] = entry
+    return entry
+
+
+def unregister_downsample(name: str) -> None:
+    """Remove a method (tests register throwaway methods and take them out again)."""
+    del _REGISTRY[name]
+
+
+def list_downsamples() -> list[str]:
+    """Every registered method, in registration order (the lecture's order first)."""
+    return list(_REGISTRY)
+
+
+def get_downsample(name: str) -> Downsample:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown downsample {name!r}; choose one of {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def downsample_label(name: str | None) -> str:
+    """The method's label for menus and legends; a name that is not registered (an old checkpoint's,
+    or None for a net that never downsamples) is shown as it is."""
+    return _REGISTRY[name].label if name in _REGISTRY else str(name)
+
+
+def downsample_of(module: nn.Module) -> Downsample | None:
+    """The entry a layer was built from (by `Downsample.layer`), or None for any other layer."""
+    name = getattr(module, "downsample_method", None)
+    return _REGISTRY.get(name) if name is not None else None
+
+
+def make_downsample(method: str) -> nn.Module:
+    """A parameter-free 2x2 downsampling layer for `method`."""
+    return get_downsample(method).layer()
+
+
+def apply_downsample(fmap: torch.Tensor, method: str) -> torch.Tensor:
+    """Downsample a feature map (B, C, H, W) directly, so the methods can be compared on one input.
+
+    For `stride` this is the stride-1 map sampled at every other pixel: exactly what a strided conv
+    would have produced (ceil(H/2) rows for odd H, as the conv gives; the 2x2 windows give floor(H/2)).
+    """
+    return make_downsample(method).to(fmap.device)(fmap)
+
+
+# ---- the layers --------------------------------------------------------------------------------
 
 class Interpolate(nn.Module):
     """The lecture's `ResizeLayer`: `F.interpolate(scale_factor=0.5)` as a layer.
@@ -55,6 +128,10 @@ class Resize(nn.Module):
             return x
         return F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
 
+    def rf_steps(self, in_hw: int, out_hw: int) -> list[tuple[float, float]]:
+        """Geometry for receptive fields: one input pixel per output pixel, `in/out` apart."""
+        return [(1, in_hw / out_hw)]
+
     def extra_repr(self):
         return f"size={self.size}"
 
@@ -79,28 +156,27 @@ class BlurMaxPool(nn.Module):
         return F.conv2d(x, self.kernel.to(x.dtype).expand(c, 1, 3, 3), stride=2, groups=c)
 
 
-def make_downsample(method: str) -> nn.Module:
-    """A parameter-free 2x2 downsampling layer for `method` (everything but `stride`)."""
-    if method == "max":
-        return nn.MaxPool2d(2, 2)
-    if method == "avg":
-        return nn.AvgPool2d(2, 2)
-    if method in ("bilinear", "nearest"):
-        return Interpolate(0.5, method)
-    if method == "blurmax":
-        return BlurMaxPool()
-    if method == "stride":
-        raise ValueError("'stride' is not a layer: build the preceding conv with stride=2")
-    raise ValueError(f"unknown downsample {method!r}; choose one of {', '.join(DOWNSAMPLE_METHODS)}")
+class EveryOther(nn.Module):
+    """`x[..., ::2, ::2]`: what a stride-2 conv keeps of its stride-1 output (and a fixed front end's
+    stride, since a fixed layer cannot become strided)."""
+
+    def forward(self, x):  # (B, C, H, W) -> (B, C, ceil(H/2), ceil(W/2))
+        return x[..., ::2, ::2]
 
 
-def apply_downsample(fmap: torch.Tensor, method: str) -> torch.Tensor:
-    """Downsample a feature map (B, C, H, W) directly, so the methods can be compared on one input.
+# ---- the lecture's methods, in the order its slides take them --------------------------------------
 
-    For `stride`, a stride-2 convolution equals the stride-1 convolution sampled at every other pixel,
-    so `fmap[..., ::2, ::2]` of the stride-1 map is exactly what a strided conv would have produced
-    (ceil(H/2) rows for odd H, as the conv gives; the other methods give floor(H/2)).
-    """
-    if method == "stride":
-        return fmap[..., ::2, ::2]
-    return make_downsample(method).to(fmap.device)(fmap)
+register_downsample(Downsample("max", "Max pooling 2x2", "max pooling", "#1f77b4",
+                               lambda: nn.MaxPool2d(2, 2), ((2, 2),)))
+register_downsample(Downsample("avg", "Average pooling 2x2", "average pooling", "#ff7f0e",
+                               lambda: nn.AvgPool2d(2, 2), ((2, 2),)))
+# x0.5 bilinear (align_corners=False) reads the 2 neighbouring pixels around each centre; nearest reads 1.
+register_downsample(Downsample("bilinear", "Bilinear interpolation x0.5", "bilinear x0.5", "#2ca02c",
+                               lambda: Interpolate(0.5, "bilinear"), ((2, 2),)))
+register_downsample(Downsample("nearest", "Nearest interpolation x0.5", "nearest x0.5", "#9467bd",
+                               lambda: Interpolate(0.5, "nearest"), ((1, 2),)))
+register_downsample(Downsample("stride", "Strided convolution (stride 2)", "the strided conv", "#d62728",
+                               EveryOther, ((1, 2),), strides_conv=True))
+# The dense 2x2 max (stride 1), then the 3x3 blur with stride 2.
+register_downsample(Downsample("blurmax", "Max pooling + blur (anti-aliased, Zhang 2019)", "blurmax", "#17becf",
+                               BlurMaxPool, ((2, 1), (3, 2))))

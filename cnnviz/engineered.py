@@ -16,8 +16,15 @@ import torch.nn.functional as F
 # RGB -> gray weights of cv2.COLOR_RGB2GRAY (ITU-R BT.601).
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 
+# What the fixed front end computes, channel by channel (the learned conv baseline has as many).
+FRONT_CHANNELS = ("gray", "d/dx", "d/dy", "magnitude", "laplacian")
 ENGINEERED_KINDS = ("sobel_x", "sobel_y", "sobel_mag", "sobel5_x", "sobel5_y", "sobel5_mag",
                     "scharr_x", "scharr_y", "scharr_mag", "laplacian")
+
+KIND_LABELS = {"sobel_x": "Sobel x (3)", "sobel_y": "Sobel y (3)", "sobel_mag": "Sobel magnitude (3)",
+               "sobel5_x": "Sobel x (5)", "sobel5_y": "Sobel y (5)", "sobel5_mag": "Sobel magnitude (5)",
+               "scharr_x": "Scharr x", "scharr_y": "Scharr y", "scharr_mag": "Scharr magnitude",
+               "laplacian": "Laplacian"}
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -69,7 +76,7 @@ def engineered_kernels(size: int = 3) -> dict[str, np.ndarray]:
 
 
 class EngineeredFrontEnd(nn.Module):
-    """Fixed (non-trainable) channels: gray, d/dx, d/dy, gradient magnitude, Laplacian.
+    """Fixed (non-trainable) channels `FRONT_CHANNELS`: gray, d/dx, d/dy, gradient magnitude, Laplacian.
 
     The kernels are parameters with `requires_grad=False`: the summary lists them as non-trainable
     and the training loop never hands them to the optimizer.
@@ -93,7 +100,9 @@ class EngineeredFrontEnd(nn.Module):
         gx, gy, lap = d[:, 0:1], d[:, 1:2], d[:, 2:3]
         return torch.cat([g, gx, gy, torch.hypot(gx, gy), lap], dim=1)
 
+    def rf_steps(self, in_hw: int, out_hw: int) -> list[tuple[float, float]]:
+        """Geometry for receptive fields: one 3x3 window, stride 1."""
+        return [(3, 1)]
+
     def extra_repr(self):
         return f"in_channels={self.in_channels}, edge={self.edge!r}, trainable=False"
-
-    CHANNELS = ("gray", "d/dx", "d/dy", "magnitude", "laplacian")

@@ -1,4 +1,4 @@
-"""Feature maps of named layers, downsampling compared on one map, and learned vs engineered filters.
+"""Feature maps of named layers, and every registered downsampling method applied to the same map.
 
 Models are shared between Streamlit sessions (one cached copy per process), so nothing here mutates
 them: for an `nn.Sequential` the layers are run one by one and the wanted outputs kept (no hooks at
@@ -14,8 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .downsample import DOWNSAMPLE_METHODS, apply_downsample
-from .engineered import engineered_kernels
+from .downsample import apply_downsample, get_downsample, list_downsamples
 
 _HOOK_LOCK = threading.Lock()
 
@@ -78,11 +77,12 @@ class DownsampleComparison:
 
 @torch.inference_mode()
 def compare_downsampling(model: nn.Sequential, x: torch.Tensor, layer: str,
-                         methods=DOWNSAMPLE_METHODS) -> DownsampleComparison:
-    """One image's conv activation, then that same map downsampled by every method.
+                         methods: list[str] | None = None) -> DownsampleComparison:
+    """One image's conv activation, then that same map downsampled by every method (default: every
+    registered one).
 
-    `stride` is computed for real: the chosen conv re-run with stride 2 on its own input (then ReLU),
-    which equals the stride-1 map sampled at every other pixel.
+    A method that `strides_conv` is computed for real: the chosen conv re-run with stride 2 on its own
+    input (then ReLU), which equals the stride-1 map sampled at every other pixel.
     """
     names = [n for n, _ in model.named_children()]
     conv = model[names.index(layer)]
@@ -94,8 +94,8 @@ def compare_downsampling(model: nn.Sequential, x: torch.Tensor, layer: str,
     conv_in = maps[prev] if prev else x.cpu()
     fmap = maps[act][0]
     out = {}
-    for m in methods:
-        if m == "stride":
+    for m in list_downsamples() if methods is None else methods:
+        if get_downsample(m).strides_conv:
             w, b = conv.weight.float().cpu(), conv.bias.float().cpu() if conv.bias is not None else None
             y = F.conv2d(conv_in.float(), w, b, stride=2, padding=conv.padding)
             out[m] = (F.relu(y) if act != layer else y)[0]
@@ -111,15 +111,16 @@ def difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def worked_example(grid: np.ndarray, kernel: np.ndarray, bias: float = 0.0) -> dict[str, np.ndarray]:
-    """The lecture's 4x4 -> 2x2 example (v1..v16 -> m1..m4) for every method, on a user's grid.
+    """The lecture's 4x4 -> 2x2 example (v1..v16 -> m1..m4) for every registered method, on a user's grid.
 
-    `stride` is the lecture's "convolve with stride=2" with a 2x2 kernel w1..w4 and bias b.
+    A method that `strides_conv` is the lecture's "convolve with stride=2" with a 2x2 kernel w1..w4 and
+    bias b; every other method is its own layer on the grid.
     """
-    x = torch.as_tensor(np.asarray(grid, np.float32))[None, None]
-    out = {m: apply_downsample(x, m)[0, 0].numpy() for m in ("max", "avg", "bilinear", "nearest")}
-    k = torch.as_tensor(np.asarray(kernel, np.float32))[None, None]
-    out["stride"] = F.conv2d(x, k, torch.tensor([float(bias)]), stride=2)[0, 0].numpy()
-    return out
+    x = torch.as_tensor(np.asarray(grid, np.float32))[None, None]  # (1, 1, 4, 4)
+    k = torch.as_tensor(np.asarray(kernel, np.float32))[None, None]  # (1, 1, 2, 2)
+    strided = F.conv2d(x, k, torch.tensor([float(bias)]), stride=2)[0, 0].numpy()
+    return {m: strided if get_downsample(m).strides_conv else apply_downsample(x, m)[0, 0].numpy()
+            for m in list_downsamples()}
 
 
 WORKED_PATTERNS = ("1..16", "random integers", "checkerboard", "one bright pixel")
@@ -162,29 +163,3 @@ def worked_example_latex(method: str, grid: np.ndarray, kernel: np.ndarray, bias
             raise ValueError(f"no worked example for {method!r}")
         lines.append(rf"m_{{{i + 1}}} &= {rhs} = {np.asarray(out).reshape(-1)[i]:.4g}")
     return r"\begin{aligned}" + r"\\ ".join(lines) + r"\end{aligned}"
-
-
-# ---- learned filters vs engineered kernels ------------------------------------------------------
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    return float((a * b).sum() / (na * nb)) if na > 0 and nb > 0 else 0.0
-
-
-def closest_engineered(weights: torch.Tensor) -> list[dict]:
-    """For each learned filter (O, I, k, k), the engineered kernel of size k most like it.
-
-    Filters are averaged over input channels (a colour filter's luminance response). Similarity is
-    the cosine; a filter equal to minus a Sobel kernel is the same edge detector with the opposite
-    sign, so the best match is chosen by |cosine| and the sign is kept in `similarity`.
-    """
-    w = weights.detach().float().cpu().numpy().mean(axis=1)  # (O, k, k)
-    k = w.shape[-1]
-    kernels = engineered_kernels(k)
-    out = []
-    for i, f in enumerate(w):
-        # Every engineered kernel sums to 0, so the filter's mean (a brightness response) is removed.
-        sims = {name: _cosine(f - f.mean(), ker) for name, ker in kernels.items()}
-        best = max(sims, key=lambda n: abs(sims[n]))
-        out.append({"filter": i, "kernel": best, "similarity": sims[best], "all": sims})
-    return out

@@ -3,11 +3,12 @@
 Each run is an ordinary checkpoint named by `RunConfig.name` in one folder, and the folder's
 `manifest.json` is rewritten after every finished run, so a grid's folder reads like `checkpoints/`.
 
-Resuming is simple and honest: a run whose checkpoint exists and is complete is skipped; a missing
-run is trained; an incomplete checkpoint (stopped, diverged, or failed mid-run) is moved aside to
-`<name>.incomplete-N.pt` (never deleted) and that run is redone from scratch, not continued from its
-last epoch. A run killed outright (Ctrl-C, power cut) leaves no checkpoint at all, because a
-checkpoint is written in one atomic step at the end, so it is simply trained again.
+Resuming: a run whose checkpoint exists and is complete is skipped; a missing run is trained. Every
+run writes its checkpoint after each epoch, so a run that was stopped or killed (Ctrl-C, power cut)
+leaves its finished epochs, and the grid continues it from the last of them (weights, optimizer
+state, shuffling: as if it had never stopped). A checkpoint that cannot be continued (diverged,
+failed, unreadable, or made with other settings than the grid's, epochs apart) is moved aside to
+`<name>.incomplete-N.pt` / `.unreadable-N.bak` (never deleted) and that run is redone from scratch.
 
 Where the runs go:
 - `workers=1`: one after another in this process.
@@ -23,14 +24,14 @@ import os
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from itertools import product
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from .checkpoints import CheckpointError, read_record
+from .checkpoints import CheckpointError, load_checkpoint, read_record
 from .data import DataUnavailable
 from .device import configure_threads, usable_cpus
 from .manifest import write_manifest
@@ -87,21 +88,26 @@ def _config_of(row: dict) -> RunConfig:
     return RunConfig(**{f.name: row[f.name] for f in fields(RunConfig)})
 
 
-def train_one(cfg: RunConfig, path: str | Path, *, return_bytes: bool = False) -> tuple[dict, bytes | None]:
+def train_one(cfg: RunConfig, path: str | Path, *, return_bytes: bool = False, resume: bool = False,
+              resume_bytes: bytes | None = None) -> tuple[dict, bytes | None]:
     """Train one run into `path` and return its row (status "done" or "failed"; never raises).
 
     With `return_bytes` the checkpoint is written to a temporary file and returned as bytes instead
     (for a Ray worker, whose disk is not the driver's); the recorded command still names `path`.
+    `resume` continues the incomplete checkpoint at `path` (or, for a Ray worker, `resume_bytes`).
     """
     t0 = time.perf_counter()
     command = cfg.command(path)
     try:
         if return_bytes:
             with tempfile.TemporaryDirectory() as tmp:
-                written, result = run_training(cfg, out=Path(tmp) / "run.pt", command=command)
+                target = Path(tmp) / "run.pt"
+                if resume_bytes is not None:
+                    target.write_bytes(resume_bytes)
+                written, result = _train_into(cfg, target, command, resume_bytes is not None)
                 blob = written.read_bytes()
         else:
-            written, result = run_training(cfg, out=path, command=command)
+            written, result = _train_into(cfg, Path(path), command, resume)
             blob = None
     except Exception as e:  # noqa: BLE001 - one failed run is reported; the grid goes on
         error = f"{type(e).__name__}: {e}"
@@ -114,6 +120,11 @@ def train_one(cfg: RunConfig, path: str | Path, *, return_bytes: bool = False) -
                seconds=time.perf_counter() - t0, threads=torch.get_num_threads(), device=result.device,
                error="" if result.completed else f"ended early: {result.reason}")
     return row, blob
+
+
+def _train_into(cfg: RunConfig, path: Path, command: str, resume: bool):
+    ck = load_checkpoint(path, with_optimizer=True) if resume else None
+    return run_training(cfg, out=path, command=command, resume_from=ck)
 
 
 def _pin_cpus(slot: int, n: int) -> int:
@@ -142,12 +153,13 @@ def _init_worker(counter, threads: int) -> None:
     _pin_cpus(slot, threads)
 
 
-def _ray_task(cfg: RunConfig, path: str, slot: int, threads: int | None) -> tuple[dict, bytes | None]:
+def _ray_task(cfg: RunConfig, path: str, slot: int, threads: int | None,
+              resume_bytes: bytes | None = None) -> tuple[dict, bytes | None]:
     # Ray does not pin tasks to cores; tasks started together have neighbouring slots, so they mostly
     # land on different cores. GPU tasks (threads=None) leave the CPU alone.
     if threads:
         _pin_cpus(slot, threads)
-    return train_one(cfg, path, return_bytes=True)
+    return train_one(cfg, path, return_bytes=True, resume_bytes=resume_bytes)
 
 
 # ---- the grid ----------------------------------------------------------------------------------
@@ -165,13 +177,21 @@ def _inspect(path: Path, cfg: RunConfig) -> tuple[str, RunRecord | None]:
     except CheckpointError:
         return "unreadable", None
     if not record.complete:
-        return "incomplete", record
+        return ("resumable" if _can_continue(record, cfg) else "incomplete"), record
     # "auto" in the config, "cuda"/"cpu" in the file: the device does not make it another run.
     differ = [f"{f.name}={getattr(record.config, f.name)!r} (wanted {getattr(cfg, f.name)!r})"
               for f in fields(RunConfig) if f.name != "device" and getattr(record.config, f.name) != getattr(cfg, f.name)]
     if differ:
         raise GridError(f"{path} was trained with {', '.join(differ)}; use another --out folder")
     return "complete", record
+
+
+def _can_continue(record: RunRecord, cfg: RunConfig) -> bool:
+    """An incomplete run the grid can go on with: stopped or cut off (not failed), some epochs done but
+    not all, and made with the grid's settings apart from the number of epochs and the device."""
+    cut_off = record.reason == "stopped" or record.reason.startswith("saved after epoch")
+    same = replace(record.config, epochs=cfg.epochs, device=cfg.device) == cfg
+    return cut_off and same and 0 < record.epochs < cfg.epochs
 
 
 def _move_aside(path: Path, tag: str) -> Path:
@@ -184,9 +204,10 @@ def _move_aside(path: Path, tag: str) -> Path:
     return aside
 
 
-def _write_bytes(path: Path, blob: bytes) -> None:
-    """Write a checkpoint that came back from a Ray task, atomically and without overwriting."""
-    atomic_write(path, lambda tmp: tmp.write_bytes(blob), overwrite=False)
+def _write_bytes(path: Path, blob: bytes, replace_own: bool = False) -> None:
+    """Write a checkpoint that came back from a Ray task, atomically; over an existing file only when the
+    task continued that very file (`replace_own`)."""
+    atomic_write(path, lambda tmp: tmp.write_bytes(blob), overwrite=replace_own)
 
 
 def run_grid(configs: Sequence[RunConfig], out: str | Path, workers: int = 1,
@@ -230,15 +251,15 @@ def run_grid(configs: Sequence[RunConfig], out: str | Path, workers: int = 1,
             continue
         if state in ("incomplete", "unreadable"):
             _move_aside(path, state)  # kept beside the folder's runs, never deleted; the run starts over
-        todo.append((cfg, path))
+        todo.append((cfg, path, state == "resumable"))
 
     if ray_address:
         _run_on_ray(todo, ray_address, finish)
     elif workers > 1 and len(todo) > 1:
         _run_in_processes(todo, workers, finish)
     else:
-        for cfg, path in todo:
-            finish(train_one(cfg, path)[0])
+        for cfg, path, resume in todo:
+            finish(train_one(cfg, path, resume=resume)[0])
     write_manifest(out)  # also when everything was skipped, so the folder always has one
     return rows
 
@@ -252,7 +273,7 @@ def _run_in_processes(todo, workers: int, finish) -> None:
     ctx = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and locks
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(ctx.Value("i", 0), threads)) as pool:
-        futures = {pool.submit(train_one, cfg, path): cfg for cfg, path in todo}
+        futures = {pool.submit(train_one, cfg, path, resume=resume): cfg for cfg, path, resume in todo}
         for fut in as_completed(futures):
             try:
                 row = fut.result()[0]
@@ -299,21 +320,22 @@ def _run_on_ray(todo, address: str, finish) -> None:
         cpus = _ray_cpus_per_run(ray)
         task = ray.remote(_ray_task)
         refs = {}
-        for slot, (cfg, path) in enumerate(todo):
+        for slot, (cfg, path, resume) in enumerate(todo):
             on_gpu = has_gpus and cfg.device in ("auto", "cuda")
             opts = {"num_gpus": 1, "num_cpus": 1} if on_gpu else {"num_cpus": cpus}
-            ref = task.options(**opts).remote(cfg, str(path), slot, None if on_gpu else cpus)
-            refs[ref] = (cfg, path)
+            ref = task.options(**opts).remote(cfg, str(path), slot, None if on_gpu else cpus,
+                                              path.read_bytes() if resume else None)
+            refs[ref] = (cfg, path, resume)
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
-            cfg, path = refs[done[0]]
+            cfg, path, resume = refs[done[0]]
             try:
                 row, blob = ray.get(done[0])
             except ray.exceptions.RayError as e:  # the worker or its node died
                 row, blob = _row(cfg, "failed", error=f"Ray task failed: {str(e).splitlines()[0]}"), None
             if blob is not None:
-                _write_bytes(path, blob)
+                _write_bytes(path, blob, replace_own=resume)
             finish(row)
     finally:
         if started_here:

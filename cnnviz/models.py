@@ -15,40 +15,70 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from .downsample import DOWNSAMPLE_METHODS, Resize, make_downsample
-from .engineered import EngineeredFrontEnd
+from .downsample import Resize, get_downsample, list_downsamples, make_downsample
+from .engineered import FRONT_CHANNELS, EngineeredFrontEnd
 
 Shape = tuple[int, int, int]  # (C, H, W)
 
 
 @dataclass(frozen=True)
 class ArchSpec:
+    """One registered network and what the pages and the CLI say about it."""
     name: str
     builder: Callable[..., nn.Sequential]
     description: str
-    downsamples: tuple[str, ...]  # accepted `downsample=` values; () for nets that never downsample
+    only: tuple[str, ...] | None  # the `downsample=` values it accepts; None: every registered method
     default_downsample: str | None
     family: str  # "cnn", "baseline" (mlp, engineered front ends)
+    label: str  # display name ("LeNet-5"); the registry name where the lecture's word is the name
+    sees: str = ""  # what its classifier head is fed, for the baselines table ("raw pixels")
+    called: str = ""  # how a sentence names the net ("the MLP")
+    front: str | None = None  # a front end ranked against the others on one head ("raw pixels"), or None
+    baseline: bool = False  # a member of the lecture's "engineered vs CNN features" comparison
+
+    @property
+    def downsamples(self) -> tuple[str, ...]:
+        """Accepted `downsample=` values, resolved now: a method registered later is accepted too."""
+        return tuple(list_downsamples()) if self.only is None else self.only
 
 
 _REGISTRY: dict[str, ArchSpec] = {}
 
 
-def register(name: str, description: str, downsamples=DOWNSAMPLE_METHODS, default="max", family="cnn"):
-    """Decorator adding a builder to the registry; a duplicate name is a programming error."""
+def register(name: str, description: str, *, downsamples: tuple[str, ...] | None = None, default="max",
+             family="cnn", label: str | None = None, sees: str = "", called: str | None = None,
+             front: str | None = None, baseline: bool = False):
+    """Decorator adding a builder to the registry; a duplicate name is a programming error.
+
+    `downsamples=None` accepts every downsampling method registered at build time; `()` none.
+    """
 
     def wrap(builder):
         if name in _REGISTRY:
             raise ValueError(f"architecture {name!r} registered twice")
-        _REGISTRY[name] = ArchSpec(name, builder, description, tuple(downsamples),
-                                   default if downsamples else None, family)
+        takes = downsamples is None or bool(downsamples)
+        _REGISTRY[name] = ArchSpec(name, builder, description, None if downsamples is None else tuple(downsamples),
+                                   default if takes else None, family, label or name, sees,
+                                   called or label or name, front, baseline)
         return builder
 
     return wrap
 
 
+def unregister(name: str) -> None:
+    """Remove an architecture (tests register throwaway nets and take them out again)."""
+    del _REGISTRY[name]
+
+
 def list_archs(family: str | None = None) -> list[str]:
     return [n for n, s in _REGISTRY.items() if family is None or s.family == family]
+
+
+def list_baselines() -> list[str]:
+    """The comparison group in the order the lecture builds it: the front ends sharing one head first
+    (raw pixels, fixed, learned), then the full CNN."""
+    members = [s for s in _REGISTRY.values() if s.baseline]
+    return [s.name for s in members if s.front is not None] + [s.name for s in members if s.front is None]
 
 
 def get_arch(name: str) -> ArchSpec:
@@ -79,16 +109,18 @@ def build_model(arch: str, in_shape: Shape = (1, 28, 28), num_classes: int = 10,
 # ---- building blocks -------------------------------------------------------------------------
 
 def make_layers(cfg: list, in_channels: int, downsample: str | None) -> tuple[OrderedDict, int]:
-    """Conv trunk from a config list; `"D"` is a 2x2 downsampling, or stride 2 in the conv before it."""
+    """Conv trunk from a config list; `"D"` is a 2x2 downsampling layer, or stride 2 in the conv before
+    it for a method that `strides_conv` (then no layer is added, so layer names stay `pool1`, ...)."""
+    strided = downsample is not None and get_downsample(downsample).strides_conv
     layers, c, n_conv, n_pool = OrderedDict(), in_channels, 0, 0
     for i, item in enumerate(cfg):
         if item == "D":
-            if downsample != "stride":  # a strided conv already downsampled
+            if not strided:
                 n_pool += 1
                 layers[f"pool{n_pool}"] = make_downsample(downsample)
             continue
         out, k, pad = item
-        stride = 2 if downsample == "stride" and i + 1 < len(cfg) and cfg[i + 1] == "D" else 1
+        stride = 2 if strided and i + 1 < len(cfg) and cfg[i + 1] == "D" else 1
         n_conv += 1
         layers[f"conv{n_conv}"] = nn.Conv2d(c, out, k, stride=stride, padding=pad)
         layers[f"relu{n_conv}"] = nn.ReLU()
@@ -179,7 +211,8 @@ def lenet_1x1(in_shape, num_classes, downsample):
 
 
 @register("lenet5", "LeNet-5: conv 5x5 (6, padding 2), 2x2 downsampling, conv 5x5 (16), 2x2 "
-          "downsampling, FC 120, FC 84, FC 10.")
+          "downsampling, FC 120, FC 84, FC 10.", label="LeNet-5", sees="two learned conv layers + pooling",
+          baseline=True)
 def lenet5(in_shape, num_classes, downsample):
     layers, _ = make_layers([(6, 5, 2), "D", (16, 5, 0), "D"], in_shape[0], downsample)
     return add_head(layers, in_shape, (120, 84), num_classes)
@@ -211,48 +244,42 @@ MLP_HIDDEN = (512, 256)
 
 
 @register("mlp", "Raw pixels -> FC 512 -> FC 256 -> FC 10: the lecture's MLP baseline.",
-          downsamples=(), family="baseline")
+          downsamples=(), family="baseline", label="MLP", sees="raw pixels", called="the MLP",
+          front="raw pixels", baseline=True)
 def mlp(in_shape, num_classes, downsample):
     return add_head(OrderedDict(), in_shape, MLP_HIDDEN, num_classes)
 
 
-FRONT_CHANNELS = 5  # gray, d/dx, d/dy, gradient magnitude, Laplacian
-
-
 @register("engineered", "Fixed Sobel/Laplacian front end (not trained: gray, Sobel x, Sobel y, "
-          "magnitude, Laplacian), 2x2 downsampling, FC 128, FC 10.", family="baseline")
+          "magnitude, Laplacian), 2x2 downsampling, FC 128, FC 10.", family="baseline",
+          label="Engineered front end", called="the engineered net", front="the engineered front end",
+          sees="fixed engineered channels (gray, Sobel x/y, magnitude, Laplacian)", baseline=True)
 def engineered(in_shape, num_classes, downsample):
-    layers = OrderedDict(front=EngineeredFrontEnd(in_shape[0], edge="sobel"),
-                         pool1=_pool_or_stride(downsample))
+    # A fixed front end cannot become strided: `stride`'s layer samples every other pixel instead.
+    layers = OrderedDict(front=EngineeredFrontEnd(in_shape[0], edge="sobel"), pool1=make_downsample(downsample))
     return add_head(layers, in_shape, (128,), num_classes)
 
 
 @register("engineered_scharr", "The engineered front end with Scharr instead of Sobel derivatives.",
-          family="baseline")
+          family="baseline", label="Engineered front end (Scharr)", called="the Scharr net",
+          front="the Scharr front end", baseline=True,
+          sees="fixed engineered channels (gray, Scharr x/y, magnitude, Laplacian)")
 def engineered_scharr(in_shape, num_classes, downsample):
-    layers = OrderedDict(front=EngineeredFrontEnd(in_shape[0], edge="scharr"),
-                         pool1=_pool_or_stride(downsample))
+    layers = OrderedDict(front=EngineeredFrontEnd(in_shape[0], edge="scharr"), pool1=make_downsample(downsample))
     return add_head(layers, in_shape, (128,), num_classes)
 
 
 @register("learned_conv", "The same head on a learned 3x3 conv with 5 output channels: what the "
-          "engineered front end computes, but trained.", family="baseline")
+          "engineered front end computes, but trained.", family="baseline", label="Learned 3x3 conv",
+          called="the learned-conv net", front="the learned conv front end", baseline=True,
+          sees=f"a learned 3x3 conv ({len(FRONT_CHANNELS)} channels)")
 def learned_conv(in_shape, num_classes, downsample):
-    stride = 2 if downsample == "stride" else 1
-    layers = OrderedDict(conv1=nn.Conv2d(in_shape[0], FRONT_CHANNELS, 3, padding=1, stride=stride))
-    if downsample != "stride":
+    # No ReLU after conv1: like the fixed front end, its channels go straight to the downsampling.
+    strided = get_downsample(downsample).strides_conv
+    layers = OrderedDict(conv1=nn.Conv2d(in_shape[0], len(FRONT_CHANNELS), 3, padding=1, stride=2 if strided else 1))
+    if not strided:
         layers["pool1"] = make_downsample(downsample)
     return add_head(layers, in_shape, (128,), num_classes)
-
-
-def _pool_or_stride(downsample):
-    # A fixed front end cannot become strided; sampling every other pixel is the same thing.
-    return make_downsample(downsample) if downsample != "stride" else _EveryOther()
-
-
-class _EveryOther(nn.Module):
-    def forward(self, x):
-        return x[..., ::2, ::2]
 
 
 # ---- helpers ---------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .downsample import downsample_of, get_downsample
 from .features import activation_after, feature_maps
 from .models import build_model
 
@@ -103,9 +104,8 @@ def cosine_per_image(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def downsampled_layer(model: nn.Sequential) -> str:
     """The layer whose output is the first downsampled map: `pool1`, or for a strided conv its ReLU."""
-    names = [n for n, _ in model.named_children()]
-    for n in names:
-        if n.startswith("pool"):
+    for n, m in model.named_children():
+        if downsample_of(m) is not None:  # a layer built from the downsampling registry
             return n
     for n, m in model.named_children():
         if isinstance(m, nn.Conv2d) and m.stride != (1, 1):
@@ -186,6 +186,14 @@ class Verdict:
     margin_points: float | None  # its agreement minus max pooling's, in percentage points
 
 
+def _short(method: str) -> str:
+    """How a sentence names the method ("max pooling"); an unregistered name as it is."""
+    try:
+        return get_downsample(method).short
+    except ValueError:
+        return str(method)
+
+
 def shift_verdict(df, labels: dict[str, str] | None = None) -> Verdict:
     """One sentence from the probe's numbers: who keeps the most predictions at the largest shift,
     by how many points over plain max pooling, and whose maps stay closest on odd shifts.
@@ -194,7 +202,7 @@ def shift_verdict(df, labels: dict[str, str] | None = None) -> Verdict:
     so equal counts are common for small N).
     """
     labels = labels or {}
-    name = lambda m: labels.get(m, m)  # noqa: E731
+    name = lambda m: labels.get(m) or _short(m)  # noqa: E731
     k = int(df["shift"].max())
     at_k = df[df["shift"] == k].set_index("method")["agreement"]
     if at_k.empty or k == 0:

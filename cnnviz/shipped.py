@@ -11,11 +11,12 @@ from dataclasses import dataclass
 
 from .costs import arch_macs
 from .data import DATASETS
+from .downsample import list_downsamples
+from .models import list_baselines
 from .paths import shipped_dir
 from .config import RunConfig
 
 EPOCHS = 10
-DOWNSAMPLE_OPTIONS = ("max", "avg", "bilinear", "nearest", "stride", "blurmax")
 GRID_SEEDS = (0, 1, 2)
 # The baselines group (MLP, Sobel and Scharr front ends, learned conv, LeNet-5) trains with batch 128, not
 # the lecture's 1024: 10 epochs at 1024 are ~500 Adam steps, after which the small CNNs are still climbing
@@ -48,12 +49,12 @@ def _run(group, arch, dataset, downsample=None, seed=0, expensive=False, batch_s
 def shipped_runs() -> list[ShippedRun]:
     """Every shipped run, cheapest and most used first (the order `train_all.py` trains them in)."""
     fm, cf = "fashion-mnist", "cifar10"
-    runs = [_run("downsampling", "downsample_compare", fm, d) for d in DOWNSAMPLE_OPTIONS]
-    runs += [_run("baselines", a, ds, batch_size=BASELINE_BATCH_SIZE)
-             for ds in (fm, cf) for a in ("mlp", "engineered", "engineered_scharr", "learned_conv", "lenet5")]
+    methods = list_downsamples()  # resolved now: a method registered later is planned (and trained) too
+    runs = [_run("downsampling", "downsample_compare", fm, d) for d in methods]
+    runs += [_run("baselines", a, ds, batch_size=BASELINE_BATCH_SIZE) for ds in (fm, cf) for a in list_baselines()]
     runs += [_run("architectures", a, fm) for a in ("lenet_1x1", "lenet_fc")]
-    runs += [_run("downsampling", "downsample_compare", cf, d) for d in DOWNSAMPLE_OPTIONS]
-    runs += [_run("seeds", "downsample_compare", fm, d, seed=s) for d in DOWNSAMPLE_OPTIONS for s in GRID_SEEDS if s]
+    runs += [_run("downsampling", "downsample_compare", cf, d) for d in methods]
+    runs += [_run("seeds", "downsample_compare", fm, d, seed=s) for d in methods for s in GRID_SEEDS if s]
     runs += [_run("architectures", "lenet_fc", cf)]
     runs += [_run("architectures", a, fm, expensive=True) for a in ("conv_stride", "conv_pool", "same_padding", "conv_only")]
     runs += [_run("architectures", "conv_pool", cf, expensive=True)]

@@ -11,32 +11,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from .costs import layer_macs, macs, receptive_fields
+from .conv_arithmetic import receptive_fields, window_formula
+from .costs import layer_macs, macs
+from .downsample import downsample_of
 
 MB = 1024 ** 2
 
 
-def conv_output_size(size: int, kernel: int, padding: int = 0, stride: int = 1, dilation: int = 1) -> int:
-    """The lecture's formula S_o = floor((S_D - K + 2P) / S) + 1 (dilation generalises K)."""
-    k = dilation * (kernel - 1) + 1
-    return math.floor((size - k + 2 * padding) / stride) + 1
-
-
-# The lecture's output-size formula as the pages typeset it (st.latex).
-OUTPUT_SIZE_LATEX = r"S_o = \left\lfloor \frac{S_D - K + 2P}{S} \right\rfloor + 1"
-
-
-def output_size_latex(size: int, kernel: int, padding: int, stride: int) -> str:
-    """The formula filled in with these numbers, step by step, ending in `conv_output_size`'s value."""
-    top = size - kernel + 2 * padding
-    return (rf"S_o = \left\lfloor \frac{{{size} - {kernel} + 2 \times {padding}}}{{{stride}}} \right\rfloor + 1"
-            rf" = \left\lfloor \frac{{{top}}}{{{stride}}} \right\rfloor + 1"
-            rf" = {conv_output_size(size, kernel, padding, stride)}")
-
-
 @dataclass
 class Summary:
-    rows: list[dict]  # name, type, layer, output_shape, params, trainable, formula
+    rows: list[dict]  # name, type, layer, output_shape, params, trainable, formula, downsample
     input_shape: tuple[int, ...]
     total_params: int
     trainable_params: int
@@ -84,21 +68,6 @@ class Summary:
         return "\n".join(out)
 
 
-def _formula(module: nn.Module, in_hw: tuple[int, int] | None) -> str:
-    """The output-size formula filled in with this layer's numbers (convs and pools), else ""."""
-    if in_hw is None:
-        return ""
-    if isinstance(module, nn.Conv2d) and isinstance(module.padding, tuple):
-        k, p, s = module.kernel_size[0], module.padding[0], module.stride[0]
-    elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-        k, s, p = (module.kernel_size, module.stride, module.padding)
-        k, s, p = (v if isinstance(v, int) else v[0] for v in (k, s, p))
-    else:
-        return ""
-    n = in_hw[0]
-    return f"floor(({n} - {k} + 2*{p}) / {s}) + 1 = {conv_output_size(n, k, p, s)}"
-
-
 def summary(model: nn.Module, input_shape: tuple[int, ...], device: str = "cpu") -> Summary:
     """Run `model` once on zeros of `input_shape` (C, H, W) and record every leaf layer."""
     rows, hooks = [], []
@@ -115,7 +84,8 @@ def summary(model: nn.Module, input_shape: tuple[int, ...], device: str = "cpu")
                          "output_shape": tuple(output.shape[1:]), "params": params,
                          "trainable": trainable, "fixed": kind == "EngineeredFrontEnd",
                          "macs": layer_macs(module, output), "activation_bytes": output[0].numel() * 4,
-                         "formula": _formula(module, tuple(x.shape[-2:]) if x is not None and x.dim() == 4 else None)})
+                         "downsample": getattr(downsample_of(module), "name", None),  # the registry's entry
+                         "formula": window_formula(module, x.shape[-2]) if x is not None and x.dim() == 4 else ""})
         return record
 
     for name, module in model.named_modules():
@@ -140,3 +110,44 @@ def summary(model: nn.Module, input_shape: tuple[int, ...], device: str = "cpu")
     return Summary(rows, tuple(input_shape), total, trainable, math.prod(input_shape) * 4 / MB,
                    2 * activations * 4 / MB, total * 4 / MB, macs(model, tuple(input_shape)),
                    activations * 4)
+
+
+def summary_table(s: Summary):
+    """The lecture's columns (Layer (type), Output Shape, Param #) + the layer's name and formula."""
+    import pandas as pd
+
+    return pd.DataFrame({
+        "Layer (type)": [r["layer"] for r in s.rows],
+        "Output Shape": ["[-1, " + ", ".join(map(str, r["output_shape"])) + "]" for r in s.rows],
+        "Param #": [f"{r['params']:,}" for r in s.rows],
+        "name": [r["name"] for r in s.rows],
+        "output size S_o": [r["formula"] for r in s.rows],
+    })
+
+
+_KINDS = {"Conv2d": "conv", "Linear": "fc", "Resize": "resize", "Flatten": "flatten",
+          "EngineeredFrontEnd": "front"}
+
+
+def diagram_layers(s: Summary) -> list[dict]:
+    """The layers that change the shape (activations dropped), with their kind, channels and size.
+
+    `kind` is "downsample" for a layer built from the downsampling registry (its `downsample` names the
+    method), else conv / fc / resize / flatten / front / other. A vector of N units is drawn as N
+    channels of 1x1: exactly how a 1x1 convolution sees it.
+    """
+    out = [{"name": "input", "kind": "input", "downsample": None, "shape": tuple(s.input_shape), "params": 0,
+            "formula": ""}]
+    prev = tuple(s.input_shape)
+    for r in s.rows:
+        shape = tuple(r["output_shape"])
+        if r["type"] in ("ReLU", "Identity") or (shape == prev and r["params"] == 0):
+            continue
+        kind = "downsample" if r["downsample"] else _KINDS.get(r["type"], "other")
+        out.append({"name": r["name"], "kind": kind, "downsample": r["downsample"], "shape": shape,
+                    "params": r["params"], "formula": r["formula"], "layer": r["layer"]})
+        prev = shape
+    for d in out:
+        d["channels"] = d["shape"][0]
+        d["size"] = d["shape"][1] if len(d["shape"]) == 3 else 1
+    return out

@@ -53,6 +53,18 @@ class TrainResult:
     reason: str  # "completed", "stopped", or the error
     snapshots: list[torch.Tensor] = field(default_factory=list)  # first-conv weights after each epoch
     device: str = "cpu"
+    optimizer_state: dict | None = None  # opt.state_dict() after the last finished epoch (to resume)
+
+
+@dataclass
+class Resume:
+    """Where an earlier run of the same config stopped: `train` goes on from its next epoch as if it had
+    never stopped. The shuffling is not stored: the generator's only use is one `randperm(n)` per epoch,
+    so replaying one per finished epoch puts it exactly where it was (which also resumes files written
+    before resuming existed). Without `optimizer` (such a file) the optimizer starts afresh."""
+    history: list[dict]
+    optimizer: dict | None = None
+    snapshots: list[torch.Tensor] = field(default_factory=list)  # epoch 0..k first-conv weights, or none
 
 
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
@@ -111,18 +123,29 @@ def _autocast(dev: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else nullcontext()
 
 
-def train(model: nn.Module, data: Dataset, cfg: RunConfig, *,
-          callback: Callable[[Progress], None] | None = None, should_stop: Callable[[], bool] | None = None,
-          report_every: int = 5, snapshots: bool = True) -> TrainResult:
-    """Train `model` in place on `data` with `cfg`'s settings (epochs, lr, optimizer, batch size, device,
-    seed, limit_train); returns the per-epoch history even when stopped or failed.
+@dataclass
+class _Loop:
+    """What every epoch of one run shares: the model and its optimizer, the data on the device."""
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    data: Dataset
+    x: torch.Tensor  # (N, C, H, W) uint8 on the device
+    y: torch.Tensor  # (N,) int64 on the device
+    dev: torch.device
+    nhwc: bool
+    cfg: RunConfig
+    gen: torch.Generator
+    callback: Callable[[Progress], None] | None
+    should_stop: Callable[[], bool] | None
+    report_every: int
 
-    The history row of each epoch: epoch, train_loss, train_acc, test_loss, test_acc, seconds
-    (training only, evaluation excluded), images_per_second, eval_seconds. The training set is
-    shuffled with a generator seeded by `seed`, so two runs with the same seed see the same order.
-    `should_stop()` is checked after every batch; returning True ends the run after saving progress.
-    """
-    epochs, batch_size = cfg.epochs, cfg.batch_size
+    @property
+    def batches(self) -> int:
+        n = len(self.y)
+        return max(1, n // self.cfg.batch_size) if n >= self.cfg.batch_size else 1  # drop_last, like the lecture
+
+
+def _prepare(model, data, cfg, callback, should_stop, report_every, resume: Resume | None) -> _Loop:
     dev = resolve_device(cfg.device)
     if dev.type == "cpu":
         configure_threads()
@@ -133,74 +156,108 @@ def train(model: nn.Module, data: Dataset, cfg: RunConfig, *,
     if nhwc:
         model.to(memory_format=torch.channels_last)
     opt = make_optimizer(cfg.optimizer, [p for p in model.parameters() if p.requires_grad], cfg.lr)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    x_all, y_all = data.train_x, data.train_y
+    x, y = data.train_x, data.train_y
     if cfg.limit_train:
-        x_all, y_all = x_all[:cfg.limit_train], y_all[:cfg.limit_train]
-    x_all, y_all = x_all.to(dev), y_all.to(dev)  # uint8 on the device: 47 MB for Fashion-MNIST
-    n = len(y_all)
-    batches = max(1, n // batch_size) if n >= batch_size else 1  # drop_last, like the lecture
-    history: list[dict] = []
-    snaps: list[torch.Tensor] = []
+        x, y = x[:cfg.limit_train], y[:cfg.limit_train]
+    gen = torch.Generator().manual_seed(cfg.seed)
+    if resume is not None:
+        for _ in resume.history:  # the shuffles of the finished epochs, replayed (see Resume)
+            torch.randperm(len(y), generator=gen)
+        if resume.optimizer is not None:
+            opt.load_state_dict(resume.optimizer)
+    # uint8 on the device: 47 MB for Fashion-MNIST
+    return _Loop(model, opt, data, x.to(dev), y.to(dev), dev, nhwc, cfg, gen, callback, should_stop, report_every)
+
+
+def _train_epoch(loop: _Loop, epoch: int) -> dict:
+    """One pass over the shuffled training set, then the test set: the epoch's history row."""
+    model, dev, bs, batches = loop.model, loop.dev, loop.cfg.batch_size, loop.batches
+    model.train()
+    t0 = time.perf_counter()
+    perm = torch.randperm(len(loop.y), generator=loop.gen).to(dev)
+    loss_sum = torch.zeros((), device=dev)
+    correct = torch.zeros((), device=dev, dtype=torch.int64)
+    seen = 0
+    for b in range(batches):
+        idx = perm[b * bs:(b + 1) * bs] if len(loop.y) >= bs else perm
+        x = loop.data.normalize(loop.x[idx])
+        if loop.nhwc:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = loop.y[idx]
+        with _autocast(dev):
+            logits = model(x)
+            loss = F.cross_entropy(logits.float(), y)
+        loop.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        loop.opt.step()
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += len(y)
+        if loop.should_stop is not None and loop.should_stop():
+            raise Stopped
+        if loop.callback is not None and (b + 1) % loop.report_every == 0:
+            loss_so_far, correct_so_far = _read_back(loss_sum, correct)
+            loop.callback(Progress("batch", epoch, loop.cfg.epochs, b + 1, batches, loss_so_far / seen,
+                                   correct_so_far / seen))
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    seconds = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    test_loss, test_acc = evaluate(model, loop.data, "test", dev)
+    loss_total, n_correct = _read_back(loss_sum, correct)
+    row = {"epoch": epoch, "train_loss": loss_total / seen, "train_acc": n_correct / seen,
+           "test_loss": test_loss, "test_acc": test_acc, "seconds": seconds,
+           "images_per_second": seen / seconds, "eval_seconds": time.perf_counter() - t1}
+    if not math.isfinite(row["train_loss"]):
+        raise FloatingPointError(f"training diverged at epoch {epoch} (loss is {row['train_loss']})")
+    return row
+
+
+def train(model: nn.Module, data: Dataset, cfg: RunConfig, *,
+          callback: Callable[[Progress], None] | None = None, should_stop: Callable[[], bool] | None = None,
+          report_every: int = 5, snapshots: bool = True, resume: Resume | None = None,
+          on_epoch_end: Callable[[TrainResult], None] | None = None) -> TrainResult:
+    """Train `model` in place on `data` with `cfg`'s settings (epochs, lr, optimizer, batch size, device,
+    seed, limit_train); returns the per-epoch history even when stopped or failed.
+
+    The history row of each epoch: epoch, train_loss, train_acc, test_loss, test_acc, seconds
+    (training only, evaluation excluded), images_per_second, eval_seconds. The training set is
+    shuffled with a generator seeded by `seed`, so two runs with the same seed see the same order.
+    `should_stop()` is checked after every batch; returning True ends the run after saving progress.
+    With `resume`, training goes on after its last finished epoch up to `cfg.epochs` in all.
+    `on_epoch_end(result so far)` is called after every epoch (to save it: a killed run then loses at
+    most the epoch it was in).
+    """
+    loop = _prepare(model, data, cfg, callback, should_stop, report_every, resume)
+    history: list[dict] = list(resume.history) if resume else []
     conv = first_conv(model)
     keep_snaps = snapshots and conv is not None and conv[1].weight.numel() <= SNAPSHOT_MAX_PARAMS
-    if keep_snaps:
-        snaps.append(conv[1].weight.detach().float().cpu().clone())  # epoch 0: the initialisation
+    snaps = [conv[1].weight.detach().float().cpu().clone()] if keep_snaps else []  # epoch 0: the initialisation
+    if resume is not None:  # the earlier epochs' snapshots, if the file kept one per epoch
+        snaps = list(resume.snapshots) if keep_snaps and len(resume.snapshots) == len(history) + 1 else []
+        keep_snaps = bool(snaps)
     reason = "completed"
     try:
-        for epoch in range(1, epochs + 1):
-            model.train()
-            t0 = time.perf_counter()
-            perm = torch.randperm(n, generator=gen).to(dev)
-            loss_sum = torch.zeros((), device=dev)
-            correct = torch.zeros((), device=dev, dtype=torch.int64)
-            seen = 0
-            for b in range(batches):
-                idx = perm[b * batch_size:(b + 1) * batch_size] if n >= batch_size else perm
-                x = data.normalize(x_all[idx])
-                if nhwc:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                y = y_all[idx]
-                with _autocast(dev):
-                    logits = model(x)
-                    loss = F.cross_entropy(logits.float(), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                loss_sum += loss.detach() * len(y)
-                correct += (logits.detach().argmax(1) == y).sum()
-                seen += len(y)
-                if should_stop is not None and should_stop():
-                    raise Stopped
-                if callback is not None and (b + 1) % report_every == 0:
-                    loss_so_far, correct_so_far = _read_back(loss_sum, correct)
-                    callback(Progress("batch", epoch, epochs, b + 1, batches, loss_so_far / seen,
-                                      correct_so_far / seen))
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            seconds = time.perf_counter() - t0
-            t1 = time.perf_counter()
-            test_loss, test_acc = evaluate(model, data, "test", dev)
-            loss_total, n_correct = _read_back(loss_sum, correct)
-            row = {"epoch": epoch, "train_loss": loss_total / seen, "train_acc": n_correct / seen,
-                   "test_loss": test_loss, "test_acc": test_acc, "seconds": seconds,
-                   "images_per_second": seen / seconds, "eval_seconds": time.perf_counter() - t1}
-            if not math.isfinite(row["train_loss"]):
-                raise FloatingPointError(f"training diverged at epoch {epoch} (loss is {row['train_loss']})")
+        for epoch in range(len(history) + 1, cfg.epochs + 1):
+            row = _train_epoch(loop, epoch)
             history.append(row)
             if keep_snaps:
                 snaps.append(conv[1].weight.detach().float().cpu().clone())
+            if on_epoch_end is not None:
+                on_epoch_end(TrainResult(list(history), False, f"saved after epoch {epoch}; the run had not finished",
+                                         list(snaps), str(loop.dev), loop.opt.state_dict()))
             if callback is not None:
-                callback(Progress("epoch", epoch, epochs, batches, batches, row["train_loss"],
+                callback(Progress("epoch", epoch, cfg.epochs, loop.batches, loop.batches, row["train_loss"],
                                   row["train_acc"], row))
     except Stopped:
         reason = "stopped"
     except Exception as e:  # noqa: BLE001 - the epochs already done are still returned (and saved)
-        if dev.type == "cuda" and isinstance(e, torch.cuda.OutOfMemoryError):
+        if loop.dev.type == "cuda" and isinstance(e, torch.cuda.OutOfMemoryError):
             torch.cuda.empty_cache()
             reason = "CUDA out of memory: try a smaller batch size"
         else:
             reason = f"{type(e).__name__}: {e}"
     finally:
         model.eval()
-    return TrainResult(history, reason == "completed" and len(history) == epochs, reason, snaps, str(dev))
+    return TrainResult(history, reason == "completed" and len(history) == cfg.epochs, reason, snaps, str(loop.dev),
+                       loop.opt.state_dict())

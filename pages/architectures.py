@@ -6,12 +6,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from cnnviz import diagram, figures, shipped
+from cnnviz import conv_arithmetic, figures, score_maps, shipped
 from cnnviz.checkpoints import CheckpointError
 from cnnviz.data import DATASETS
-from cnnviz.downsample import DOWNSAMPLE_LABELS
+from cnnviz.downsample import downsample_label
 from cnnviz.models import build_model, get_arch, list_archs
-from cnnviz.summary import OUTPUT_SIZE_LATEX, conv_output_size, output_size_latex, summary
+from cnnviz.conv_arithmetic import OUTPUT_SIZE_LATEX, conv_output_size, output_size_latex
+from cnnviz.summary import summary, summary_table
 from pages.ui import catalog, loaders, nav, widgets
 from pages.ui.widgets import Notices
 
@@ -27,10 +28,10 @@ def _summary(arch: str, dataset: str, downsample: str | None):
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _fc_vs_1x1(dataset: str, downsample: str):
-    return diagram.fc_vs_1x1_params(DATASETS[dataset].shape, downsample)
+    return score_maps.fc_vs_1x1_params(DATASETS[dataset].shape, downsample)
 
 
-_measure = st.cache_data(show_spinner=False, max_entries=256)(diagram.measure_conv_output)
+_measure = st.cache_data(show_spinner=False, max_entries=256)(conv_arithmetic.measure_conv_output)
 
 
 nav.header("Every network of the lecture as its summary table (computed by running the "
@@ -51,7 +52,7 @@ spec = get_arch(arch)
 with c3:
     if spec.downsamples:
         downsample = widgets.select("Downsampling", spec.downsamples, "downsample", spec.default_downsample,
-                                    notices, fmt=lambda m: DOWNSAMPLE_LABELS.get(m, m),
+                                    notices, fmt=downsample_label,
                              help="How each 2x2 downsampling step is done (options this net accepts).")
     else:
         downsample = None
@@ -77,7 +78,7 @@ if resize:
     st.info(f"The first row is a `resize` layer: VGG16 halves the image five times, and {shape[1]} pixels "
             f"would shrink to 0 before the last block, so this {dataset} input is resized "
             f"{shape[1]}->{target} first (bilinear interpolation). The last block then ends at {last}x{last}.")
-st.dataframe(diagram.summary_table(s), hide_index=True, width="stretch",
+st.dataframe(summary_table(s), hide_index=True, width="stretch",
              height=min(38 + 35 * len(s.rows), 600))
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Total params", f"{s.total_params:,}")
@@ -94,7 +95,7 @@ st.header("Layer shapes")
 st.caption("One box per layer that changes the shape (activations left out): height = spatial size in "
            "pixels, width grows with log2(channels). A vector of N units is drawn as N channels of "
            "1x1, which is how a 1x1 convolution sees it. Hover a box for its numbers.")
-st.plotly_chart(diagram.shapes_figure(s, downsample), width="stretch", key="shapes")
+st.plotly_chart(figures.shapes_figure(s), width="stretch", key="shapes")
 
 # ---- this net, trained -------------------------------------------------------------------------
 st.header(f"Trained on {dataset}")
@@ -119,8 +120,8 @@ if record and record.history:
                  query_params={"part": "Compare", "runs": catalog.run_id("shipped", run.filename)})
 else:
     others = shipped.shipped_downsamples(arch, dataset)
-    which = f"{arch} ({DOWNSAMPLE_LABELS.get(downsample, downsample)})" if downsample else arch
-    hint = (f"Shipped for {dataset} with: {', '.join(DOWNSAMPLE_LABELS.get(d, d) for d in others)}; pick it "
+    which = f"{arch} ({downsample_label(downsample)})" if downsample else arch
+    hint = (f"Shipped for {dataset} with: {', '.join(downsample_label(d) for d in others)}; pick it "
             "above." if others and downsample else shipped.availability(arch))
     st.info(f"No shipped checkpoint of {which} on {dataset}. {hint}")
 
@@ -176,9 +177,9 @@ if measured is not None:
         pos = st.slider("Output cell m_i", 1, cells, key="calc_cell",
                         help="Which output cell to compute: the window moves by S pixels per step.") \
             if cells > 1 else 1
-        st.plotly_chart(diagram.sliding_figure(size, kernel, padding, stride, pos - 1), width="stretch",
+        st.plotly_chart(figures.sliding_figure(size, kernel, padding, stride, pos - 1), width="stretch",
                         key="sliding")
-        w = diagram.window_at(pos - 1, size, kernel, padding, stride)
+        w = conv_arithmetic.window_at(pos - 1, size, kernel, padding, stride)
         st.caption(f"m{pos} (output row {w.out_row}, column {w.out_col}) = the sum of the {kernel}x{kernel} "
                    f"weights times the pixels under the blue window (padded rows {w.row}..{w.row + kernel - 1}, "
                    f"columns {w.col}..{w.col + kernel - 1}), plus the bias b. Grey cells are padding zeros.")
@@ -194,7 +195,7 @@ for col, name in ((left, "lenet_fc"), (right, "lenet_1x1")):
     with col:
         ss = _summary(name, dataset, lenet_ds)
         st.markdown(f"**{name}**")
-        st.dataframe(diagram.summary_table(ss)[["Layer (type)", "Output Shape", "Param #"]], hide_index=True,
+        st.dataframe(summary_table(ss)[["Layer (type)", "Output Shape", "Param #"]], hide_index=True,
                      width="stretch")
         st.metric(f"{name} params", f"{ss.total_params:,}")
 fc1_in, fc1_out, fc1_n = pair["fc1"]
@@ -243,8 +244,8 @@ seed = widgets.number("Seed", 0, 10**6, "seed", 0, notices, where=p1, help="Whic
 notices.show()
 chosen = p2.multiselect("Classes, one per quadrant (empty: any class)", classes, max_selections=4,
                         key="canvas_classes", help="Top-left, top-right, bottom-left, bottom-right.")
-canvas = diagram.canvas_of_test_images(data, seed, chosen)
-sm = diagram.score_maps(ck.model, canvas.image, data, train_size)
+canvas = score_maps.canvas_of_test_images(data, seed, chosen)
+sm = score_maps.score_maps(ck.model, canvas.image, data, train_size)
 h, w = sm.pred.shape
 true = canvas.labels
 
@@ -259,11 +260,11 @@ f1, f2 = st.columns(2)
 with f1:
     st.markdown(f"**Canvas {canvas.image.shape[-2]}x{canvas.image.shape[-1]}** (orange: the window cell "
                 f"({row}, {col}) sees)")
-    st.plotly_chart(diagram.canvas_figure(canvas.image.numpy(), (top, lft, bot, rgt), true), width="stretch",
+    st.plotly_chart(figures.canvas_figure(canvas.image.numpy(), (top, lft, bot, rgt), true), width="stretch",
                     key="canvas")
 with f2:
     st.markdown(f"**{h}x{w} map of predicted classes** (argmax per cell; hover for the class)")
-    st.plotly_chart(diagram.class_map_figure(sm, classes, (row, col)), width="stretch", key="class_map")
+    st.plotly_chart(figures.class_map_figure(sm, classes, (row, col)), width="stretch", key="class_map")
 best = int(sm.pred[row, col])
 st.caption(f"Cell ({row}, {col}) sees canvas rows {top}..{bot - 1} and columns {lft}..{rgt - 1}: a "
            f"{train_size}x{train_size} window, like one training image; neighbouring cells are "
@@ -271,9 +272,9 @@ st.caption(f"Cell ({row}, {col}) sees canvas rows {top}..{bot - 1} and columns {
            f"(p = {sm.probs[best, row, col]:.2f}). The four corner cells see the four images exactly; the "
            "cells between see windows that straddle two or four images.")
 st.markdown("**Score maps**: the softmax probability of each class in every cell")
-st.plotly_chart(diagram.score_maps_figure(sm, classes), width="stretch", key="score_maps")
+st.plotly_chart(figures.score_maps_figure(sm, classes), width="stretch", key="score_maps")
 
-alone = diagram.predict_images(ck.model, data, canvas.indices)
+alone = score_maps.predict_images(ck.model, data, canvas.indices)
 corners = [(0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1)]
 st.markdown("**Each image alone vs its corner cell**")
 st.dataframe(pd.DataFrame({

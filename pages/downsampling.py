@@ -11,15 +11,12 @@ import streamlit as st
 from cnnviz import features, figures, method_runs, results, shift, shipped
 from cnnviz.checkpoints import CheckpointError
 from cnnviz.data import DATASETS
-from cnnviz.downsample import DOWNSAMPLE_LABELS, DOWNSAMPLE_METHODS
-from cnnviz.summary import OUTPUT_SIZE_LATEX
+from cnnviz.downsample import downsample_label, get_downsample, list_downsamples
+from cnnviz.conv_arithmetic import OUTPUT_SIZE_LATEX
 from pages.ui import catalog, loaders, nav, widgets
 from pages.ui.widgets import Notices
 
-COLORS = figures.DOWNSAMPLE_COLORS
-LABELS = DOWNSAMPLE_LABELS
-SHORT = {"max": "max pooling", "avg": "average pooling", "bilinear": "bilinear x0.5", "nearest": "nearest x0.5",
-         "stride": "the strided conv", "blurmax": "blurmax"}
+METHODS = list_downsamples()  # on every run: a method registered later is on this page too
 UNTRAINED = "untrained"
 FILL_LABELS = {"zero": "zeros (black)", "edge": "repeat the image's edge column"}
 
@@ -57,11 +54,9 @@ if not (np.isfinite(grid).all() and np.isfinite(kernel).all()):
     st.error("Fill every cell of the grid and the kernel with a number.")
 else:
     we = features.worked_example(grid, kernel, bias)
-    st.dataframe(pd.DataFrame([we[m].reshape(-1) for m in ("max", "avg", "bilinear", "nearest", "stride")],
-                              columns=["m1", "m2", "m3", "m4"],
-                              index=[LABELS[m] for m in ("max", "avg", "bilinear", "nearest", "stride")]),
+    st.dataframe(pd.DataFrame([we[m].reshape(-1) for m in we], columns=["m1", "m2", "m3", "m4"],
+                              index=[downsample_label(m) for m in we]),
                  key="we_results")
-    tabs = st.tabs([LABELS[m] for m in ("max", "avg", "bilinear", "nearest", "stride")])
     notes = {"max": "`nn.MaxPool2d(2, 2)`: the largest value of each 2x2 block.",
              "avg": "`nn.AvgPool2d(2, 2)`: the mean of each 2x2 block.",
              "bilinear": "`F.interpolate(scale_factor=0.5, mode='bilinear', align_corners=False)` samples "
@@ -70,7 +65,8 @@ else:
              "nearest": "`F.interpolate(scale_factor=0.5, mode='nearest')` keeps the top-left pixel of "
                         "each block (source index floor(2i)) and throws the other three away.",
              "stride": "`nn.Conv2d(1, 1, kernel_size=2, stride=2)`: a learned weighted sum of each block."}
-    for tab, m in zip(tabs, ("max", "avg", "bilinear", "nearest", "stride")):
+    tabs = st.tabs([downsample_label(m) for m in notes])  # the lecture's five, written out
+    for tab, m in zip(tabs, notes):
         with tab:
             st.markdown(notes[m])
             st.latex(features.worked_example_latex(m, grid, kernel, bias, we[m]))
@@ -157,7 +153,7 @@ if not channels:
     channels = list(range(min(16, n_ch)))
 
 panels = [("before", f"{layer} (after ReLU)", fmap, "#000000")] + [
-    (m, LABELS[m], shift.to_numpy(cmp.downsampled[m]), COLORS[m]) for m in DOWNSAMPLE_METHODS]
+    (m, downsample_label(m), shift.to_numpy(cmp.downsampled[m]), figures.downsample_color(m)) for m in METHODS]
 for row in range(0, len(panels), 4):
     cols = st.columns(4)
     for col, (key, title, maps, color) in zip(cols, panels[row:row + 4]):
@@ -175,14 +171,14 @@ st.latex(OUTPUT_SIZE_LATEX)
 # ---- difference of two methods ----------------------------------------------------------------------
 st.subheader("Difference between two methods")
 if "diff_a" not in st.session_state or "diff_b" not in st.session_state:  # the link says "diff=max,avg"
-    pairs = [f"{a},{b}" for a in DOWNSAMPLE_METHODS for b in DOWNSAMPLE_METHODS]
+    pairs = [f"{a},{b}" for a in METHODS for b in METHODS]
     widgets.start_from_url("diff", pairs, "max,avg", _notices)
     st.session_state["diff_a"], st.session_state["diff_b"] = st.session_state.pop("diff").split(",")
 c_a, c_b, c_m = st.columns([2, 2, 1])
 with c_a:
-    diff_a = st.selectbox("Method A", DOWNSAMPLE_METHODS, key="diff_a", format_func=LABELS.get)
+    diff_a = st.selectbox("Method A", METHODS, key="diff_a", format_func=downsample_label)
 with c_b:
-    diff_b = st.selectbox("Method B", DOWNSAMPLE_METHODS, key="diff_b", format_func=LABELS.get)
+    diff_b = st.selectbox("Method B", METHODS, key="diff_b", format_func=downsample_label)
 delta = shift.to_numpy(features.difference(cmp.downsampled[diff_a], cmp.downsampled[diff_b]))
 mad = float(np.abs(delta).mean())
 with c_m:
@@ -190,7 +186,7 @@ with c_m:
 
 
 st.plotly_chart(figures.heatmap(figures.tile(delta[channels], scale=None), colorscale="RdBu", zmid=0, showscale=True,
-                                height=360, title=f"{LABELS[diff_a]} − {LABELS[diff_b]}"), key="diff_map")
+                                height=360, title=f"{downsample_label(diff_a)} − {downsample_label(diff_b)}"), key="diff_map")
 if mad == 0:
     st.caption("The two methods give identical maps here (bilinear x0.5 with align_corners=False "
                "averages each 2x2 block, exactly like average pooling, on even sizes).")
@@ -209,13 +205,13 @@ present, records = [r for r, _ in read], [rec for _, rec in read]
 missing = [r for r in shipped.runs_of_group("downsampling", dataset_name)
            if not (catalog.SHIPPED / r.filename).exists()]
 if missing:
-    st.warning(f"No shipped checkpoint yet for {', '.join(LABELS[r.config.downsample] for r in missing)} "
+    st.warning(f"No shipped checkpoint yet for {', '.join(downsample_label(r.config.downsample) for r in missing)} "
                f"on {dataset_name}: train it on the Train & compare page or with "
                f"`{shipped.command_for(missing[0])}` (and likewise for the others).")
 seed0 = method_runs.seed0_by_method(records)
-order = [m for m in DOWNSAMPLE_METHODS if m in seed0]
+order = [m for m in METHODS if m in seed0]
 if order:
-    curves = [{"label": LABELS[m], "history": seed0[m].history, "color": COLORS[m]} for m in order]
+    curves = [{"label": downsample_label(m), "history": seed0[m].history, "color": figures.downsample_color(m)} for m in order]
     c_acc, c_loss = st.columns(2)
     with c_acc:
         st.plotly_chart(figures.curves_figure(curves, metrics=("test_acc",), title="Test accuracy per epoch"),
@@ -224,14 +220,14 @@ if order:
         st.plotly_chart(figures.curves_figure(curves, metrics=("test_loss",), title="Test loss per epoch"),
                         key="runs_loss")
     groups = results.seed_groups(records)
-    st.dataframe(pd.DataFrame(method_runs.method_rows(records, order, LABELS)), hide_index=True, key="runs_table", column_config={
+    st.dataframe(pd.DataFrame(method_runs.method_rows(records, order, {m: downsample_label(m) for m in order})), hide_index=True, key="runs_table", column_config={
         "final test acc": st.column_config.NumberColumn(format="%.4f"),
         "± std (seeds)": st.column_config.NumberColumn(format="%.4f"),
         "best test acc": st.column_config.NumberColumn(format="%.4f"),
         "seconds/epoch": st.column_config.NumberColumn(format="%.1f")})
     st.caption("Final and best test accuracy are means over the seeds present; seconds per epoch is "
                "training time only, on the device each run was trained on.")
-    gaps = [f"{SHORT[a]} and {SHORT[b]} differ by at most {100 * gap:.2f} points of test accuracy over the epochs"
+    gaps = [f"{get_downsample(a).short} and {get_downsample(b).short} differ by at most {100 * gap:.2f} points of test accuracy over the epochs"
             for a, b, gap in method_runs.twin_gaps(records)]
     if gaps:
         st.caption("Twins: " + "; ".join(gaps) + ". On the even 24x24 map bilinear x0.5 (align_corners=False) "
@@ -244,7 +240,7 @@ if order:
         for g in sorted(multi, key=lambda g: order.index(g.first.downsample)):
             c = g.curve("test_acc")
             m = g.first.downsample
-            bands.append({"label": LABELS[m], "color": COLORS[m], "epochs": c.epochs.tolist(),
+            bands.append({"label": downsample_label(m), "color": figures.downsample_color(m), "epochs": c.epochs.tolist(),
                           "mean": c.mean.tolist(), "lo": c.lo.tolist(), "hi": c.hi.tolist(), "n": c.n})
         st.plotly_chart(figures.band_figure(bands, "test_acc", title="Test accuracy over seeds (mean, min–max band)"),
                         key="runs_band")
@@ -285,7 +281,7 @@ def _probe(name: str, runs: tuple, n: int, k: int, fill: str) -> tuple[pd.DataFr
 
 
 probe_runs = tuple((m, str(catalog.SHIPPED / r.filename), (catalog.SHIPPED / r.filename).stat().st_mtime)
-                   for m in DOWNSAMPLE_METHODS for r in present if r.config.downsample == m and r.config.seed == 0)
+                   for m in METHODS for r in present if r.config.downsample == m and r.config.seed == 0)
 if not probe_runs:
     st.info(f"The probe needs trained downsample_compare checkpoints for {dataset_name}; none is there yet.")
 else:
@@ -295,14 +291,12 @@ else:
                f"(cached). Compared columns of the downsampled map: {probe['columns'].iloc[0]}.")
     figs = {}
     for metric, title in (("agreement", "Predictions unchanged"), ("similarity", "Cosine similarity of the downsampled map")):
-        lines = [{"label": LABELS[m], "color": COLORS[m],
+        lines = [{"label": downsample_label(m), "color": figures.downsample_color(m),
                   "history": [{"epoch": int(s), metric: float(val)} for s, val in
                               probe.loc[probe.method == m, ["shift", metric]].itertuples(index=False)]}
-                 for m in DOWNSAMPLE_METHODS if m in set(probe.method)]
-        fig = figures.curves_figure(lines, metrics=(metric,), title=title)
-        fig.update_xaxes(title="shift (pixels)", dtick=1)
-        fig.update_yaxes(title="fraction of images" if metric == "agreement" else "mean cosine")
-        figs[metric] = fig
+                 for m in METHODS if m in set(probe.method)]
+        figs[metric] = figures.curves_figure(lines, metrics=(metric,), title=title, xaxis="shift (pixels)", x_step=1,
+                                             yaxis="fraction of images" if metric == "agreement" else "mean cosine")
     c1, c2 = st.columns(2)
     with c1:
         st.plotly_chart(figs["agreement"], key="shift_agreement")
@@ -313,13 +307,13 @@ else:
                                                            probe[probe.method == b][["agreement", "similarity"]])]
     if same:
         st.caption("Lines that seem missing lie under their twin: "
-                   + "; ".join(f"{SHORT[a]} and {SHORT[b]} give the same numbers" for a, b in same)
+                   + "; ".join(f"{get_downsample(a).short} and {get_downsample(b).short} give the same numbers" for a, b in same)
                    + " (see section 3).")
-    verdict = shift.shift_verdict(probe, SHORT)
+    verdict = shift.shift_verdict(probe)
     st.success(verdict.sentence)
     table_view = probe.pivot(index="method", columns="shift", values=["agreement", "similarity"])
-    table_view = table_view.loc[[m for m in DOWNSAMPLE_METHODS if m in table_view.index]]
-    table_view.index = [LABELS[m] for m in table_view.index]
+    table_view = table_view.loc[[m for m in METHODS if m in table_view.index]]
+    table_view.index = [downsample_label(m) for m in table_view.index]
     table_view.columns = [f"{metric} @ {s}px" for metric, s in table_view.columns]
     st.dataframe(table_view, key="shift_table")
 
@@ -335,7 +329,7 @@ st.metric("Energy above 0.25 cycles/pixel before downsampling", f"{100 * hf:.1f}
           help="Share of the (mean-removed) energy of this channel's map that a 2x subsampling cannot "
                "represent.")
 spectra = [("before", f"{layer} {tuple(fmap.shape[-2:])}", cmp.fmap[channel])] + [
-    (m, LABELS[m], cmp.downsampled[m][channel]) for m in DOWNSAMPLE_METHODS]
+    (m, downsample_label(m), cmp.downsampled[m][channel]) for m in METHODS]
 for row in range(0, len(spectra), 4):
     cols = st.columns(4)
     for col, (key, title, m) in zip(cols, spectra[row:row + 4]):

@@ -2,7 +2,7 @@
 network's first conv layer learned, how its filters move towards (or away from) those kernels epoch by
 epoch, and the lecture's comparison "engineering features vs CNN features" on real checkpoints.
 
-All tensor work happens in `cnnviz.compare` (and `cnnviz.features`); this page only lays it out.
+All tensor work happens in `cnnviz.filters` and `cnnviz.baselines`; this page only lays it out.
 """
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from cnnviz import compare, figures, shipped
+from cnnviz import baselines, figures, filters, shipped
 from cnnviz.checkpoints import CheckpointError
 from cnnviz.data import DATASETS, list_datasets
-from cnnviz.engineered import engineered_kernels
-from cnnviz.models import MLP_HIDDEN, get_arch
+from cnnviz.engineered import FRONT_CHANNELS, KIND_LABELS, engineered_kernels
+from cnnviz.models import MLP_HIDDEN, get_arch, list_baselines
 from cnnviz.config import RunConfig
 from cnnviz.train import LR_PRESETS
 from pages.ui import catalog, jobs, loaders, nav, widgets
@@ -24,7 +24,7 @@ from pages.ui.widgets import Notices
 
 THRESHOLD = 0.8  # |cos| above which a learned filter counts as "a Sobel/Scharr/Laplacian kernel"
 DEFAULT_CHECKPOINT_ARCHS = ("downsample_compare", "learned_conv", "lenet5")  # preferred default, in order
-ARCH_COLORS = {a: figures.RUN_COLORS[i] for i, a in enumerate(compare.BASELINE_ARCHS)}
+ARCH_COLORS = {a: figures.RUN_COLORS[i] for i, a in enumerate(list_baselines())}
 SOBEL_LATEX = (r"G_x = \begin{bmatrix} -1 & 0 & +1 \\ -2 & 0 & +2 \\ -1 & 0 & +1 \end{bmatrix} * I"
                r"\qquad G_y = \begin{bmatrix} -1 & -2 & -1 \\ 0 & 0 & 0 \\ +1 & +2 & +1 \end{bmatrix} * I"
                r"\qquad |G| = \sqrt{G_x^2 + G_y^2}")
@@ -35,11 +35,11 @@ COSINE_LATEX = (r"\cos(w, k) = \frac{\sum_{ij} (w_{ij} - \bar w)\, k_{ij}}"
 @st.cache_data(show_spinner=False, max_entries=64)
 def _evolution(path: str, mtime: float):
     """Per epoch: the filters' matches, the mean best |cos| and how many are close (one checkpoint)."""
-    snaps = compare.snapshots_of(loaders.checkpoint(path).meta)
+    snaps = filters.snapshots_of(loaders.checkpoint(path).meta)
     if snaps is None:
         return None
-    return (compare.matches_per_epoch(snaps), compare.mean_best_similarity(snaps),
-            compare.count_close(snaps, THRESHOLD))
+    return (filters.matches_per_epoch(snaps), filters.mean_best_similarity(snaps),
+            filters.count_close(snaps, THRESHOLD))
 
 
 
@@ -48,7 +48,7 @@ def _filter_labels(matches: list[dict]) -> list[str]:
 
 
 def _short(kernel: str) -> str:
-    return compare.KIND_LABELS.get(kernel, kernel).replace(" (3)", "")
+    return KIND_LABELS.get(kernel, kernel).replace(" (3)", "")
 
 
 def _pct(x) -> str:
@@ -61,7 +61,7 @@ def _with_first_conv(dataset: str) -> dict:
     out = {}
     for run_id, row in catalog.runs_by_id(dataset).items():
         try:
-            if compare.arch_has_first_conv(row["arch"], shape):
+            if filters.arch_has_first_conv(row["arch"], shape):
                 out[run_id] = row
         except ValueError:  # an architecture this version no longer knows
             continue
@@ -88,7 +88,7 @@ notice_box = st.container()
 notices = Notices()
 
 dataset = widgets.select("Dataset", list_datasets(), "e_dataset", list_datasets()[0], notices, param="dataset",
-                         fmt=compare.DATASET_LABELS.get, widget="segmented_control", persist_state="session",
+                         fmt=lambda d: DATASETS[d].label, widget="segmented_control", persist_state="session",
                          required=True, help="Fashion-MNIST: 28x28 gray clothes; CIFAR-10: 32x32 colour photos.")
 data = loaders.dataset(dataset)
 x, image_label = widgets.image_picker(data, dataset, notices, key="e_")  # (C, H, W) uint8
@@ -108,7 +108,7 @@ if runs:
         widgets.show_error(e)
 else:
     st.query_params.pop("checkpoint", None)
-    st.info(f"No checkpoint with a learned conv layer for {compare.DATASET_LABELS[dataset]} yet: the shipped ones "
+    st.info(f"No checkpoint with a learned conv layer for {DATASETS[dataset].label} yet: the shipped ones "
             "are still being trained, or train one on the Train & compare page (or with "
             f"`python -m cnnviz train --arch lenet5 --dataset {dataset}`).")
 notices.show(notice_box)
@@ -119,15 +119,15 @@ st.caption("OpenCV's engineered filters (the lecture's `cv2.Sobel`, `cv2.Scharr`
            "float image) beside the feature maps of the chosen network's first conv layer (before its ReLU). "
            "Each map is scaled to its own range: black = lowest, white = highest.")
 st.latex(SOBEL_LATEX)
-names, eng = compare.engineered_maps(x)
+names, eng = filters.engineered_maps(x)
 c1, c2 = st.columns([1, 4])
 c1.plotly_chart(figures.image_figure(np.asarray(x), image_label, height=240), key="e_image")
 c1.caption(image_label)
-c2.plotly_chart(figures.labelled_tiles(eng, [compare.KIND_LABELS[n] for n in names], cols=5, width=880,
+c2.plotly_chart(figures.labelled_grid_figure(eng, [KIND_LABELS[n] for n in names], cols=5, width=880,
                              title="Engineered: Sobel 3x3 and 5x5, Scharr, Laplacian"), key="e_engineered")
 if ck is not None:
-    layer, learned = compare.learned_maps(ck.model, x_norm)
-    st.plotly_chart(figures.labelled_tiles(learned, [f"filter {i}" for i in range(len(learned))], cols=8,
+    layer, learned = filters.learned_maps(ck.model, x_norm)
+    st.plotly_chart(figures.labelled_grid_figure(learned, [f"filter {i}" for i in range(len(learned))], cols=8,
                                  title=f"Learned: {layer} of {ck.record.label} ({len(learned)} maps of "
                                        f"{learned.shape[1]}x{learned.shape[2]})"), key="e_learned")
 
@@ -140,8 +140,8 @@ except (CheckpointError, OSError) as e:
     widgets.show_error(e)
     front_ck = None
 if front_ck is not None:
-    maps = compare.front_end_maps(front_ck.model, x_norm)
-    st.plotly_chart(figures.labelled_tiles(maps, list(compare.FRONT_CHANNELS), cols=5, width=900,
+    maps = filters.front_end_maps(front_ck.model, x_norm)
+    st.plotly_chart(figures.labelled_grid_figure(maps, list(FRONT_CHANNELS), cols=5, width=900,
                                  title=f"The engineered network's fixed front end ({front['file']}): what its "
                                        "head sees instead of pixels"), key="e_front")
     st.caption("These five channels are computed by fixed, non-trainable weights inside the `engineered` model, "
@@ -149,7 +149,7 @@ if front_ck is not None:
                "d/dx, d/dy, magnitude and Laplacian are exactly twice OpenCV's Sobel x / y / magnitude and "
                "Laplacian on the [0, 1] image: the same pictures once each map is scaled.")
 else:
-    st.caption(f"No `engineered` checkpoint for {compare.DATASET_LABELS[dataset]} yet, so its fixed front end is "
+    st.caption(f"No `engineered` checkpoint for {DATASETS[dataset].label} yet, so its fixed front end is "
                "not shown (train it below or with "
                f"`{shipped.command_for(eng_run)}`).")
 
@@ -159,9 +159,9 @@ evolution = _evolution(runs[ck_id]["path"], Path(runs[ck_id]["path"]).stat().st_
 if ck is None:
     st.info("Choose (or train) a network with a conv layer above to compare its filters.")
 else:
-    conv_name, weights = compare.first_conv_weights(ck.model)  # (O, I, k, k)
+    conv_name, weights = filters.first_conv_weights(ck.model)  # (O, I, k, k)
     k = weights.shape[-1]
-    matches = compare.closest_engineered(weights)
+    matches = filters.closest_engineered(weights)
     kernels = engineered_kernels(k)
     st.caption(f"Each learned {k}x{k} filter of `{conv_name}` (averaged over its {weights.shape[1]} input "
                "channel(s)) is compared with every engineered kernel of the same size by the cosine of the angle "
@@ -170,12 +170,12 @@ else:
                "positive, blue negative, white 0; each kernel scaled by its largest |weight|.")
     st.latex(COSINE_LATEX)
     c1, c2 = st.columns([1, 2])
-    c1.plotly_chart(figures.labelled_tiles(np.stack(list(kernels.values())), [_short(n) for n in kernels], cols=4,
+    c1.plotly_chart(figures.labelled_grid_figure(np.stack(list(kernels.values())), [_short(n) for n in kernels], cols=4,
                                  signed=True, width=360, title=f"Engineered kernels ({k}x{k})"), key="e_kernels")
-    c2.plotly_chart(figures.labelled_tiles(compare.mean_filters(weights), _filter_labels(matches), cols=8, signed=True,
+    c2.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(weights), _filter_labels(matches), cols=8, signed=True,
                                  width=720, lines=2, title=f"Learned filters of {ck.record.label}: closest kernel, cos"),
                     key="e_filters")
-    st.markdown(f"**{compare.similarity_sentence(matches, THRESHOLD)}**")
+    st.markdown(f"**{filters.similarity_sentence(matches, THRESHOLD)}**")
     if evolution is not None:
         _, mean_best, n_close = evolution
         st.caption(f"Chance level: the same comparison on this layer's random initial filters (epoch 0) gives "
@@ -183,7 +183,7 @@ else:
                    f"{mean_best[0]:.3f}; after epoch {len(mean_best) - 1}: {n_close[-1]} and "
                    f"{mean_best[-1]:.3f}. With only {k * k} weights per filter, a random filter is often fairly "
                    f"close to one of {len(kernels)} kernels.")
-    rows = pd.DataFrame(compare.match_table(matches))
+    rows = pd.DataFrame(filters.match_table(matches))
     rows["closest kernel"] = rows["closest kernel"].map(_short)
     st.dataframe(rows, hide_index=True, key="e_match_table",
                  column_config={"cosine": st.column_config.NumberColumn(format="%+.3f"),
@@ -199,7 +199,7 @@ elif evolution is None:
             "choose another checkpoint.")
 else:
     per_epoch, mean_best, n_close = evolution
-    snaps = compare.snapshots_of(ck.meta)
+    snaps = filters.snapshots_of(ck.meta)
     epochs = len(per_epoch) - 1
     epoch = widgets.number("Epoch (0 = the random initialisation)", 0, epochs, "e_epoch", epochs, notices,
                            param="epoch", widget="slider", persist_state="session",
@@ -210,25 +210,25 @@ else:
                f"filters within |cos| > {THRESHOLD:g} (at initialisation: {mean_best[0]:.3f}, {n_close[0]}). "
                "The maps apply that epoch's weights to the image (bias not stored, so left out: it would only "
                "shift each map, which the per-map scaling hides).")
-    st.plotly_chart(figures.labelled_tiles(compare.mean_filters(snaps[epoch]), _filter_labels(matches_e), cols=8, signed=True,
+    st.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(snaps[epoch]), _filter_labels(matches_e), cols=8, signed=True,
                                  width=1000, lines=2, title=f"Filters after epoch {epoch}: closest kernel, cos"),
                     key="e_epoch_filters")
-    maps_e = compare.snapshot_maps(ck.model, snaps[epoch], x_norm)
+    maps_e = filters.snapshot_maps(ck.model, snaps[epoch], x_norm)
     c0, c1, c2 = st.columns(3)
-    c0.plotly_chart(figures.labelled_tiles(maps_e, [str(i) for i in range(len(maps_e))], cols=8, width=360,
+    c0.plotly_chart(figures.labelled_grid_figure(maps_e, [str(i) for i in range(len(maps_e))], cols=8, width=360,
                                  title="Their maps on the image"), key="e_epoch_maps")
     run = [{"label": ck.record.label, "history": ck.record.history, "color": figures.RUN_COLORS[0]}]
     c1.plotly_chart(figures.curves_figure(run, ("train_acc", "test_acc"), title=f"Accuracy (epoch {epoch} marked)",
                                           mark_epoch=epoch), key="e_epoch_curves")
     sim_history = [{"epoch": e, "mean best |cos|": float(v)} for e, v in enumerate(mean_best)]
     sim = figures.curves_figure([{"label": ck.record.label, "color": figures.RUN_COLORS[1], "history": sim_history}],
-                                ("mean best |cos|",), title="Mean best |cos| to a kernel", mark_epoch=epoch)
-    sim.update_layout(yaxis_title="mean best |cos|")
+                                ("mean best |cos|",), title="Mean best |cos| to a kernel", mark_epoch=epoch,
+                                yaxis="mean best |cos|")
     c2.plotly_chart(sim, key="e_epoch_similarity")
 
 # ---- 4. engineered features vs CNN features --------------------------------------------------------
 st.header("4. Engineering features vs CNN features")
-label = compare.DATASET_LABELS[dataset]
+label = DATASETS[dataset].label
 group = shipped.runs_of_group("baselines", dataset)
 st.caption(f"The lecture's comparison on {label}, from the shipped checkpoints: the same training for all "
            f"({group[0].config.epochs} epochs, {group[0].config.optimizer} at lr {group[0].config.lr:g}, batch "
@@ -238,37 +238,37 @@ st.caption(f"The lecture's comparison on {label}, from the shipped checkpoints: 
            "still improving fast and the comparison would mostly measure that.")
 read, missing = catalog.read_shipped(group)
 present = [record for _, record in read]
-results, problems = compare.comparable(present)
+results, problems = baselines.comparable(present)
 for problem in problems:
     st.error(problem)
 if present:
-    curves = [{"label": compare.BASELINE_NAMES[r.arch], "history": r.history, "color": ARCH_COLORS[r.arch]}
+    curves = [{"label": get_arch(r.arch).label, "history": r.history, "color": ARCH_COLORS[r.arch]}
               for r in present if r.history]
     c1, c2 = st.columns(2)
     c1.plotly_chart(figures.curves_figure(curves, ("test_acc",), title="Test accuracy per epoch"), key="e_base_acc")
     c2.plotly_chart(figures.curves_figure(curves, ("test_loss",), title="Test loss per epoch"), key="e_base_loss")
-    table = pd.DataFrame([{"model": compare.BASELINE_NAMES[r.arch], "final test accuracy": r.final_test_acc,
+    table = pd.DataFrame([{"model": get_arch(r.arch).label, "final test accuracy": r.final_test_acc,
                            "trainable parameters": r.trainable_params, "seconds per epoch": r.seconds_per_epoch,
-                           "what it sees": compare.BASELINE_SEES[r.arch], "epochs": r.epochs,
+                           "what it sees": get_arch(r.arch).sees, "epochs": r.epochs,
                            "layers": get_arch(r.arch).description} for r in results])
     table, pct = widgets.percent_columns(table, {"final test accuracy": "final test accuracy"})
     st.dataframe(table, hide_index=True, key="e_base_table", column_config={
         "trainable parameters": st.column_config.NumberColumn(format="localized"), **pct,
         "seconds per epoch": st.column_config.NumberColumn(format="%.1f")})
-    st.markdown(f"**{compare.winner_sentence(results, label)}**")
+    st.markdown(f"**{baselines.winner_sentence(results, label)}**")
     st.caption("Seconds per epoch count training only, on the device each run used "
                f"({', '.join(sorted({r.device or '?' for r in present}))}).")
     mlp = next((r for r in results if r.arch == "mlp"), None)
     if dataset == "cifar10" and mlp is not None:
         st.metric("MLP on CIFAR-10, measured here", _pct(mlp.final_test_acc),
-                  delta=f"{100 * (mlp.final_test_acc - compare.LECTURE_MLP_CIFAR10_ACC):+.1f} points vs the lecture's "
-                        f"\"Test Accuracy from MLP: ~{compare.LECTURE_MLP_CIFAR10_ACC:.0%}\"", delta_color="off")
+                  delta=f"{100 * (mlp.final_test_acc - baselines.LECTURE_MLP_CIFAR10_ACC):+.1f} points vs the lecture's "
+                        f"\"Test Accuracy from MLP: ~{baselines.LECTURE_MLP_CIFAR10_ACC:.0%}\"", delta_color="off")
         st.caption(f"Ours: FC {'-'.join(str(u) for u in MLP_HIDDEN)}-{mlp.num_classes} on raw pixels, "
                    f"{mlp.epochs} epochs of {mlp.config.optimizer} at lr "
                    f"{mlp.config.lr:g}; the lecture's code trains with Adam at lr "
                    f"{LR_PRESETS['lecture (1e-5)']:g}.")
 if missing:
-    st.warning(f"No shipped checkpoint yet for {', '.join(compare.BASELINE_NAMES[r.config.arch] for r in missing)} "
+    st.warning(f"No shipped checkpoint yet for {', '.join(get_arch(r.config.arch).label for r in missing)} "
                f"on {label}: retrain it below, or run:")
     st.code("\n".join(shipped.command_for(r) for r in missing), language="bash")
 
@@ -278,7 +278,7 @@ st.caption("Runs on the server in the background with the group's settings (seed
            "shipped run), so clicking around or reloading does not stop it. Fewer epochs make a quick demo.")
 by_arch = {r.config.arch: r for r in group}
 c1, c2, c3 = st.columns([2, 1, 1])
-arch = c1.selectbox("Network", list(by_arch), key="e_retrain_arch", format_func=compare.BASELINE_NAMES.get,
+arch = c1.selectbox("Network", list(by_arch), key="e_retrain_arch", format_func=lambda a: get_arch(a).label,
                     persist_state="session")
 n_epochs = c2.number_input("Epochs", 1, shipped.EPOCHS, shipped.EPOCHS, key="e_retrain_epochs",
                            persist_state="session")
@@ -292,14 +292,14 @@ if c3.button("Retrain", type="primary", key="e_retrain", help="Starts a backgrou
 
 def _title(snap) -> str:
     cfg = snap.config
-    return (f"**{compare.BASELINE_NAMES.get(cfg.arch, cfg.arch)} on "
-            f"{compare.DATASET_LABELS.get(cfg.dataset, cfg.dataset)}** · {snap.state} · job `{snap.id}`")
+    return (f"**{get_arch(cfg.arch).label} on "
+            f"{DATASETS[cfg.dataset].label}** · {snap.state} · job `{snap.id}`")
 
 
 def _yours_vs_shipped(snap) -> None:
     cfg = snap.config
     lines = [{"label": "your run", "history": list(snap.history), "color": ARCH_COLORS.get(cfg.arch, "#1f77b4")}]
-    lines += [{"label": f"shipped {compare.BASELINE_NAMES[cfg.arch]}", "history": r.history, "color": "#7f7f7f"}
+    lines += [{"label": f"shipped {get_arch(cfg.arch).label}", "history": r.history, "color": "#7f7f7f"}
               for r in present if r.arch == cfg.arch and r.dataset_name == cfg.dataset][:1]
     c1, c2 = st.columns(2)
     c1.plotly_chart(figures.curves_figure(lines, ("test_acc",), title="Test accuracy: yours vs shipped"),

@@ -16,9 +16,10 @@ from cnnviz import costs, figures, results, shipped
 from cnnviz.config import OPTIMIZERS, RunConfig
 from cnnviz.data import DATASETS, list_datasets
 from cnnviz.device import available_devices, describe_device
-from cnnviz.downsample import DOWNSAMPLE_LABELS
+from cnnviz.downsample import downsample_label
 from cnnviz.models import build_model, get_arch, list_archs
-from cnnviz.summary import OUTPUT_SIZE_LATEX, summary
+from cnnviz.conv_arithmetic import OUTPUT_SIZE_LATEX
+from cnnviz.summary import summary
 from cnnviz.train import LR_PRESETS
 from pages.ui import catalog, jobs, nav, run_picker, run_views, widgets
 from pages.ui.widgets import Notices, pct
@@ -58,7 +59,7 @@ def _network_choice(notices: Notices) -> tuple[str, str, str | None]:
     if spec.downsamples:
         downsample = widgets.select(
             "Downsampling", spec.downsamples, f"t_downsample_{arch}", spec.default_downsample, notices,
-            param="downsample", fmt=lambda d: DOWNSAMPLE_LABELS.get(d, d), where=c3, persist_state="session",
+            param="downsample", fmt=downsample_label, where=c3, persist_state="session",
             help="How each 2x2 downsampling step halves the feature maps (only the options this net takes).")
     else:
         st.query_params.pop("downsample", None)

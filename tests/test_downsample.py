@@ -7,7 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cnnviz.downsample import DOWNSAMPLE_METHODS, apply_downsample, make_downsample
+from cnnviz.downsample import (apply_downsample, downsample_label, downsample_of, get_downsample, list_downsamples,
+                               make_downsample, register_downsample)
 
 SIZES = [(28, 28), (14, 14), (7, 7), (9, 12), (32, 32), (5, 3)]
 
@@ -88,7 +89,7 @@ def test_blurmax_kernel_is_a_fixed_buffer_not_a_parameter():
     assert "kernel" not in layer.state_dict()  # not saved in checkpoints either
 
 
-@pytest.mark.parametrize("method", DOWNSAMPLE_METHODS)
+@pytest.mark.parametrize("method", list_downsamples())
 @pytest.mark.parametrize("hw", SIZES)
 def test_every_method_halves_height_and_width(method, hw, seeded):
     out = apply_downsample(torch.randn(1, 2, *hw), method)
@@ -97,9 +98,36 @@ def test_every_method_halves_height_and_width(method, hw, seeded):
     assert out.shape == (1, 2, halve(hw[0]), halve(hw[1]))
 
 
-def test_stride_is_not_a_layer():
-    with pytest.raises(ValueError, match="stride=2"):
-        make_downsample("stride")
+def test_stride_is_no_layer_in_a_trunk_and_every_other_pixel_on_a_map(fmap):
+    # In a conv trunk the conv before it gets stride 2 (no pool layer, see test_models); on a feature
+    # map its layer keeps every other pixel, what that strided conv computes.
+    assert get_downsample("stride").strides_conv
+    assert not any(get_downsample(m).strides_conv for m in list_downsamples() if m != "stride")
+    torch.testing.assert_close(make_downsample("stride")(fmap), fmap[..., ::2, ::2], rtol=0, atol=0)
+
+
+# ---- the registry ------------------------------------------------------------------------------
+
+def test_the_lecture_methods_are_registered_in_the_lectures_order():
+    assert list_downsamples() == ["max", "avg", "bilinear", "nearest", "stride", "blurmax"]
+    assert get_downsample("max").label == "Max pooling 2x2" and get_downsample("stride").short == "the strided conv"
+
+
+def test_a_duplicate_name_is_refused_and_an_unknown_one_lists_the_methods():
+    with pytest.raises(ValueError, match="registered twice"):
+        register_downsample(get_downsample("max"))
+    with pytest.raises(ValueError) as err:
+        get_downsample("median")
+    assert all(m in str(err.value) for m in list_downsamples())
+
+
+@pytest.mark.parametrize("method", list_downsamples())
+def test_a_built_layer_leads_back_to_its_entry_and_adds_nothing_to_the_state_dict(method):
+    layer = make_downsample(method)
+    assert downsample_of(layer) is get_downsample(method)
+    assert list(layer.parameters()) == [] and dict(layer.state_dict()) == {}
+    assert downsample_of(nn.MaxPool2d(2)) is None  # a layer not built from the registry has no method
+    assert downsample_label(method) == get_downsample(method).label and downsample_label("old") == "old"
 
 
 @pytest.mark.parametrize("pattern", ["1..16", "random integers", "checkerboard", "one bright pixel"])

@@ -145,12 +145,13 @@ def test_rerun_skips_every_complete_run_without_training(local_grid, configs):
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.pt")} == before
 
 
-def test_incomplete_run_is_moved_aside_and_redone_from_scratch(local_grid, configs, tmp_path):
+def test_an_incomplete_run_that_cannot_be_continued_is_moved_aside_and_redone_from_scratch(local_grid, configs,
+                                                                                           tmp_path):
     out = tmp_path / "grid"
     shutil.copytree(local_grid[0], out)
     victim = out / f"{configs[0].name}.pt"
-    payload = torch.load(victim, weights_only=True)
-    torch.save({**payload, "complete": False, "reason": "stopped"}, victim)
+    payload = torch.load(victim, weights_only=True)  # diverged: continuing would only diverge again
+    torch.save({**payload, "complete": False, "reason": "FloatingPointError: training diverged at epoch 1"}, victim)
 
     rows = run_grid(configs, out)  # one run to redo: trained in this process, data already loaded
     by_name = {r["name"]: r for r in rows}

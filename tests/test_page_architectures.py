@@ -18,7 +18,7 @@ from pages.ui import nav
 from cnnviz.checkpoints import read_meta, read_record
 from cnnviz.data import DATASETS
 from cnnviz.models import build_model, count_params, get_arch, list_archs
-from cnnviz.summary import conv_output_size
+from cnnviz.conv_arithmetic import conv_output_size
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = nav.lesson("architectures").path

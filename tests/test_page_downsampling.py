@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 from cnnviz import shipped
 from pages.ui import nav
 from cnnviz.data import DATASETS
-from cnnviz.downsample import DOWNSAMPLE_LABELS, DOWNSAMPLE_METHODS
+from cnnviz.downsample import get_downsample, list_downsamples
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = nav.lesson("downsampling").path
@@ -83,7 +83,7 @@ def test_each_dataset_renders_its_feature_maps_and_shapes(dataset):
     at = open_page({"dataset": dataset})
     assert at.selectbox(key="dataset").value == dataset
     shapes = [c.value for c in at.caption if c.value.startswith("output shape")]
-    assert len(shapes) == 1 + len(DOWNSAMPLE_METHODS)  # the map before + one per method
+    assert len(shapes) == 1 + len(list_downsamples())  # the map before + one per method
     c, h, w = DATASETS[dataset].shape
     size = h - 5 + 1  # conv1 of downsample_compare: 5x5, no padding
     assert shapes[0] == f"output shape (32, {size}, {size}) (C, H, W)"
@@ -130,11 +130,11 @@ def test_worked_example_values_follow_the_lectures_definitions(pattern):
     kernel = at.data_editor[1].value.to_numpy(dtype=float)
     blocks = grid.reshape(2, 2, 2, 2).transpose(0, 2, 1, 3).reshape(4, 4)  # m1..m4 -> their 4 v's
     result = table_with(at, "m1", "m2", "m3", "m4")
-    np.testing.assert_allclose(result.loc[DOWNSAMPLE_LABELS["max"]], blocks.max(1))  # m1 = max(v1,v2,v5,v6)
-    np.testing.assert_allclose(result.loc[DOWNSAMPLE_LABELS["avg"]], blocks.mean(1))
-    np.testing.assert_allclose(result.loc[DOWNSAMPLE_LABELS["bilinear"]], blocks.mean(1))
-    np.testing.assert_allclose(result.loc[DOWNSAMPLE_LABELS["nearest"]], blocks[:, 0])
-    np.testing.assert_allclose(result.loc[DOWNSAMPLE_LABELS["stride"]], blocks @ kernel.reshape(-1), rtol=1e-6)
+    np.testing.assert_allclose(result.loc[get_downsample("max").label], blocks.max(1))  # m1 = max(v1,v2,v5,v6)
+    np.testing.assert_allclose(result.loc[get_downsample("avg").label], blocks.mean(1))
+    np.testing.assert_allclose(result.loc[get_downsample("bilinear").label], blocks.mean(1))
+    np.testing.assert_allclose(result.loc[get_downsample("nearest").label], blocks[:, 0])
+    np.testing.assert_allclose(result.loc[get_downsample("stride").label], blocks @ kernel.reshape(-1), rtol=1e-6)
     first = ", ".join(f"{v:g}" for v in blocks[0])
     assert any(rf"m_{{1}} &= \max(v_{{1}}, v_{{2}}, v_{{5}}, v_{{6}}) = \max({first})" in m.value for m in at.latex)
 
@@ -161,7 +161,7 @@ def test_trained_runs_comparison_shows_one_curve_per_shipped_method_present():
     for title in ("Test accuracy per epoch", "Test loss per epoch"):
         names = [t["name"] for t in figs[title]["data"]]
         assert len(names) == len(present)
-        assert {n.rsplit(" (", 1)[0] for n in names} == {DOWNSAMPLE_LABELS[m] for m in present}
+        assert {n.rsplit(" (", 1)[0] for n in names} == {get_downsample(m).label for m in present}
     table = table_with(at, "method", "final test acc", "best test acc", "params", "seconds/epoch")
     assert len(table) == len(present)
     assert (table["best test acc"] >= table["final test acc"] - 1e-12).all()

@@ -17,12 +17,12 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from pages.ui import catalog, jobs, nav
-from cnnviz import compare, shipped
+from cnnviz import baselines, shipped
 from cnnviz.checkpoints import make_meta, read_meta, save_checkpoint
 from cnnviz.data import DATASETS
 from cnnviz.record import RunRecord
-from cnnviz.engineered import engineered_kernels
-from cnnviz.models import build_model, first_conv
+from cnnviz.engineered import KIND_LABELS, engineered_kernels
+from cnnviz.models import build_model, first_conv, get_arch
 
 APP = str(nav.APP)
 PAGE = nav.lesson("engineered").path
@@ -138,7 +138,7 @@ def test_renders_defaults_for_both_datasets(app):
     for key in ("e_image", "e_engineered", "e_learned", "e_front", "e_filters", "e_kernels", "e_epoch_curves"):
         _chart(at, key)
     labels = [a["text"] for a in _chart(at, "e_engineered")["layout"]["annotations"]]
-    assert labels == [compare.KIND_LABELS[k] for k in compare.KIND_LABELS]  # every OpenCV feature, named
+    assert labels == [KIND_LABELS[k] for k in KIND_LABELS]  # every OpenCV feature, named
     at.segmented_control(key="e_dataset").set_value("cifar10").run()
     assert not at.exception, at.exception
     assert at.query_params["dataset"] == ["cifar10"] or at.query_params["dataset"] == "cifar10"
@@ -149,20 +149,20 @@ def test_renders_defaults_for_both_datasets(app):
 def test_baseline_table_lists_present_runs_with_recorded_accuracy(app, fake_shipped):
     at = app()
     table = _table(at, "e_base_table")
-    assert list(table["model"]) == [compare.BASELINE_NAMES[a] for a in RECORDED]
+    assert list(table["model"]) == [get_arch(a).label for a in RECORDED]
     for arch, acc in RECORDED.items():
         meta = read_meta(fake_shipped / _file("baselines", "fashion-mnist", arch))
-        row = table[table["model"] == compare.BASELINE_NAMES[arch]].iloc[0]
+        row = table[table["model"] == get_arch(arch).label].iloc[0]
         assert row["final test accuracy"] / 100 == pytest.approx(acc) == pytest.approx(meta["history"][-1]["test_acc"])
         assert row["trainable parameters"] == meta["trainable_params"]
-        assert row["what it sees"] == compare.BASELINE_SEES[arch]
+        assert row["what it sees"] == get_arch(arch).sees
     text = _texts(at)
     assert "On Fashion-MNIST, the learned conv front end (87.9%) beats the engineered front end by 3.3 points" in text
     # the missing member is named, with the command that trains it
     assert any("LeNet-5" in w.value for w in at.warning)
     assert any("--arch lenet5" in c.value for c in at.code)
     curves = _chart(at, "e_base_acc")
-    assert {t["name"].split(" (")[0] for t in curves["data"]} == {compare.BASELINE_NAMES[a] for a in RECORDED}
+    assert {t["name"].split(" (")[0] for t in curves["data"]} == {get_arch(a).label for a in RECORDED}
 
 
 def test_cifar10_mlp_is_shown_next_to_the_lectures_53_percent(app):
@@ -275,11 +275,11 @@ def test_shipped_comparison_group_is_shown_with_recorded_accuracy(dataset, monke
     assert len(table) == len(present)
     metas = {run.config.arch: read_meta(catalog.SHIPPED / run.filename) for run in present}
     for arch, meta in metas.items():
-        row = table[table["model"] == compare.BASELINE_NAMES[arch]].iloc[0]
+        row = table[table["model"] == get_arch(arch).label].iloc[0]
         assert row["final test accuracy"] / 100 == pytest.approx(meta["history"][-1]["test_acc"])  # shown in %
         assert row["trainable parameters"] == meta["trainable_params"]
-    expected = compare.winner_sentence([RunRecord.from_meta(m) for m in metas.values()],
-                                       compare.DATASET_LABELS[dataset])
+    expected = baselines.winner_sentence([RunRecord.from_meta(m) for m in metas.values()],
+                                       DATASETS[dataset].label)
     assert f"**{expected}**" in [m.value for m in at.markdown]
     if dataset == "cifar10" and "mlp" in metas:
         metric = next(m for m in at.metric if "MLP on CIFAR-10" in m.label)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnviz import shift
-from cnnviz.downsample import DOWNSAMPLE_METHODS, BlurMaxPool, apply_downsample
+from cnnviz.downsample import BlurMaxPool, apply_downsample, list_downsamples
 from cnnviz.features import feature_maps
 
 
@@ -47,7 +47,7 @@ def test_interior_refuses_a_map_with_no_columns_left():
 
 # ---- the probe ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("method", DOWNSAMPLE_METHODS)
+@pytest.mark.parametrize("method", list_downsamples())
 def test_shift_zero_gives_agreement_one_and_similarity_one(method, images, fashion_mnist):
     model = shift.untrained_model(downsample=method)
     row = shift.shift_probe(model, images, fashion_mnist.normalize, shifts=(0,))[0]
@@ -65,7 +65,7 @@ def test_two_pixel_input_shift_gives_exactly_the_one_pixel_shifted_max_pooled_ma
     assert torch.equal(p2[..., 1:], p0[..., :-1])
 
 
-@pytest.mark.parametrize("method", DOWNSAMPLE_METHODS)
+@pytest.mark.parametrize("method", list_downsamples())
 @pytest.mark.parametrize("fill", [0, "edge"])
 def test_every_2x2_downsampler_is_exactly_equivariant_to_even_shifts_on_the_interior(method, fill, images,
                                                                                       fashion_mnist):

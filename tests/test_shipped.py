@@ -82,7 +82,7 @@ def test_shipped_checkpoint_reevaluates_to_its_recorded_accuracy(path, request):
     data = request.getfixturevalue(ck.meta["dataset"]["name"].replace("-", "_"))
     assert data.source.split(":")[0] == ck.meta["dataset"]["source"].split(":")[0]
     _, acc = evaluate(ck.model, data, "test", "cpu")
-    recorded = ck.history[-1]["test_acc"]
+    recorded = ck.record.final_test_acc
     assert abs(acc - recorded) <= 0.005, f"recomputed {acc:.4f} vs recorded {recorded:.4f}"
 
 

@@ -1,12 +1,14 @@
-"""The summary reproduces the lecture's tables, and its output-size formula is what nn.Conv2d does."""
+"""The summary reproduces the lecture's tables, and its layer-shape diagram names each layer's kind."""
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn as nn
 
+from cnnviz import figures
+from cnnviz.downsample import get_downsample, list_downsamples
 from cnnviz.models import build_model
-from cnnviz.summary import conv_output_size, summary
+from cnnviz.summary import diagram_layers, summary, summary_table
 
 FMNIST = (1, 28, 28)
 
@@ -125,32 +127,6 @@ def test_summary_counts_the_fixed_front_end_as_non_trainable():
     assert "Non-trainable params: 27" in s.to_text()
 
 
-def test_output_size_formula_equals_a_real_conv():
-    checked = 0
-    for size in (5, 7, 14, 28, 32, 33):
-        for kernel in (1, 3, 5, 7):
-            for padding in (0, 1, 2, 3):
-                for stride in (1, 2, 3):
-                    if size + 2 * padding < kernel:
-                        continue  # nn.Conv2d refuses a kernel larger than the padded input
-                    conv = nn.Conv2d(1, 1, kernel, stride=stride, padding=padding)
-                    with torch.no_grad():
-                        real = tuple(conv(torch.zeros(1, 1, size, size + 1)).shape[-2:])
-                    formula = (conv_output_size(size, kernel, padding, stride),
-                               conv_output_size(size + 1, kernel, padding, stride))
-                    assert formula == real, (size, kernel, padding, stride)
-                    checked += 1
-    assert checked > 250
-
-
-@pytest.mark.parametrize("dilation", [1, 2, 3])
-def test_output_size_formula_handles_dilation(dilation):
-    conv = nn.Conv2d(1, 1, 3, padding=1, dilation=dilation)
-    with torch.no_grad():
-        real = conv(torch.zeros(1, 1, 20, 20)).shape[-1]
-    assert conv_output_size(20, 3, 1, 1, dilation) == real
-
-
 def test_summary_rows_carry_the_formula_for_convs_and_pools():
     rows = {r["name"]: r for r in summary(build_model("lenet5", FMNIST), FMNIST).rows}
     assert rows["conv2"]["formula"] == "floor((14 - 5 + 2*0) / 1) + 1 = 10"
@@ -180,9 +156,46 @@ def test_summary_cleans_up_even_when_the_forward_pass_fails():
     assert model.training
 
 
+def test_summary_table_has_the_lectures_columns_and_lenet_fc_numbers():
+    s = summary(build_model("lenet_fc", (1, 28, 28)), (1, 28, 28))
+    t = summary_table(s)
+    assert list(t.columns[:3]) == ["Layer (type)", "Output Shape", "Param #"]
+    assert list(t["Param #"]) == ["320", "0", "0", "18,496", "0", "0", "0", "401,536", "0", "1,290"]
+    assert t["Output Shape"].iloc[6] == "[-1, 3136]"
+
+
+def test_diagram_draws_one_box_per_shape_change_and_vgg16s_resize():
+    s = summary(build_model("vgg16", (1, 28, 28)), (1, 28, 28))
+    layers = diagram_layers(s)
+    assert [d["name"] for d in layers[:3]] == ["input", "resize", "conv1"]
+    assert layers[1]["shape"] == (1, 32, 32)
+    assert layers[-1]["shape"] == (10,) and layers[-1]["size"] == 1
+    assert not any(d["name"].startswith("relu") for d in layers)
+    fig = figures.shapes_figure(s)
+    assert len([sh for sh in fig.layout.shapes if sh.type == "rect"]) == len(layers)
+
+
+@pytest.mark.parametrize("method", list_downsamples())
+def test_diagram_draws_each_downsampling_layer_in_its_methods_colour(method):
+    s = summary(build_model("lenet5", FMNIST, downsample=method), FMNIST)
+    layers = diagram_layers(s)
+    fig = figures.shapes_figure(s)
+    boxes = [sh.fillcolor for sh in fig.layout.shapes if sh.type == "rect"]
+    if get_downsample(method).strides_conv:  # no layer: the convs before it have stride 2
+        assert not any(d["kind"] == "downsample" for d in layers)
+        assert [r["output_shape"] for r in s.rows if r["name"] == "conv1"] == [(6, 14, 14)]
+    else:
+        pools = [i for i, d in enumerate(layers) if d["kind"] == "downsample"]
+        assert [layers[i]["name"] for i in pools] == ["pool1", "pool2"]
+        assert all(layers[i]["downsample"] == method for i in pools)
+        assert [boxes[i] for i in pools] == [get_downsample(method).color] * 2
+    assert "#7f7f7f" not in boxes  # no layer of the lecture's nets is an unknown grey "other"
+
+
+
 @pytest.mark.parametrize("size,kernel,padding,stride", [(4, 3, 1, 1), (28, 5, 0, 1), (7, 2, 0, 2), (32, 3, 1, 2)])
 def test_filled_in_formula_shows_the_numbers_and_ends_in_what_a_real_conv_gives(size, kernel, padding, stride):
-    from cnnviz.summary import OUTPUT_SIZE_LATEX, output_size_latex
+    from cnnviz.conv_arithmetic import OUTPUT_SIZE_LATEX, output_size_latex
 
     real = nn.Conv2d(1, 1, kernel, stride, padding)(torch.zeros(1, 1, size, size)).shape[-1]
     text = output_size_latex(size, kernel, padding, stride)

@@ -1,35 +1,41 @@
-"""Plotly figures shared by the pages, with one colour per downsampling method everywhere.
+"""Figures of training runs: curves per epoch, seed bands, accuracy against cost, confusion and bars.
 
-Many small feature maps are tiled into ONE heatmap (a grid of subplots costs seconds to draw in the
-browser; one heatmap of the same pixels costs milliseconds, see PLATFORM.md).
+A run that downsamples takes its method's colour from the downsampling registry, the same on every page.
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import plotly.graph_objects as go
 
-DOWNSAMPLE_COLORS = {
-    "max": "#1f77b4", "avg": "#ff7f0e", "bilinear": "#2ca02c", "nearest": "#9467bd",
-    "stride": "#d62728", "blurmax": "#17becf", None: "#7f7f7f", "": "#7f7f7f",
-}
+from ..downsample import get_downsample
+
+NO_METHOD_COLOR = "#7f7f7f"  # nets that never downsample, and methods this version does not know
 RUN_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
               "#bcbd22", "#17becf"]
 METRIC_LABELS = {"test_acc": "test accuracy", "train_acc": "train accuracy", "test_loss": "test loss",
                  "train_loss": "train loss"}
 
 
+def downsample_color(method: str | None) -> str:
+    """The registered method's colour; grey for no method or one that is not registered."""
+    try:
+        return get_downsample(method).color if method else NO_METHOD_COLOR
+    except ValueError:
+        return NO_METHOD_COLOR
+
+
 def run_color(i: int, downsample: str | None = None, by_downsample: bool = False) -> str:
-    return DOWNSAMPLE_COLORS.get(downsample, "#7f7f7f") if by_downsample else RUN_COLORS[i % len(RUN_COLORS)]
+    return downsample_color(downsample) if by_downsample else RUN_COLORS[i % len(RUN_COLORS)]
 
 
 def curves_figure(runs: list[dict], metrics=("train_acc", "test_acc"), title: str = "",
-                  mark_epoch: int | None = None, height: int = 380) -> go.Figure:
+                  mark_epoch: int | None = None, height: int = 380, xaxis: str = "epoch",
+                  yaxis: str | None = None, x_step: int | None = None) -> go.Figure:
     """Overlay per-epoch curves of several runs on shared axes.
 
     `runs`: dicts with `label`, `history` (list of epoch rows) and `color`. Train curves are dashed,
-    test curves solid, so one colour per run is enough.
+    test curves solid, so one colour per run is enough. The "epoch" of a row can be any step (a shift
+    in pixels): `xaxis` names it, `x_step` spaces its ticks; `yaxis` defaults to accuracy or loss.
     """
     fig = go.Figure()
     for r in runs:
@@ -41,9 +47,12 @@ def curves_figure(runs: list[dict], metrics=("train_acc", "test_acc"), title: st
                 line=dict(color=r["color"], dash="dash" if m.startswith("train") else "solid")))
     if mark_epoch is not None:
         fig.add_vline(x=mark_epoch, line_dash="dot", line_color="black")
-    ylabel = "accuracy" if all("acc" in m for m in metrics) else ("loss" if all("loss" in m for m in metrics) else "")
-    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=ylabel, height=height,
+    if yaxis is None:
+        yaxis = "accuracy" if all("acc" in m for m in metrics) else ("loss" if all("loss" in m for m in metrics) else "")
+    fig.update_layout(title=title, xaxis_title=xaxis, yaxis_title=yaxis, height=height,
                       legend=dict(orientation="h", y=-0.25), margin=dict(l=10, r=10, t=40, b=10))
+    if x_step is not None:
+        fig.update_xaxes(dtick=x_step)
     return fig
 
 
@@ -67,54 +76,6 @@ def _rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
 
 
-def tile(maps: np.ndarray, cols: int | None = None, pad: int = 1, scale: str | None = "minmax") -> np.ndarray:
-    """(N, H, W) -> one (rows*(H+pad), cols*(W+pad)) image, NaN between the maps.
-
-    `scale`: "minmax" rescales each map to 0..1 (shapes of activations); "peak" divides each map by its
-    largest |value|, so 0 stays 0 and the sign survives (kernels, on a diverging scale); None keeps the
-    values (differences, probabilities comparable across maps).
-    """
-    maps = np.asarray(maps, dtype=np.float32)
-    n, h, w = maps.shape
-    cols = cols or math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad), np.nan, np.float32)
-    for i, m in enumerate(maps):
-        if scale == "minmax":
-            lo, hi = float(m.min()), float(m.max())
-            m = (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
-        elif scale == "peak":
-            peak = float(np.abs(m).max())
-            m = m / peak if peak > 0 else np.zeros_like(m)
-        elif scale is not None:
-            raise ValueError(f"scale must be 'minmax', 'peak' or None, not {scale!r}")
-        r, c = divmod(i, cols)
-        out[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = m
-    return out
-
-
-def heatmap(img: np.ndarray, title: str = "", colorscale: str = "gray", zmid: float | None = None,
-            height: int = 300, showscale: bool = False) -> go.Figure:
-    fig = go.Figure(go.Heatmap(z=np.asarray(img), colorscale=colorscale, zmid=zmid, showscale=showscale,
-                               hovertemplate="row %{y}, col %{x}: %{z:.3f}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
-    fig.update_xaxes(showticklabels=False)
-    fig.update_layout(title=title, height=height, margin=dict(l=5, r=5, t=35 if title else 5, b=5))
-    return fig
-
-
-def image_figure(x_uint8: np.ndarray, title: str = "", height: int = 220) -> go.Figure:
-    """(C, H, W) uint8 -> a gray heatmap (C=1) or an RGB image."""
-    x = np.asarray(x_uint8)
-    if x.shape[0] == 1:
-        return heatmap(x[0], title, "gray", height=height)
-    fig = go.Figure(go.Image(z=x.transpose(1, 2, 0)))
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False)
-    fig.update_layout(title=title, height=height, margin=dict(l=5, r=5, t=35 if title else 5, b=5))
-    return fig
-
-
 def confusion_figure(cm: np.ndarray, classes, title: str = "Confusion matrix (rows: true class)",
                      diverging: bool = False, height: int = 460) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=cm, x=list(classes), y=list(classes), text=cm, texttemplate="%{text}",
@@ -133,7 +94,7 @@ def bars_figure(labels, values, colors=None, title: str = "", yaxis: str = "", h
     return fig
 
 
-# ---- Train & compare page: seed groups on shared axes, cost against accuracy -----------------------
+# ---- seed groups on shared axes, cost against accuracy --------------------------------------------
 
 def group_curves_figure(groups: list[dict], metrics=("train_acc", "test_acc"), title: str = "",
                         height: int = 400) -> go.Figure:
@@ -178,7 +139,7 @@ def split_labels(labels: list[str], sep: str = " · ") -> tuple[str, list[str]]:
 
 def cost_scatter_figure(points: list[dict], xaxis: str, title: str = "", height: int = 380,
                         log_x: bool = True) -> go.Figure:
-    """Final test accuracy against a cost (`x`), one colour per downsampling method (DOWNSAMPLE_COLORS).
+    """Final test accuracy against a cost (`x`), one colour per downsampling method (`downsample_color`).
 
     `points`: dicts with `x`, `y`, `label` and `downsample` (None or "" for nets that never downsample).
     """
@@ -189,37 +150,9 @@ def cost_scatter_figure(points: list[dict], xaxis: str, title: str = "", height:
     for method, pts in by_method.items():
         fig.add_trace(go.Scatter(
             x=[p["x"] for p in pts], y=[p["y"] for p in pts], mode="markers", name=method or "no downsampling",
-            text=[p["label"] for p in pts], marker=dict(size=11, color=DOWNSAMPLE_COLORS.get(method, "#7f7f7f")),
+            text=[p["label"] for p in pts], marker=dict(size=11, color=downsample_color(method)),
             hovertemplate="%{text}<br>" + xaxis + ": %{x:,}<br>test accuracy: %{y:.4f}<extra></extra>"))
     fig.update_xaxes(type="log" if log_x else "linear", title=xaxis)
     fig.update_layout(title=title, yaxis_title="final test accuracy", height=height,
                       legend=dict(title="downsampling"), margin=dict(l=10, r=10, t=40, b=10))
-    return fig
-
-
-def labelled_tiles(maps: np.ndarray, labels: list[str], cols: int, *, signed: bool = False, title: str = "",
-                 width: int = 1100, lines: int = 1) -> object:
-    """Many small maps tiled into ONE heatmap, each labelled underneath (signed: 0 stays white).
-
-    `width` is the expected width on screen in pixels: it sizes the gaps that hold `lines` lines of
-    label and the height that keeps the pixels square.
-    """
-    n, h, w = maps.shape
-    if n < cols:  # a handful of maps: keep their tiles the size they would have in a full row
-        width, cols = int(width * n / cols), n
-    label_px = 13 * lines + 4
-    pad = max(1, int(np.ceil(label_px * cols * w / max(1, width - label_px * cols))))
-    img = tile(maps, cols, pad, scale="peak" if signed else "minmax")
-    top, bottom = (35 if title else 5), label_px + 5
-    height = int(top + bottom + width * img.shape[0] / img.shape[1])
-    fig = heatmap(img, title, colorscale="RdBu_r" if signed else "gray", zmid=0 if signed else None,
-                          height=min(900, max(140, height)))
-    if signed:
-        fig.update_traces(zmin=-1, zmax=1)
-    fig.update_xaxes(showgrid=False, zeroline=False)
-    fig.update_yaxes(showgrid=False, zeroline=False)
-    # One update with every label: add_annotation one by one re-validates the whole list each time.
-    notes = [dict(x=(i % cols) * (w + pad) + (w - 1) / 2, y=(i // cols) * (h + pad) + h - 0.5, text=label,
-                  showarrow=False, yanchor="top", font=dict(size=10)) for i, label in enumerate(labels)]
-    fig.update_layout(annotations=notes, margin=dict(l=5, r=5, t=top, b=bottom))
     return fig

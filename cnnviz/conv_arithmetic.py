@@ -1,0 +1,114 @@
+"""Convolution arithmetic: how big a layer's output is, where its window sits, and what it sees.
+
+The lecture's output-size formula S_o = floor((S_D - K + 2P) / S) + 1, the same number measured by a
+real `nn.Conv2d`, the window behind each output cell, and receptive fields by the closed form
+r_out = r_in + (k - 1) * j_in, j_out = j_in * s, with j the distance in input pixels between
+neighbouring outputs. A layer's (kernel, stride) steps come from its conv parameters, from the
+downsampling registry for downsampling layers, or from the layer's own `rf_steps`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from .downsample import downsample_of
+
+
+def conv_output_size(size: int, kernel: int, padding: int = 0, stride: int = 1, dilation: int = 1) -> int:
+    """The lecture's formula S_o = floor((S_D - K + 2P) / S) + 1 (dilation generalises K)."""
+    k = dilation * (kernel - 1) + 1
+    return math.floor((size - k + 2 * padding) / stride) + 1
+
+
+# The lecture's output-size formula as the pages typeset it (st.latex).
+OUTPUT_SIZE_LATEX = r"S_o = \left\lfloor \frac{S_D - K + 2P}{S} \right\rfloor + 1"
+
+
+def output_size_latex(size: int, kernel: int, padding: int, stride: int) -> str:
+    """The formula filled in with these numbers, step by step, ending in `conv_output_size`'s value."""
+    top = size - kernel + 2 * padding
+    return (rf"S_o = \left\lfloor \frac{{{size} - {kernel} + 2 \times {padding}}}{{{stride}}} \right\rfloor + 1"
+            rf" = \left\lfloor \frac{{{top}}}{{{stride}}} \right\rfloor + 1"
+            rf" = {conv_output_size(size, kernel, padding, stride)}")
+
+
+@torch.no_grad()
+def measure_conv_output(size: int, kernel: int, padding: int = 0, stride: int = 1) -> int:
+    """S_o measured: run a real `nn.Conv2d` on a (1, 1, size, size) tensor and read the output's size.
+
+    Raises ValueError with one sentence when the numbers are impossible (no output pixel).
+    """
+    for name, v, lo in (("input size S_D", size, 1), ("kernel K", kernel, 1), ("padding P", padding, 0),
+                        ("stride S", stride, 1)):
+        if int(v) != v or v < lo:
+            raise ValueError(f"{name} must be a whole number >= {lo}, not {v}")
+    if size + 2 * padding < kernel:
+        raise ValueError(f"the {kernel}x{kernel} kernel does not fit in the padded input "
+                         f"({size} + 2x{padding} = {size + 2 * padding} pixels), so there is no output pixel")
+    conv = nn.Conv2d(1, 1, kernel, stride=stride, padding=padding, bias=False)
+    return int(conv(torch.zeros(1, 1, size, size)).shape[-1])
+
+
+@dataclass(frozen=True)
+class Window:
+    """Where the kernel sits for one output cell, in padded-input coordinates (row, col of top left)."""
+    out_row: int
+    out_col: int
+    row: int
+    col: int
+    kernel: int
+
+
+def window_at(index: int, size: int, kernel: int, padding: int, stride: int) -> Window:
+    """The kernel's window producing output cell `index` (row-major, 0-based, like m_1, m_2, ...)."""
+    n = conv_output_size(size, kernel, padding, stride)
+    if n < 1:
+        raise ValueError("no output cell: the kernel does not fit in the padded input")
+    if not 0 <= index < n * n:
+        raise ValueError(f"output cell {index} is outside the {n}x{n} output")
+    r, c = divmod(index, n)
+    return Window(r, c, r * stride, c * stride, kernel)
+
+
+def window_formula(module: nn.Module, size: int) -> str:
+    """The output-size formula filled in with a windowed layer's numbers (convs, pooling), else ""."""
+    try:
+        k, s, p = (v if isinstance(v, int) else v[0] for v in (module.kernel_size, module.stride, module.padding))
+    except AttributeError:  # no sliding window: interpolation, blur, ...
+        return ""
+    if not all(isinstance(v, int) for v in (k, s, p)):  # padding="same" has no number to show
+        return ""
+    return f"floor(({size} - {k} + 2*{p}) / {s}) + 1 = {conv_output_size(size, k, p, s)}"
+
+
+def layer_steps(module: nn.Module, in_hw: int | None, out_hw: int | None) -> list[tuple[float, float]]:
+    """(kernel, stride) steps a layer applies along one axis; [] for layers that keep the geometry."""
+    entry = downsample_of(module)
+    if entry is not None:
+        return list(entry.steps)
+    if isinstance(module, nn.Conv2d):
+        return [(module.dilation[0] * (module.kernel_size[0] - 1) + 1, module.stride[0])]
+    steps = getattr(module, "rf_steps", None)  # layers that know their own geometry (Resize, front ends)
+    return steps(in_hw, out_hw) if steps is not None and in_hw and out_hw else []
+
+
+def receptive_fields(model: nn.Sequential, input_shape: tuple[int, int, int]) -> list[dict]:
+    """Per top-level layer: receptive field and jump in input pixels; after Flatten, the whole input."""
+    rows, r, j, full = [], 1.0, 1.0, False
+    x = torch.zeros(1, *input_shape)  # (1, C, H, W), run through the layers one by one
+    with torch.no_grad():
+        for name, layer in model.named_children():
+            in_hw = x.shape[-1] if x.dim() == 4 else None
+            x = layer(x)
+            out_hw = x.shape[-1] if x.dim() == 4 else None
+            if isinstance(layer, (nn.Flatten, nn.Linear)) or x.dim() != 4:
+                full = True
+            if not full:
+                for k, s in layer_steps(layer, in_hw, out_hw):
+                    r, j = r + (k - 1) * j, j * s
+            rows.append({"name": name, "rf": None if full else int(round(r)), "jump": None if full else j,
+                         "whole_input": full})
+    return rows

@@ -1,0 +1,87 @@
+"""Figures of many small maps (feature maps, kernels, filters, spectra) and of images.
+
+Many small maps are tiled into ONE heatmap (a grid of subplots costs seconds to draw in the browser;
+one heatmap of the same pixels costs milliseconds, see PLATFORM.md).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+
+
+def tile(maps: np.ndarray, cols: int | None = None, pad: int = 1, scale: str | None = "minmax") -> np.ndarray:
+    """(N, H, W) -> one (rows*(H+pad), cols*(W+pad)) image, NaN between the maps.
+
+    `scale`: "minmax" rescales each map to 0..1 (shapes of activations); "peak" divides each map by its
+    largest |value|, so 0 stays 0 and the sign survives (kernels, on a diverging scale); None keeps the
+    values (differences, probabilities comparable across maps).
+    """
+    maps = np.asarray(maps, dtype=np.float32)
+    n, h, w = maps.shape
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad), np.nan, np.float32)
+    for i, m in enumerate(maps):
+        if scale == "minmax":
+            lo, hi = float(m.min()), float(m.max())
+            m = (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+        elif scale == "peak":
+            peak = float(np.abs(m).max())
+            m = m / peak if peak > 0 else np.zeros_like(m)
+        elif scale is not None:
+            raise ValueError(f"scale must be 'minmax', 'peak' or None, not {scale!r}")
+        r, c = divmod(i, cols)
+        out[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = m
+    return out
+
+
+def heatmap(img: np.ndarray, title: str = "", colorscale: str = "gray", zmid: float | None = None,
+            height: int = 300, showscale: bool = False) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=np.asarray(img), colorscale=colorscale, zmid=zmid, showscale=showscale,
+                               hovertemplate="row %{y}, col %{x}: %{z:.3f}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_layout(title=title, height=height, margin=dict(l=5, r=5, t=35 if title else 5, b=5))
+    return fig
+
+
+def image_figure(x_uint8: np.ndarray, title: str = "", height: int = 220) -> go.Figure:
+    """(C, H, W) uint8 -> a gray heatmap (C=1) or an RGB image."""
+    x = np.asarray(x_uint8)
+    if x.shape[0] == 1:
+        return heatmap(x[0], title, "gray", height=height)
+    fig = go.Figure(go.Image(z=x.transpose(1, 2, 0)))
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    fig.update_layout(title=title, height=height, margin=dict(l=5, r=5, t=35 if title else 5, b=5))
+    return fig
+
+
+def labelled_grid_figure(maps: np.ndarray, labels: list[str], cols: int, *, signed: bool = False,
+                         title: str = "", width: int = 1100, lines: int = 1) -> go.Figure:
+    """Many small maps tiled into ONE heatmap, each labelled underneath (signed: 0 stays white).
+
+    `width` is the expected width on screen in pixels: it sizes the gaps that hold `lines` lines of
+    label and the height that keeps the pixels square.
+    """
+    n, h, w = maps.shape
+    if n < cols:  # a handful of maps: keep their tiles the size they would have in a full row
+        width, cols = int(width * n / cols), n
+    label_px = 13 * lines + 4
+    pad = max(1, int(np.ceil(label_px * cols * w / max(1, width - label_px * cols))))
+    img = tile(maps, cols, pad, scale="peak" if signed else "minmax")
+    top, bottom = (35 if title else 5), label_px + 5
+    height = int(top + bottom + width * img.shape[0] / img.shape[1])
+    fig = heatmap(img, title, colorscale="RdBu_r" if signed else "gray", zmid=0 if signed else None,
+                          height=min(900, max(140, height)))
+    if signed:
+        fig.update_traces(zmin=-1, zmax=1)
+    fig.update_xaxes(showgrid=False, zeroline=False)
+    fig.update_yaxes(showgrid=False, zeroline=False)
+    # One update with every label: add_annotation one by one re-validates the whole list each time.
+    notes = [dict(x=(i % cols) * (w + pad) + (w - 1) / 2, y=(i // cols) * (h + pad) + h - 0.5, text=label,
+                  showarrow=False, yanchor="top", font=dict(size=10)) for i, label in enumerate(labels)]
+    fig.update_layout(annotations=notes, margin=dict(l=5, r=5, t=top, b=bottom))
+    return fig

@@ -1,0 +1,175 @@
+"""First-layer filters: what fixed (OpenCV) and learned filters make of an image, and how close each
+learned filter is to a Sobel / Scharr / Laplacian kernel, once or epoch by epoch.
+
+Checkpoints keep the first conv's weights after every epoch in `filter_snapshots`
+(epochs+1, O, I, k, k), index 0 = the initialisation; one matching rule serves a single set of filters
+(`closest_engineered`, the E=1 case) and a whole history (`matches_per_epoch`).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .engineered import ENGINEERED_KINDS, engineered_kernels, opencv_features
+from .features import feature_maps
+from .models import build_model, first_conv
+
+
+# ---- the same image through fixed and learned filters ------------------------------------------
+
+def image_float(x_uint8: torch.Tensor) -> np.ndarray:
+    """(C, H, W) uint8 -> (H, W) or (H, W, 3) float32 in [0, 1]: the lecture's cv2 input."""
+    a = np.asarray(x_uint8, dtype=np.float32) / 255.0
+    return a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
+
+
+def engineered_maps(x_uint8: torch.Tensor, kinds=ENGINEERED_KINDS) -> tuple[list[str], np.ndarray]:
+    """OpenCV's Sobel (3 and 5) / Scharr / Laplacian maps of one image: (names, (K, H, W) float32)."""
+    feats = opencv_features(image_float(x_uint8), kinds)
+    return list(feats), np.stack(list(feats.values()))
+
+
+def first_conv_name(model: nn.Module) -> str | None:
+    found = first_conv(model)
+    return found[0] if found else None
+
+
+@lru_cache(maxsize=64)
+def arch_has_first_conv(arch: str, in_shape: tuple[int, int, int] = (1, 28, 28)) -> bool:
+    """Whether `arch` has a learned conv layer at all (the MLP and the engineered net do not)."""
+    return first_conv(build_model(arch, in_shape)) is not None
+
+
+def first_conv_weights(model: nn.Module) -> tuple[str, torch.Tensor]:
+    """(name, weight (O, I, k, k)) of the first learned conv layer."""
+    found = first_conv(model)
+    if found is None:
+        raise ValueError("this model has no learned conv layer")
+    return found[0], found[1].weight.detach()
+
+
+def learned_maps(model: nn.Module, x: torch.Tensor) -> tuple[str, np.ndarray]:
+    """The first conv layer's output (before its ReLU) for one normalised image (1, C, H, W)."""
+    name = first_conv_name(model)
+    if name is None:
+        raise ValueError("this model has no learned conv layer")
+    return name, feature_maps(model, x, [name])[name][0].numpy()
+
+
+def front_end_maps(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """The `engineered` net's fixed channels (gray, d/dx, d/dy, magnitude, Laplacian), (5, H, W)."""
+    return feature_maps(model, x, ["front"])["front"][0].numpy()
+
+
+# ---- learned filters against engineered kernels -----------------------------------------------
+
+def matches_per_epoch(snapshots: torch.Tensor) -> list[list[dict]]:
+    """For every epoch's filters (E, O, I, k, k), the engineered kernel of size k most like each one.
+
+    Filters are averaged over input channels (a colour filter's luminance response). Similarity is the
+    cosine, all (E, O, kernels) at once; a filter equal to minus a Sobel kernel is the same edge detector
+    with the opposite sign, so the best match is chosen by |cosine| and the sign is kept in `similarity`.
+    """
+    w = snapshots.detach().float().cpu().numpy().mean(axis=2)  # (E, O, k, k)
+    kernels = engineered_kernels(w.shape[-1])
+    names = list(kernels)
+    bank = np.stack([kernels[n] for n in names]).reshape(len(names), -1)  # (K, k*k)
+    f = w.reshape(*w.shape[:2], -1)
+    # Every engineered kernel sums to 0, so the filter's mean (a brightness response) is removed.
+    f = f - f.mean(axis=-1, keepdims=True)  # (E, O, k*k)
+    norms = np.linalg.norm(f, axis=-1, keepdims=True) * np.linalg.norm(bank, axis=-1)  # (E, O, K)
+    cos = np.where(norms > 0, (f @ bank.T) / np.where(norms > 0, norms, 1), 0.0)  # a dead filter: 0
+    best = np.abs(cos).argmax(axis=-1)  # (E, O): the first kernel of the largest |cos|
+    return [[{"filter": o, "kernel": names[best[e, o]], "similarity": float(cos[e, o, best[e, o]]),
+              "all": dict(zip(names, map(float, cos[e, o])))} for o in range(cos.shape[1])]
+            for e in range(cos.shape[0])]
+
+
+def closest_engineered(weights: torch.Tensor) -> list[dict]:
+    """`matches_per_epoch` for one set of filters (O, I, k, k): one match per filter."""
+    return matches_per_epoch(weights[None])[0]
+
+
+def mean_filters(weights: torch.Tensor) -> np.ndarray:
+    """(O, I, k, k) -> (O, k, k): each filter averaged over its input channels, as closest_engineered sees it."""
+    return weights.detach().float().cpu().numpy().mean(axis=1)
+
+
+def kernel_family(kernel: str) -> str:
+    return "Laplacian" if kernel == "laplacian" else ("Scharr" if kernel.startswith("scharr") else "Sobel")
+
+
+def match_table(matches: list[dict]) -> list[dict]:
+    """closest_engineered's matches as display rows (one per filter)."""
+    return [{"filter": m["filter"], "closest kernel": m["kernel"], "family": kernel_family(m["kernel"]),
+             "cosine": m["similarity"], "|cosine|": abs(m["similarity"])} for m in matches]
+
+
+def similarity_sentence(matches: list[dict], threshold: float = 0.8) -> str:
+    """E.g. "7 of 32 filters are within |cos| > 0.8 of an engineered kernel (5 Sobel, 2 Scharr)"."""
+    close = [m for m in matches if abs(m["similarity"]) > threshold]
+    n = len(matches)
+    if not n:
+        return "There are no filters to compare."
+    best = max(matches, key=lambda m: abs(m["similarity"]))
+    tail = (f"; the closest is filter {best['filter']}, {best['kernel']} at cos {best['similarity']:+.2f}")
+    if not close:
+        return (f"None of the {n} filters is within |cos| > {threshold:g} of a Sobel/Scharr/Laplacian "
+                f"kernel{tail}.")
+    families = {}
+    for m in close:
+        fam = kernel_family(m["kernel"])
+        families[fam] = families.get(fam, 0) + 1
+    split = ", ".join(f"{c} {f}" for f, c in sorted(families.items(), key=lambda kv: -kv[1]))
+    verb = "is" if len(close) == 1 else "are"
+    return (f"{len(close)} of {n} filters {verb} within |cos| > {threshold:g} of a Sobel/Scharr/Laplacian "
+            f"kernel ({split}){tail}.")
+
+
+# ---- watching the filters learn ------------------------------------------------------------
+
+def snapshots_of(meta: dict) -> torch.Tensor | None:
+    """The checkpoint's first-conv weights per epoch, float32 (epochs+1, O, I, k, k), or None."""
+    snaps = meta.get("filter_snapshots")
+    return snaps.float() if isinstance(snaps, torch.Tensor) and snaps.dim() == 5 else None
+
+
+def first_conv_input(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What the first conv layer receives for `x`: `x` itself, or the output of the layers before it
+    (vgg16 resizes a 28x28 image to 32x32 first)."""
+    name = first_conv_name(model)
+    names = [n for n, _ in model.named_children()]
+    if name is None or name not in names:
+        raise ValueError("the first conv layer is not a top-level layer of this model")
+    i = names.index(name)
+    return x if i == 0 else feature_maps(model, x, [names[i - 1]])[names[i - 1]]
+
+
+@torch.inference_mode()
+def snapshot_maps(model: nn.Module, weights: torch.Tensor, x: torch.Tensor,
+                  bias: torch.Tensor | None = None) -> np.ndarray:
+    """The first conv layer's maps for a normalised image (1, C, H, W) if its weights were `weights`.
+
+    `weights` (O, I, k, k) is one epoch of `filter_snapshots`; the layer's own stride / padding /
+    dilation are used, so with the final weights and the final bias this is exactly the layer's output.
+    Snapshots keep weights only: without `bias` each map differs from the layer's by a constant, which
+    a min-max scaled picture does not show.
+    """
+    conv = first_conv(model)[1]
+    y = F.conv2d(first_conv_input(model, x).float(), weights.float(), None if bias is None else bias.float(),
+                 stride=conv.stride, padding=conv.padding, dilation=conv.dilation)
+    return y[0].numpy()  # (O, H', W')
+
+
+def mean_best_similarity(snapshots: torch.Tensor) -> np.ndarray:
+    """(epochs+1,) the mean over filters of the best |cos| to an engineered kernel, per epoch."""
+    return np.array([np.mean([abs(m["similarity"]) for m in ms]) for ms in matches_per_epoch(snapshots)])
+
+
+def count_close(snapshots: torch.Tensor, threshold: float = 0.8) -> np.ndarray:
+    """(epochs+1,) how many filters are within |cos| > threshold of an engineered kernel, per epoch."""
+    return np.array([sum(abs(m["similarity"]) > threshold for m in ms) for ms in matches_per_epoch(snapshots)])

@@ -1,0 +1,166 @@
+"""cnnviz.filters: engineered vs learned first-layer filters, their maps, and their snapshots per epoch."""
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cnnviz import filters
+from cnnviz.checkpoints import load_checkpoint
+from cnnviz.engineered import engineered_kernels
+from cnnviz.features import feature_maps
+from cnnviz.models import build_model, first_conv
+from cnnviz.config import RunConfig
+from cnnviz.runs import run_training
+
+
+# ---- engineered maps on a real image -----------------------------------------------------------
+
+def test_engineered_maps_are_opencv_on_the_gray_float_image(cifar10):
+    x = cifar10.test_x[7]  # (3, 32, 32) uint8
+    names, maps = filters.engineered_maps(x)
+    rgb = x.numpy().transpose(1, 2, 0).astype(np.float32) / 255
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    assert maps.shape == (len(names), 32, 32)
+    np.testing.assert_allclose(maps[names.index("sobel_x")], cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3), atol=1e-6)
+    np.testing.assert_allclose(maps[names.index("sobel5_y")], cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=5), atol=1e-5)
+    np.testing.assert_allclose(maps[names.index("laplacian")], cv2.Laplacian(gray, cv2.CV_32F), atol=1e-6)
+
+
+def test_engineered_maps_of_a_grayscale_image_use_it_as_is(fashion_mnist):
+    x = fashion_mnist.test_x[0]
+    names, maps = filters.engineered_maps(x, ("scharr_x",))
+    g = x[0].numpy().astype(np.float32) / 255
+    np.testing.assert_allclose(maps[0], cv2.Scharr(g, cv2.CV_32F, 1, 0), atol=1e-6)
+
+
+def test_learned_maps_need_a_conv_layer():
+    with pytest.raises(ValueError, match="no learned conv"):
+        filters.learned_maps(build_model("mlp"), torch.zeros(1, 1, 28, 28))
+    assert filters.arch_has_first_conv("learned_conv") and not filters.arch_has_first_conv("engineered")
+
+
+# ---- filters vs kernels -------------------------------------------------------------------------
+
+def test_similarity_sentence_counts_filters_close_to_each_family(seeded):
+    k = engineered_kernels(3)
+    weights = torch.stack([torch.from_numpy(-2 * k["sobel_x"]), torch.from_numpy(k["laplacian"]),
+                           torch.from_numpy(k["scharr_y"]), torch.randn(3, 3, generator=seeded)])[:, None]
+    matches = filters.closest_engineered(weights)
+    text = filters.similarity_sentence(matches, 0.8)
+    # Scharr y and Sobel y are cos 0.98 apart, so the Scharr filter may be matched to either family.
+    assert text.startswith("3 of 4 filters are within |cos| > 0.8 of a Sobel/Scharr/Laplacian kernel")
+    assert "1 Laplacian" in text
+    rows = filters.match_table(matches)
+    assert rows[0]["closest kernel"] == "sobel_x" and rows[0]["cosine"] == pytest.approx(-1.0)
+    assert rows[0]["|cosine|"] == pytest.approx(1.0)
+
+
+def test_similarity_sentence_with_no_close_filter():
+    weights = torch.zeros(2, 1, 3, 3)
+    weights[:, 0, 1, 1] = 1.0  # a centre spike minus its mean: closest to the Laplacian, but not > 0.99
+    text = filters.similarity_sentence(filters.closest_engineered(weights), 0.99)
+    assert text.startswith("None of the 2 filters is within |cos| > 0.99")
+
+
+def _cosine_oracle(f: np.ndarray, k: np.ndarray) -> float:
+    """The rule written out for one filter and one kernel: mean removed, then the cosine (0 if dead)."""
+    f = f - f.mean()
+    n = np.linalg.norm(f) * np.linalg.norm(k)
+    return float((f * k).sum() / n) if n > 0 else 0.0
+
+
+def test_each_match_is_the_kernel_of_largest_abs_cosine_with_its_sign(seeded):
+    snaps = torch.randn(4, 16, 3, 5, 5, generator=seeded)
+    snaps[2, 0] = torch.from_numpy(-engineered_kernels(5)["sobel5_y"])  # an exact (negated) match
+    snaps[3, 1] = 0  # a dead filter: cosine 0 with everything
+    kernels = engineered_kernels(5)
+    per_epoch = filters.matches_per_epoch(snaps)
+    assert len(per_epoch) == 4 and all(len(ms) == 16 for ms in per_epoch)
+    for e, ms in enumerate(per_epoch):
+        for m in ms:
+            f = snaps[e, m["filter"]].mean(0).numpy()  # the channel-averaged filter
+            sims = {n: _cosine_oracle(f, k) for n, k in kernels.items()}
+            assert m["all"] == pytest.approx(sims, abs=1e-6)
+            assert abs(m["similarity"]) == pytest.approx(max(abs(v) for v in sims.values()), abs=1e-6)
+            assert m["similarity"] == pytest.approx(sims[m["kernel"]], abs=1e-6)
+    assert per_epoch[2][0]["kernel"] == "sobel5_y" and per_epoch[2][0]["similarity"] == pytest.approx(-1.0)
+    assert per_epoch[3][1]["similarity"] == 0.0
+    # One set of filters is the single-epoch case of the same rule.
+    single = filters.closest_engineered(snaps[2])
+    assert [m["kernel"] for m in single] == [m["kernel"] for m in per_epoch[2]]
+    assert [m["similarity"] for m in single] == pytest.approx([m["similarity"] for m in per_epoch[2]], abs=1e-6)
+
+
+def test_mean_best_similarity_is_one_for_engineered_kernels_and_counts_close():
+    k = engineered_kernels(3)
+    snaps = torch.stack([torch.stack([torch.from_numpy(k["sobel_x"]), torch.from_numpy(k["laplacian"])])[:, None]] * 3)
+    np.testing.assert_allclose(filters.mean_best_similarity(snaps), [1.0, 1.0, 1.0], atol=1e-6)
+    assert filters.count_close(snaps).tolist() == [2, 2, 2]
+
+
+# ---- snapshots from a real (short) training run ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory, fashion_mnist):
+    """downsample_compare trained for 2 epochs on 1024 real images, saved as fp16 like the shipped runs."""
+    out = tmp_path_factory.mktemp("runs") / "short.pt"
+    cfg = RunConfig(arch="downsample_compare", dataset="fashion-mnist", downsample="max", epochs=2, seed=0,
+                    batch_size=256, half=True)
+    fm = fashion_mnist
+    small = dataclasses.replace(fm, train_x=fm.train_x[:1024], train_y=fm.train_y[:1024],
+                                test_x=fm.test_x[:512], test_y=fm.test_y[:512])
+    path, _ = run_training(cfg, out=out, data=small)
+    return load_checkpoint(path)
+
+
+def test_snapshots_start_at_the_seeded_initialisation(short_run):
+    snaps = filters.snapshots_of(short_run.meta)
+    assert snaps is not None and snaps.shape == (3, 32, 1, 5, 5)  # epochs + 1
+    torch.manual_seed(0)
+    init = first_conv(build_model("downsample_compare", (1, 28, 28), 10, "max"))[1].weight
+    torch.testing.assert_close(snaps[0], init.detach().half().float())
+    assert not torch.equal(snaps[0], snaps[-1])  # the filters did learn
+
+
+def test_snapshot_maps_of_the_last_epoch_equal_the_layer_output(short_run, fashion_mnist):
+    ck = short_run
+    name, conv = first_conv(ck.model)
+    snaps = filters.snapshots_of(ck.meta)
+    x = fashion_mnist.normalize(fashion_mnist.test_x[:1])
+    ours = filters.snapshot_maps(ck.model, snaps[-1], x, conv.bias.detach())
+    np.testing.assert_allclose(ours, feature_maps(ck.model, x, [name])[name][0].numpy(), atol=1e-5)
+    oracle = F.conv2d(x, conv.weight, conv.bias)[0].detach().numpy()
+    np.testing.assert_allclose(ours, oracle, atol=1e-5)
+    lname, lmaps = filters.learned_maps(ck.model, x)
+    assert lname == name and np.allclose(lmaps, oracle, atol=1e-5)
+    # Without the bias, each map is shifted by a constant: its min-max picture is the same.
+    no_bias = filters.snapshot_maps(ck.model, snaps[-1], x)
+    np.testing.assert_allclose(no_bias + conv.bias.detach().numpy()[:, None, None], oracle, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["fashion_mnist", "cifar10"])
+def test_front_end_maps_are_twice_opencv_on_the_normalised_image(name, request):
+    data = request.getfixturevalue(name)
+    model = build_model("engineered", data.shape, 10)
+    x = data.normalize(data.test_x[3:4])  # (x / 255 - 0.5) / 0.5 = 2 * image - 1
+    maps = filters.front_end_maps(model, x)
+    assert maps.shape == (5, *data.shape[1:])
+    names, cv = filters.engineered_maps(data.test_x[3], ("sobel_x", "sobel_y", "sobel_mag", "laplacian"))
+    gray = cv2.cvtColor(filters.image_float(data.test_x[3]), cv2.COLOR_RGB2GRAY) if data.shape[0] == 3 \
+        else filters.image_float(data.test_x[3])
+    np.testing.assert_allclose(maps[0], 2 * gray - 1, atol=1e-5)
+    np.testing.assert_allclose(maps[1:], 2 * cv, atol=1e-4)
+
+
+def test_snapshot_maps_run_the_layers_before_the_first_conv(fashion_mnist):
+    model = build_model("vgg16", (1, 28, 28), 10).eval()  # resizes 28x28 to 32x32 before conv1
+    x = fashion_mnist.normalize(fashion_mnist.test_x[:1])
+    conv = model.conv1
+    ours = filters.snapshot_maps(model, conv.weight.detach(), x, conv.bias.detach())
+    assert ours.shape == (64, 32, 32)
+    np.testing.assert_allclose(ours, feature_maps(model, x, ["conv1"])["conv1"][0].numpy(), atol=1e-5)
