@@ -29,14 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "streamlit_app.py"
 MB = 2**20
 GOAL_MB = 1024
-# page name -> (file relative to the app, URL path); mirrors the st.Page list in streamlit_app.py.
-PAGES = {
-    "home": (None, ""),
-    "train_compare": ("pages/train_compare.py", "train_compare"),
-    "downsampling": ("pages/downsampling.py", "downsampling"),
-    "engineered": ("pages/engineered.py", "engineered"),
-    "architectures": ("pages/architectures.py", "architectures"),
-}
+sys.path.insert(0, str(ROOT))
+from pages.ui import nav  # noqa: E402  (the app's one page list)
+
+# page name -> (file relative to the app, URL path), from the app's page list (pages/ui/nav.py).
+PAGES = {"home": (None, ""), **{p.url_path: (p.path, p.url_path) for p in nav.PAGES}}
 
 
 # ---- 1. AppTest cold starts (one fresh process per page) -----------------------------------
