@@ -295,3 +295,26 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
 def conv2d_layers(model: nn.Module) -> list[str]:
     """Names of the learned `nn.Conv2d` children (the layers `features.compare_downsampling` accepts)."""
     return [n for n, m in model.named_children() if isinstance(m, nn.Conv2d)]
+
+
+def probe_curve(df, method: str, metric: str) -> list[dict]:
+    """One method's `metric` per shift from `shift_probe_runs`' table, as history rows ({"epoch": shift, metric})
+    so a figure of curves per epoch draws it with shifts on the x axis."""
+    rows = df.loc[df.method == method, ["shift", metric]].itertuples(index=False)
+    return [{"epoch": int(s), metric: float(v)} for s, v in rows]
+
+
+def identical_pairs(df, pairs) -> list[tuple[str, str]]:
+    """The pairs of methods (both probed) whose agreement and similarity are the same at every shift."""
+    cols = ["agreement", "similarity"]
+    return [(a, b) for a, b in pairs if {a, b} <= set(df.method)
+            and np.allclose(df[df.method == a][cols], df[df.method == b][cols])]
+
+
+def probe_table(df, methods: list[str], label) -> "object":
+    """Methods (in `methods` order, named by `label(method)`) by "agreement @ 0px", ..., "similarity @ kpx"."""
+    table = df.pivot(index="method", columns="shift", values=["agreement", "similarity"])
+    table = table.loc[[m for m in methods if m in table.index]]
+    table.index = [label(m) for m in table.index]
+    table.columns = [f"{metric} @ {s}px" for metric, s in table.columns]
+    return table

@@ -289,33 +289,21 @@ else:
         probe, seconds = _probe(dataset_name, probe_runs, int(n), int(k), fill)
     st.caption(f"{len(probe_runs)} nets (seed 0) × {k + 1} shifts × {n} images, computed in {seconds:.1f} s "
                f"(cached). Compared columns of the downsampled map: {probe['columns'].iloc[0]}.")
-    figs = {}
-    for metric, title in (("agreement", "Predictions unchanged"), ("similarity", "Cosine similarity of the downsampled map")):
-        lines = [{"label": downsample_label(m), "color": figures.downsample_color(m),
-                  "history": [{"epoch": int(s), metric: float(val)} for s, val in
-                              probe.loc[probe.method == m, ["shift", metric]].itertuples(index=False)]}
-                 for m in METHODS if m in set(probe.method)]
-        figs[metric] = figures.curves_figure(lines, metrics=(metric,), title=title, xaxis="shift (pixels)", x_step=1,
-                                             yaxis="fraction of images" if metric == "agreement" else "mean cosine")
+    figs = {metric: figures.curves_figure(
+        [{"label": downsample_label(m), "color": figures.downsample_color(m), "history": shift.probe_curve(probe, m, metric)}
+         for m in METHODS if m in set(probe.method)], metrics=(metric,), title=title, xaxis="shift (pixels)", x_step=1,
+        yaxis="fraction of images" if metric == "agreement" else "mean cosine")
+        for metric, title in (("agreement", "Predictions unchanged"), ("similarity", "Cosine similarity of the downsampled map"))}
     c1, c2 = st.columns(2)
-    with c1:
-        st.plotly_chart(figs["agreement"], key="shift_agreement")
-    with c2:
-        st.plotly_chart(figs["similarity"], key="shift_similarity")
-    same = [(a, b) for a, b in (("avg", "bilinear"), ("nearest", "stride"))
-            if {a, b} <= set(probe.method) and np.allclose(probe[probe.method == a][["agreement", "similarity"]],
-                                                           probe[probe.method == b][["agreement", "similarity"]])]
+    c1.plotly_chart(figs["agreement"], key="shift_agreement")
+    c2.plotly_chart(figs["similarity"], key="shift_similarity")
+    same = shift.identical_pairs(probe, method_runs.TWINS)
     if same:
         st.caption("Lines that seem missing lie under their twin: "
                    + "; ".join(f"{get_downsample(a).short} and {get_downsample(b).short} give the same numbers" for a, b in same)
                    + " (see section 3).")
-    verdict = shift.shift_verdict(probe)
-    st.success(verdict.sentence)
-    table_view = probe.pivot(index="method", columns="shift", values=["agreement", "similarity"])
-    table_view = table_view.loc[[m for m in METHODS if m in table_view.index]]
-    table_view.index = [downsample_label(m) for m in table_view.index]
-    table_view.columns = [f"{metric} @ {s}px" for metric, s in table_view.columns]
-    st.dataframe(table_view, key="shift_table")
+    st.success(shift.shift_verdict(probe).sentence)
+    st.dataframe(shift.probe_table(probe, METHODS, downsample_label), key="shift_table")
 
 # ---- aliasing in the spectrum ---------------------------------------------------------------------
 st.subheader("Aliasing in the spectrum")

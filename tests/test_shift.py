@@ -187,3 +187,21 @@ def test_verdict_reports_a_tie_with_max_pooling_as_a_tie():
 
 def test_conv2d_layers_lists_only_learned_convs():
     assert shift.conv2d_layers(shift.untrained_model()) == ["conv1"]
+
+
+def test_probe_curve_pairs_and_table_read_the_probes_rows():
+    import pandas as pd
+
+    from cnnviz.shift import identical_pairs, probe_curve, probe_table
+
+    rows = [(m, s, a, c) for m, base in (("max", 0.9), ("avg", 0.8), ("bilinear", 0.8), ("nearest", 0.7))
+            for s, (a, c) in enumerate([(1.0, 1.0), (base, base - 0.1), (base - 0.05, base - 0.2)])]
+    df = pd.DataFrame(rows, columns=["method", "shift", "agreement", "similarity"])
+    assert probe_curve(df, "max", "agreement") == [{"epoch": 0, "agreement": 1.0}, {"epoch": 1, "agreement": 0.9},
+                                                   {"epoch": 2, "agreement": pytest.approx(0.85)}]
+    # avg and bilinear have the same numbers; nearest differs from max; stride was not probed
+    assert identical_pairs(df, [("avg", "bilinear"), ("max", "nearest"), ("nearest", "stride")]) == [("avg", "bilinear")]
+    table = probe_table(df, ["nearest", "max", "avg", "bilinear", "stride"], str.upper)
+    assert list(table.index) == ["NEAREST", "MAX", "AVG", "BILINEAR"]
+    assert list(table.columns) == [f"agreement @ {s}px" for s in range(3)] + [f"similarity @ {s}px" for s in range(3)]
+    assert table.loc["MAX", "similarity @ 1px"] == pytest.approx(0.8)
