@@ -40,6 +40,8 @@ def run_training(cfg: RunConfig, *, out: str | Path | None = None, folder: str |
         raise FileExistsError(f"{path} exists; choose another name")
     model, resume = _start(cfg, data, resume_from)
     written = [in_place]  # the first write claims the name (never over another file), later ones update it
+    saved = [len(resume.history) if in_place else -1]  # epochs the file holds, as this run wrote them
+    refused: list[FileExistsError] = []  # the named file was taken: train() would only record it as a failure
 
     def save(result: TrainResult) -> None:
         meta = make_meta(arch=cfg.arch, downsample=cfg.downsample, dataset=data.describe(),
@@ -53,14 +55,15 @@ def run_training(cfg: RunConfig, *, out: str | Path | None = None, folder: str |
         try:
             save_checkpoint(path, meta, model, half=cfg.half, snapshots=result.snapshots,
                             optimizer_state=result.optimizer_state, overwrite=written[0])
-        except FileExistsError:
+        except FileExistsError as e:
             if out:  # the caller named the file: never overwrite it
+                refused.append(e)
                 raise
             # Another process took the name meanwhile: keep this run under the next free name.
             path = unique_path(folder, cfg.name)
             save_checkpoint(path, meta, model, half=cfg.half, snapshots=result.snapshots,
                             optimizer_state=result.optimizer_state)
-        written[0] = True
+        written[0], saved[0] = True, len(result.history)
 
     def callback(p: Progress):
         if on_progress:
@@ -69,7 +72,9 @@ def run_training(cfg: RunConfig, *, out: str | Path | None = None, folder: str |
             on_epoch(p.row)
 
     result = train(model, data, cfg, callback=callback, should_stop=should_stop, resume=resume, on_epoch_end=save)
-    if result.history and not result.completed and (resume is None or len(result.history) > len(resume.history)):
+    if refused:
+        raise refused[0]
+    if not result.completed and saved[0] == len(result.history) > 0:
         # Stopped or failed mid-epoch: the file already holds the state after the last finished epoch,
         # which is what the history describes and what resuming needs; only the reason changes.
         update_meta(path, reason=result.reason)

@@ -605,10 +605,12 @@ def test_a_run_whose_name_is_taken_during_training_keeps_both_files(tmp_path):
     cfg = RunConfig("mlp", epochs=1, batch_size=32)
     theirs = tmp_path / f"{cfg.name}.pt"
 
-    def another_process_takes_the_name(row):
-        theirs.write_bytes(b"another run's weights")
+    def another_process_takes_the_name():  # after a batch: before this run's first checkpoint is written
+        if not theirs.exists():
+            theirs.write_bytes(b"another run's weights")
+        return False
 
-    path, result = run_training(cfg, folder=tmp_path, data=_tiny_dataset(), on_epoch=another_process_takes_the_name)
+    path, result = run_training(cfg, folder=tmp_path, data=_tiny_dataset(), should_stop=another_process_takes_the_name)
     assert result.completed and path == tmp_path / f"{cfg.name}-2.pt"
     assert theirs.read_bytes() == b"another run's weights"
     assert load_checkpoint(path).meta["complete"] is True
@@ -617,12 +619,14 @@ def test_a_run_whose_name_is_taken_during_training_keeps_both_files(tmp_path):
 def test_a_run_told_to_write_a_taken_file_refuses_and_leaves_it(tmp_path):
     out = tmp_path / "named.pt"
 
-    def another_process_takes_the_name(row):
-        out.write_bytes(b"another run's weights")
+    def another_process_takes_the_name():  # after a batch: before this run's first checkpoint is written
+        if not out.exists():
+            out.write_bytes(b"another run's weights")
+        return False
 
     with pytest.raises(FileExistsError):
         run_training(RunConfig("mlp", epochs=1, batch_size=32), out=out, data=_tiny_dataset(),
-                     on_epoch=another_process_takes_the_name)
+                     should_stop=another_process_takes_the_name)
     assert out.read_bytes() == b"another run's weights"
 
 
