@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -39,31 +39,7 @@ def run_training(cfg: RunConfig, *, out: str | Path | None = None, folder: str |
     if path.exists() and not in_place:
         raise FileExistsError(f"{path} exists; choose another name")
     model, resume = _start(cfg, data, resume_from)
-    written = [in_place]  # the first write claims the name (never over another file), later ones update it
-    saved = [len(resume.history) if in_place else -1]  # epochs the file holds, as this run wrote them
-    refused: list[FileExistsError] = []  # the named file was taken: train() would only record it as a failure
-
-    def save(result: TrainResult) -> None:
-        meta = make_meta(arch=cfg.arch, downsample=cfg.downsample, dataset=data.describe(),
-                         in_shape=data.shape, num_classes=len(data.classes),
-                         train={**asdict(cfg), "device": result.device}, history=result.history,
-                         complete=result.completed, reason=result.reason, model=model, command=command)
-        if resume_from is not None:
-            meta["resumed_from"] = {"file": resume_from.path.name if resume_from.path else "",
-                                    "epochs": len(resume.history), "optimizer_state": resume.optimizer is not None}
-        nonlocal path
-        try:
-            save_checkpoint(path, meta, model, half=cfg.half, snapshots=result.snapshots,
-                            optimizer_state=result.optimizer_state, overwrite=written[0])
-        except FileExistsError as e:
-            if out:  # the caller named the file: never overwrite it
-                refused.append(e)
-                raise
-            # Another process took the name meanwhile: keep this run under the next free name.
-            path = unique_path(folder, cfg.name)
-            save_checkpoint(path, meta, model, half=cfg.half, snapshots=result.snapshots,
-                            optimizer_state=result.optimizer_state)
-        written[0], saved[0] = True, len(result.history)
+    writer = _Writer(path, folder, bool(out), cfg, data, model, command, resume_from, resume, in_place)
 
     def callback(p: Progress):
         if on_progress:
@@ -71,17 +47,63 @@ def run_training(cfg: RunConfig, *, out: str | Path | None = None, folder: str |
         if p.kind == "epoch" and on_epoch:
             on_epoch(p.row)
 
-    result = train(model, data, cfg, callback=callback, should_stop=should_stop, resume=resume, on_epoch_end=save)
-    if refused:
-        raise refused[0]
-    if not result.completed and saved[0] == len(result.history) > 0:
-        # Stopped or failed mid-epoch: the file already holds the state after the last finished epoch,
-        # which is what the history describes and what resuming needs; only the reason changes.
-        update_meta(path, reason=result.reason)
-    else:
-        save(result)
+    result = train(model, data, cfg, callback=callback, should_stop=should_stop, resume=resume,
+                   on_epoch_end=writer.save)
+    writer.finish(result)
     model.cpu()
-    return path, result
+    return writer.path, result
+
+
+@dataclass
+class _Writer:
+    """One run's checkpoint file: claimed by its first write (never over another file), updated after."""
+    path: Path
+    folder: str | Path
+    named: bool  # the caller chose the file: a taken name is an error, not a reason to pick another
+    cfg: RunConfig
+    data: object
+    model: torch.nn.Module
+    command: str
+    resume_from: Checkpoint | None
+    resume: Resume | None
+    written: bool  # the file is this run's (it continues that very file, or wrote it already)
+    saved: int = -1  # epochs the file holds as this run wrote them
+    refused: FileExistsError | None = None  # raised inside train(), which would only record it as a failure
+
+    def __post_init__(self):
+        if self.written:
+            self.saved = len(self.resume.history)
+
+    def save(self, result: TrainResult) -> None:
+        meta = make_meta(arch=self.cfg.arch, downsample=self.cfg.downsample, dataset=self.data.describe(),
+                         in_shape=self.data.shape, num_classes=len(self.data.classes),
+                         train={**asdict(self.cfg), "device": result.device}, history=result.history,
+                         complete=result.completed, reason=result.reason, model=self.model, command=self.command)
+        if self.resume_from is not None:
+            meta["resumed_from"] = {"file": self.resume_from.path.name if self.resume_from.path else "",
+                                    "epochs": len(self.resume.history),
+                                    "optimizer_state": self.resume.optimizer is not None}
+        write = dict(half=self.cfg.half, snapshots=result.snapshots, optimizer_state=result.optimizer_state)
+        try:
+            save_checkpoint(self.path, meta, self.model, overwrite=self.written, **write)
+        except FileExistsError as e:
+            if self.named:  # never overwrite a file the caller named
+                self.refused = e
+                raise
+            # Another process took the name meanwhile: keep this run under the next free name.
+            self.path = unique_path(self.folder, self.cfg.name)
+            save_checkpoint(self.path, meta, self.model, **write)
+        self.written, self.saved = True, len(result.history)
+
+    def finish(self, result: TrainResult) -> None:
+        if self.refused is not None:
+            raise self.refused
+        if not result.completed and self.saved == len(result.history) > 0:
+            # Stopped or failed mid-epoch: the file already holds the state after the last finished epoch,
+            # which is what the history describes and what resuming needs; only the reason changes.
+            update_meta(self.path, reason=result.reason)
+        else:
+            self.save(result)
 
 
 def _start(cfg: RunConfig, data, resume_from: Checkpoint | None) -> tuple[torch.nn.Module, Resume | None]:
