@@ -31,6 +31,8 @@ def load_image(data: bytes, channels: int, size: tuple[int, int],
     try:
         im = Image.open(io.BytesIO(data))
         w, h = im.size  # header only: nothing decoded yet
+    except Image.DecompressionBombError:  # PIL's own refusal of a header over twice its pixel limit
+        raise ImageError(f"the image is far over {max_pixels / 1e6:.0f} megapixels; it is refused unread") from None
     except (UnidentifiedImageError, OSError, ValueError):
         raise ImageError("not an image PIL can read (use PNG or JPEG)") from None
     if w * h > max_pixels:

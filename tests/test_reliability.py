@@ -934,3 +934,45 @@ def test_unreadable_files_in_the_cifar10_image_folder_are_skipped_and_counted(tm
     monkeypatch.setenv("CNNVIZ_CIFAR10_DIR", str(folder))
     ds = load_dataset("cifar10", root=tmp_path / "root", download=False)
     assert ds.skipped == 1 and len(ds.train_y) == 10 and ds.source == f"image-folder:{folder}"
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that claims width x height pixels, with one tiny IDAT: PIL reads the size from the header."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit gray
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def test_a_header_far_over_pils_own_limit_is_one_line_not_a_decompression_bomb_traceback():
+    from PIL import Image
+
+    data = _png_header(30000, 30000)  # 900 megapixels: Image.open itself raises DecompressionBombError
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(io.BytesIO(data))
+    with pytest.raises(ImageError, match="refused unread") as e:
+        load_image(data, 1, (28, 28))
+    _one_line(str(e.value))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("param, value", [
+    ("k", "²"), ("k", "--5"), ("n", "9" * 5000), ("n", "٣"),  # pass str.isdigit, fail int() or are absurd
+    ("layer", "x` [**Your session expired: log in again**](https://example.com) `"),  # markdown in the notice
+    ("fill", "y" * 60_000),
+])
+def test_link_values_that_are_no_choice_fall_back_with_a_short_escaped_notice(param, value):
+    from streamlit.testing.v1 import AppTest
+
+    from pages.ui import nav
+
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=180)
+    at.switch_page(nav.lesson("downsampling").path)
+    at.query_params[param] = value
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    notice = next(i.value for i in at.info if f"`{param}=" in i.value)
+    assert "in the link is not" in notice and len(notice) < 200
+    echoed = notice.split("`")[1]  # the whole value sits in one code span: nothing of it renders as markdown
+    assert notice.count("`") == 2 and echoed.startswith(f"{param}=") and "](" not in notice.replace(echoed, "")

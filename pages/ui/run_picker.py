@@ -11,7 +11,7 @@ from cnnviz import shipped
 from cnnviz.checkpoints import CheckpointError
 from cnnviz.images import gallery_images
 
-from . import catalog, loaders
+from . import catalog, loaders, widgets
 from .widgets import Notices
 
 
@@ -87,7 +87,9 @@ def _seed_from_url(options: list[str], notices: Notices) -> None:
         asked = [r for r in raw.split(",") if r]
         unknown = [r for r in asked if r not in options]
         if unknown:
-            notices.append(f"Ignored runs in the link that are not here: {', '.join(unknown)}.")
+            shown = ", ".join(widgets.link_value(r) for r in unknown[:5]) + (f" and {len(unknown) - 5} more"
+                                                                              if len(unknown) > 5 else "")
+            notices.append(f"Ignored runs in the link that are not here: {shown}.")
         st.session_state["c_runs"] = [r for r in asked if r in options]
     else:
         kept = st.session_state.get("c_runs")

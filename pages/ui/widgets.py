@@ -5,6 +5,7 @@ default with a notice when the link holds something that is not a choice here, a
 """
 from __future__ import annotations
 
+import re
 from urllib.parse import urlencode
 
 import streamlit as st
@@ -49,16 +50,25 @@ def start_from_url(key: str, options, default, notices: list[str], *, param: str
     if raw is not None and match is None and param not in read:
         allowed = (f"a whole number from {options.start} to {options.stop - 1}" if isinstance(options, range)
                    else "a choice here")
-        notices.append(f"`{param}={raw}` in the link is not {allowed}; showing {fmt(default)} instead.")
+        notices.append(f"`{param}={link_value(raw)}` in the link is not {allowed}; showing {fmt(default)} instead.")
     read.add(param)
     st.session_state[key] = default if match is None else match
 
 
 def _option_named(options, raw: str):
-    """The option whose text is `raw`, or None."""
+    """The option whose text is `raw`, or None. A whole number is ASCII digits only (at most 9, an optional
+    minus): `str.isdigit` also accepts "²" and 5,000 digits, which `int()` refuses or must not be fed."""
     if isinstance(options, range):
-        return int(raw) if raw.lstrip("-").isdigit() and int(raw) in options else None
+        number = re.fullmatch(r"-?[0-9]{1,9}", raw)
+        return int(raw) if number and int(raw) in options else None
     return next((o for o in options if str(o) == raw), None)
+
+
+def link_value(raw: str, limit: int = 40) -> str:
+    """A value from the link as it may be echoed inside a code span: at most `limit` characters, one line,
+    no backtick (which would end the span and let the rest render as markdown, links included)."""
+    text = " ".join(str(raw).split()).replace("`", "'")
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def select(label: str, options, key: str, default, notices: list[str], *, param: str | None = None, fmt=str,
