@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from . import __version__
+from .data import DATASETS
 from .models import build_model, count_params, get_arch
 from .paths import shipped_dir
 from .record import RunRecord
@@ -119,14 +120,17 @@ def _read(source) -> dict:
 
 def load_checkpoint(source: str | Path | bytes, *, expect_dataset: str | None = None,
                     expect_arch: str | None = None, max_bytes: int | None = None,
-                    with_optimizer: bool = False) -> Checkpoint:
+                    with_optimizer: bool = False, registered_dataset: bool = False) -> Checkpoint:
     """Read, validate and rebuild a checkpoint from a path or bytes; raises CheckpointError. The
-    optimizer state (resumable files only) is kept only `with_optimizer`."""
+    optimizer state (resumable files only) is kept only `with_optimizer`. `registered_dataset` refuses a
+    file whose dataset is not one of `data.DATASETS` (an uploaded file's dataset name is never used as a
+    folder on the server)."""
     if max_bytes is not None:
         _check_size(source, max_bytes)
     obj = _read(source)
     _check_records(obj, expect_arch, expect_dataset)
     model = _rebuild(obj)
+    _check_dataset(obj, registered_dataset)  # after the rebuild, which names malformed shapes itself
     meta = {k: v for k, v in obj.items() if k not in ("state_dict", "optimizer_state")}
     optimizer = obj.get("optimizer_state") if with_optimizer else None
     return Checkpoint(meta, model, Path(source) if isinstance(source, (str, Path)) else None,
@@ -168,6 +172,25 @@ def _check_records(obj: dict, expect_arch: str | None, expect_dataset: str | Non
     history = obj.get("history", [])
     if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
         raise CheckpointError("checkpoint's training history is malformed")
+
+
+def _check_dataset(obj: dict, registered_only: bool) -> None:
+    """A registered dataset's images and classes must be what the model was built for."""
+    name = obj["dataset"]["name"]
+    spec = DATASETS.get(name)
+    if spec is None:
+        if registered_only:
+            shown = name if len(name) <= 40 else name[:40] + "…"
+            raise CheckpointError(f"this checkpoint was trained on {shown!r}, not a dataset this app has "
+                                  f"({', '.join(DATASETS)})")
+        return
+    in_shape, classes = obj.get("in_shape"), obj.get("num_classes")
+    if not isinstance(in_shape, (list, tuple)) or not isinstance(classes, int):
+        return  # rebuilding the model names the missing or malformed record
+    if list(in_shape) != list(spec.shape) or classes != len(spec.classes):
+        raise CheckpointError(f"the checkpoint says {name} ({'x'.join(map(str, spec.shape))} images, "
+                              f"{len(spec.classes)} classes) but its model was built for "
+                              f"{str(in_shape)[:40]} inputs and {str(classes)[:20]} classes")
 
 
 def _rebuild(obj: dict) -> nn.Module:

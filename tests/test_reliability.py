@@ -976,3 +976,17 @@ def test_link_values_that_are_no_choice_fall_back_with_a_short_escaped_notice(pa
     assert "in the link is not" in notice and len(notice) < 200
     echoed = notice.split("`")[1]  # the whole value sits in one code span: nothing of it renders as markdown
     assert notice.count("`") == 2 and echoed.startswith(f"{param}=") and "](" not in notice.replace(echoed, "")
+
+
+def test_an_uploaded_checkpoint_names_only_a_registered_dataset_and_one_that_fits_its_weights(mlp, tmp_path):
+    """An upload's dataset name is never a server folder; a dataset record that does not fit the weights
+    is one line at load time, not a channel mismatch after the dataset was loaded for nothing."""
+    folder = {**_meta(mlp), "dataset": {"name": str(tmp_path), "source": "test"}, "state_dict": mlp.state_dict()}
+    with pytest.raises(CheckpointError, match="not a dataset this app has") as e:
+        load_checkpoint(_torch_bytes(folder), registered_dataset=True)
+    _one_line(str(e.value))
+    assert load_checkpoint(_torch_bytes(folder)).record.dataset_name == str(tmp_path)  # the CLI's own folders
+    wrong = {**_meta(mlp), "dataset": {"name": "cifar10", "source": "test"}, "state_dict": mlp.state_dict()}
+    with pytest.raises(CheckpointError, match=r"says cifar10 \(3x32x32 images, 10 classes\) but its model") as e:
+        load_checkpoint(_torch_bytes(wrong))
+    _one_line(str(e.value))

@@ -89,7 +89,7 @@ def record(path: str | Path) -> RunRecord:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _uploaded(digest: str, _raw: bytes) -> checkpoints.Checkpoint:  # keyed by the digest only
-    return checkpoints.load_checkpoint(_raw, max_bytes=MAX_UPLOAD_MB * 2**20)
+    return checkpoints.load_checkpoint(_raw, max_bytes=MAX_UPLOAD_MB * 2**20, registered_dataset=True)
 
 
 def digest(raw: bytes) -> str:
