@@ -131,7 +131,9 @@ def load_checkpoint(source: str | Path | bytes, *, expect_dataset: str | None = 
     _check_records(obj, expect_arch, expect_dataset)
     model = _rebuild(obj)
     _check_dataset(obj, registered_dataset)  # after the rebuild, which names malformed shapes itself
-    meta = {k: v for k, v in obj.items() if k not in ("state_dict", "optimizer_state")}
+    # Tensors the format does not define (a file may carry any) are dropped: a cached model holds only its own.
+    meta = {k: v for k, v in obj.items() if k not in ("state_dict", "optimizer_state")
+            and (k == "filter_snapshots" or not isinstance(v, torch.Tensor))}
     optimizer = obj.get("optimizer_state") if with_optimizer else None
     return Checkpoint(meta, model, Path(source) if isinstance(source, (str, Path)) else None,
                       optimizer if isinstance(optimizer, dict) else None)

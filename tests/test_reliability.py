@@ -990,3 +990,10 @@ def test_an_uploaded_checkpoint_names_only_a_registered_dataset_and_one_that_fit
     with pytest.raises(CheckpointError, match=r"says cifar10 \(3x32x32 images, 10 classes\) but its model") as e:
         load_checkpoint(_torch_bytes(wrong))
     _one_line(str(e.value))
+
+
+def test_tensors_a_file_carries_beside_the_format_are_not_kept_in_memory(mlp):
+    padded = {**_meta(mlp), "state_dict": mlp.state_dict(), "ballast": torch.zeros(4_000_000)}  # 16 MB
+    ck = load_checkpoint(_torch_bytes(padded))
+    assert "ballast" not in ck.meta and "state_dict" not in ck.meta
+    assert not any(isinstance(v, torch.Tensor) for v in ck.meta.values())
