@@ -117,6 +117,13 @@ def comparison_groups() -> dict[str, list[str]]:
     return out
 
 
+def retrain_config(run: ShippedRun, epochs: int) -> RunConfig:
+    """`run` trained again with its group's settings (its seed: the same start) for `epochs` epochs."""
+    c = run.config
+    return RunConfig(arch=c.arch, dataset=c.dataset, downsample=c.downsample, epochs=epochs, lr=c.lr,
+                     optimizer=c.optimizer, batch_size=c.batch_size, seed=c.seed)
+
+
 def command_for(run: ShippedRun) -> str:
     return run.config.command(f"checkpoints/{run.filename}")
 

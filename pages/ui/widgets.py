@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
+from cnnviz import figures
 from cnnviz.checkpoints import CheckpointError
 from cnnviz.data import DATASETS
 from cnnviz.images import ImageError, load_image
@@ -128,6 +129,13 @@ def percent_columns(df, columns: dict[str, str]):
 def pct(x, digits: int = 2) -> str:
     """A 0-1 fraction as a percentage, or a dash for a missing one."""
     return "—" if x is None or x != x else f"{100 * x:.{digits}f} %"
+
+
+def curve_pair(curves: list[dict], keys: tuple[str, str], metrics=(("test_acc",), ("test_loss",)),
+               titles=("Test accuracy per epoch", "Test loss per epoch")) -> None:
+    """Two charts of the same runs side by side (test accuracy left, test loss right by default)."""
+    for col, key, shown, title in zip(st.columns(2), keys, metrics, titles):
+        col.plotly_chart(figures.curves_figure(curves, shown, title=title), key=key)
 
 
 def share_link() -> None:
