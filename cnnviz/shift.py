@@ -311,6 +311,16 @@ def identical_pairs(df, pairs) -> list[tuple[str, str]]:
             and np.allclose(df[df.method == a][cols], df[df.method == b][cols])]
 
 
+def identical_sentence(df, pairs) -> str | None:
+    """Which probed pairs give the same numbers (so one line hides the other), or None."""
+    same = identical_pairs(df, pairs)
+    if not same:
+        return None
+    return ("Lines that seem missing lie under their twin: "
+            + "; ".join(f"{get_downsample(a).short} and {get_downsample(b).short} give the same numbers"
+                        for a, b in same) + " (see section 3).")
+
+
 def probe_table(df, methods: list[str], label) -> "object":
     """Methods (in `methods` order, named by `label(method)`) by "agreement @ 0px", ..., "similarity @ kpx"."""
     table = df.pivot(index="method", columns="shift", values=["agreement", "similarity"])

@@ -138,6 +138,18 @@ def curve_pair(curves: list[dict], keys: tuple[str, str], metrics=(("test_acc",)
         col.plotly_chart(figures.curves_figure(curves, shown, title=title), key=key)
 
 
+def figure_rows(panels: list[tuple], per_row: int = 4) -> None:
+    """Figures in rows of `per_row` columns; each panel is (key, figure, heading or None, caption or None)."""
+    for row in range(0, len(panels), per_row):
+        for col, (key, fig, heading, caption) in zip(st.columns(per_row), panels[row:row + per_row]):
+            if heading is not None:
+                # A fixed-height heading keeps the figures of one row level when a heading wraps to two lines.
+                col.markdown(f"<div style='min-height:3.2em'>{heading}</div>", unsafe_allow_html=True)
+            col.plotly_chart(fig, key=key)
+            if caption is not None:
+                col.caption(caption)
+
+
 def share_link() -> None:
     """The exact view as a link, in the sidebar (st.code has a copy button). Call it last on a page:
     every choice the page made has been written to st.query_params by then."""
