@@ -25,6 +25,24 @@ def run_table(records: list[RunRecord], origins: list[str] | None = None):
     return pd.DataFrame([{**r.row(), "origin": o} for r, o in zip(records, origins)])
 
 
+EXPORT_COLUMNS = ["run", "final_test_acc", "best_test_acc", "best_epoch", "params", "seconds_per_epoch", "epochs",
+                  "complete", "seed", "device", "source", "file"]
+
+
+def export_table(records: list[RunRecord], origins: list[str], labels: list[str], files: list[str]):
+    """The comparison's table as exported: one row per run named `labels`, in `EXPORT_COLUMNS`; "source" says
+    where the run came from (shipped, yours, uploaded), not the dataset's source; `files` (an upload's record
+    has no path: its file name)."""
+    table = run_table(records, origins=origins).assign(label=labels, file=files)
+    return table.drop(columns="source").rename(columns={"label": "run", "test_acc": "final_test_acc",
+                                                        "origin": "source"})[EXPORT_COLUMNS]
+
+
+def single_groups(records: list[RunRecord], labels: list[str]) -> list["Group"]:
+    """One group per run that has a finished epoch (the comparison with seeds not grouped)."""
+    return [Group((i,), lab, (rec,), (i,)) for i, (lab, rec) in enumerate(zip(labels, records)) if rec.history]
+
+
 # ---- groups of seeds -------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import streamlit as st
 from cnnviz import figures
 from cnnviz.checkpoints import CheckpointError
 from cnnviz.data import DATASETS
+from cnnviz.downsample import downsample_label
 from cnnviz.images import ImageError, load_image
 
 from . import loaders
@@ -71,6 +72,17 @@ def select(label: str, options, key: str, default, notices: list[str], *, param:
     choice = getattr(where, widget)(label, options, key=key, format_func=fmt, **kwargs)
     st.query_params[param] = str(choice)
     return choice
+
+
+def downsample_select(spec, key: str, none_key: str, notices: list[str], *, where=st, **kwargs) -> str | None:
+    """The net's downsampling, kept in the URL as `downsample` (only the options this net takes), or a
+    disabled box (and no parameter) for a net that never downsamples."""
+    if spec.downsamples:
+        return select("Downsampling", spec.downsamples, key, spec.default_downsample, notices, param="downsample",
+                      fmt=downsample_label, where=where, **kwargs)
+    st.query_params.pop("downsample", None)
+    where.selectbox("Downsampling", ["none: this net never downsamples"], key=none_key, disabled=True)
+    return None
 
 
 def number(label: str, lo: int, hi: int, key: str, default: int, notices: list[str], *, param: str | None = None,
