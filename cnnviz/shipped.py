@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from .costs import arch_macs
 from .data import DATASETS
-from .downsample import list_downsamples
+from .downsample import downsample_label, list_downsamples
 from .models import list_baselines
 from .paths import shipped_dir
 from .config import RunConfig
@@ -76,6 +76,15 @@ def find_run(arch: str, dataset: str, downsample: str | None = None) -> ShippedR
     downsample = RunConfig(arch=arch, downsample=downsample).resolved().downsample
     return next((r for r in shipped_runs() if r.config.seed == 0 and (r.config.arch, r.config.dataset,
                  r.config.downsample) == (arch, dataset, downsample)), None)
+
+
+def missing_sentence(arch: str, dataset: str, downsample: str | None) -> str:
+    """Why no shipped run of this net is shown, and which downsampling to pick instead where one is shipped."""
+    others = shipped_downsamples(arch, dataset)
+    which = f"{arch} ({downsample_label(downsample)})" if downsample else arch
+    hint = (f"Shipped for {dataset} with: {', '.join(downsample_label(d) for d in others)}; pick it "
+            "above." if others and downsample else availability(arch))
+    return f"No shipped checkpoint of {which} on {dataset}. {hint}"
 
 
 def shipped_downsamples(arch: str, dataset: str) -> list[str | None]:

@@ -106,3 +106,14 @@ def test_a_retrain_repeats_the_group_settings_with_fewer_epochs():
     assert (cfg.arch, cfg.dataset, cfg.downsample, cfg.lr, cfg.optimizer, cfg.batch_size, cfg.seed, cfg.epochs) == (
         c.arch, c.dataset, c.downsample, c.lr, c.optimizer, c.batch_size, c.seed, 3)
     assert cfg.batch_size == shipped.BASELINE_BATCH_SIZE
+
+
+def test_the_missing_run_sentence_points_to_the_shipped_downsamplings():
+    from cnnviz.downsample import downsample_label
+
+    text = shipped.missing_sentence("lenet5", "cifar10", "avg")  # only max pooling is shipped
+    if (SHIPPED_DIR / "cifar10-lenet5-max.pt").exists():
+        assert text == (f"No shipped checkpoint of lenet5 ({downsample_label('avg')}) on cifar10. Shipped for cifar10 "
+                        f"with: {downsample_label('max')}; pick it above.")
+    plain = shipped.missing_sentence("vgg16", "cifar10", None)
+    assert plain == f"No shipped checkpoint of vgg16 on cifar10. {shipped.availability('vgg16')}"

@@ -98,6 +98,13 @@ def number(label: str, lo: int, hi: int, key: str, default: int, notices: list[s
     return int(value)
 
 
+def slider_in_range(label: str, lo: int, hi: int, key: str, *, where=st, **kwargs) -> int:
+    """A slider whose remembered value falls back to `lo` once a new range (another size) no longer holds it."""
+    if st.session_state.get(key, lo) > hi:
+        st.session_state[key] = lo
+    return where.slider(label, lo, hi, key=key, **kwargs)
+
+
 def image_picker(data, dataset: str, notices: list[str], *, key: str = "", where=st):
     """The image a page works on: a test image (class, then its number within the class), or the user's upload.
 
