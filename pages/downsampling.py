@@ -123,14 +123,12 @@ if densified:
     st.caption(f"This network was trained with a stride-2 {layer}; it is run here at stride 1 so every "
                "method downsamples the same map (its `stride` panel is the trained net's own output).")
 
-with c_ch:
-    if [c for c in st.session_state.get("channels", []) if c >= n_ch] or not st.session_state.get("channels"):
-        st.session_state["channels"] = list(range(min(16, n_ch)))
-    channels = st.multiselect(f"Channels (of {n_ch})", list(range(n_ch)), key="channels",
-                              help="Tiled into one heatmap per method; each map is scaled to its own "
-                                   "min..max.")
-if not channels:
-    channels = list(range(min(16, n_ch)))
+first_16 = list(range(min(16, n_ch)))  # what an empty or outdated choice shows
+if any(c >= n_ch for c in st.session_state.get("channels", [])) or not st.session_state.get("channels"):
+    st.session_state["channels"] = first_16
+channels = c_ch.multiselect(f"Channels (of {n_ch})", list(range(n_ch)), key="channels",
+                            help="Tiled into one heatmap per method; each map is scaled to its own "
+                                 "min..max.") or first_16
 
 panels = [("before", f"{layer} (after ReLU)", fmap, "#000000")] + [
     (m, downsample_label(m), shift.to_numpy(cmp.downsampled[m]), figures.downsample_color(m)) for m in METHODS]
@@ -148,16 +146,11 @@ if "diff_a" not in st.session_state or "diff_b" not in st.session_state:  # the 
     widgets.start_from_url("diff", pairs, "max,avg", _notices)
     st.session_state["diff_a"], st.session_state["diff_b"] = st.session_state.pop("diff").split(",")
 c_a, c_b, c_m = st.columns([2, 2, 1])
-with c_a:
-    diff_a = st.selectbox("Method A", METHODS, key="diff_a", format_func=downsample_label)
-with c_b:
-    diff_b = st.selectbox("Method B", METHODS, key="diff_b", format_func=downsample_label)
+diff_a = c_a.selectbox("Method A", METHODS, key="diff_a", format_func=downsample_label)
+diff_b = c_b.selectbox("Method B", METHODS, key="diff_b", format_func=downsample_label)
 delta = shift.to_numpy(features.difference(cmp.downsampled[diff_a], cmp.downsampled[diff_b]))
 mad = float(np.abs(delta).mean())
-with c_m:
-    st.metric("mean |A − B|", f"{mad:.4f}", help="Over all channels and pixels of the common size.")
-
-
+c_m.metric("mean |A − B|", f"{mad:.4f}", help="Over all channels and pixels of the common size.")
 st.plotly_chart(figures.heatmap(figures.tile(delta[channels], scale=None), colorscale="RdBu", zmid=0, showscale=True,
                                 height=360, title=f"{downsample_label(diff_a)} − {downsample_label(diff_b)}"), key="diff_map")
 st.caption(features.difference_sentence(delta, cmp.downsampled[diff_a].shape, cmp.downsampled[diff_b].shape))
