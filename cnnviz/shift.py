@@ -304,6 +304,13 @@ def probe_curve(df, method: str, metric: str) -> list[dict]:
     return [{"epoch": int(s), metric: float(v)} for s, v in rows]
 
 
+def probe_history(df, method: str) -> list[dict]:
+    """One method's agreement and similarity per shift, as history rows ({"epoch": shift, ...}), like
+    `probe_curve` for both metrics at once."""
+    rows = df.loc[df.method == method, ["shift", "agreement", "similarity"]].itertuples(index=False)
+    return [{"epoch": int(s), "agreement": float(a), "similarity": float(v)} for s, a, v in rows]
+
+
 def identical_pairs(df, pairs) -> list[tuple[str, str]]:
     """The pairs of methods (both probed) whose agreement and similarity are the same at every shift."""
     cols = ["agreement", "similarity"]

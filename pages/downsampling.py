@@ -233,14 +233,11 @@ else:
         probe, seconds = _probe(dataset_name, probe_runs, int(n), int(k), fill)
     st.caption(f"{len(probe_runs)} nets (seed 0) × {k + 1} shifts × {n} images, computed in {seconds:.1f} s "
                f"(cached). Compared columns of the downsampled map: {probe['columns'].iloc[0]}.")
-    figs = {metric: figures.curves_figure(
-        [{"label": downsample_label(m), "color": figures.downsample_color(m), "history": shift.probe_curve(probe, m, metric)}
-         for m in METHODS if m in set(probe.method)], metrics=(metric,), title=title, xaxis="shift (pixels)", x_step=1,
-        yaxis="fraction of images" if metric == "agreement" else "mean cosine")
-        for metric, title in (("agreement", "Predictions unchanged"), ("similarity", "Cosine similarity of the downsampled map"))}
-    c1, c2 = st.columns(2)
-    c1.plotly_chart(figs["agreement"], key="shift_agreement")
-    c2.plotly_chart(figs["similarity"], key="shift_similarity")
+    curves = [{"label": downsample_label(m), "color": figures.downsample_color(m),
+               "history": shift.probe_history(probe, m)} for m in METHODS if m in set(probe.method)]
+    widgets.curve_pair(curves, ("shift_agreement", "shift_similarity"), metrics=(("agreement",), ("similarity",)),
+                       titles=("Predictions unchanged", "Cosine similarity of the downsampled map"),
+                       yaxes=("fraction of images", "mean cosine"), xaxis="shift (pixels)", x_step=1)
     same = shift.identical_sentence(probe, method_runs.TWINS)
     if same:
         st.caption(same)

@@ -217,3 +217,13 @@ def test_the_twins_sentence_names_the_probed_pairs_with_equal_numbers():
         f"Lines that seem missing lie under their twin: {get_downsample('avg').short} and "
         f"{get_downsample('bilinear').short} give the same numbers (see section 3).")
     assert shift.identical_sentence(df, (("avg", "max"),)) is None
+
+
+def test_a_probe_history_holds_both_curves_of_one_method():
+    rows = [{"method": m, "shift": s, "agreement": 1 - 0.1 * s, "similarity": 1 - 0.01 * s - (m == "max")}
+            for m in ("max", "avg") for s in range(3)]
+    df = pd.DataFrame(rows)
+    for m in ("max", "avg"):
+        both = shift.probe_history(df, m)
+        for metric in ("agreement", "similarity"):
+            assert [{"epoch": r["epoch"], metric: r[metric]} for r in both] == shift.probe_curve(df, m, metric)

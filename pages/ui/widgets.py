@@ -151,10 +151,11 @@ def pct(x, digits: int = 2) -> str:
 
 
 def curve_pair(curves: list[dict], keys: tuple[str, str], metrics=(("test_acc",), ("test_loss",)),
-               titles=("Test accuracy per epoch", "Test loss per epoch")) -> None:
-    """Two charts of the same runs side by side (test accuracy left, test loss right by default)."""
-    for col, key, shown, title in zip(st.columns(2), keys, metrics, titles):
-        col.plotly_chart(figures.curves_figure(curves, shown, title=title), key=key)
+               titles=("Test accuracy per epoch", "Test loss per epoch"), yaxes=(None, None), **options) -> None:
+    """Two charts of the same runs side by side (test accuracy left, test loss right by default); `options`
+    (the x axis's name and step) go to both `figures.curves_figure`s."""
+    for col, key, shown, title, yaxis in zip(st.columns(2), keys, metrics, titles, yaxes):
+        col.plotly_chart(figures.curves_figure(curves, shown, title=title, yaxis=yaxis, **options), key=key)
 
 
 def figure_rows(panels: list[tuple], per_row: int = 4) -> None:
