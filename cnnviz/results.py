@@ -167,6 +167,17 @@ def compare_sentence(groups: list[Group]) -> str:
             f"is {spread:.2f} points): with these seeds the difference is within seed-to-seed noise.")
 
 
+def sentences_by_dataset(groups: list[Group]) -> list[tuple[str, str]]:
+    """(dataset, `compare_sentence` of its groups) for each dataset with more than one group, in order of
+    first appearance: groups are compared only with groups on the same test set."""
+    out = []
+    for ds in dict.fromkeys(g.first.dataset_name for g in groups):
+        on_ds = [g for g in groups if g.first.dataset_name == ds]
+        if len(on_ds) > 1:
+            out.append((ds, compare_sentence(on_ds)))
+    return out
+
+
 def _mean_text(g: Group) -> str:
     return f"{100 * g.mean:.2f} %, mean of {g.n} seeds" if g.n > 1 else f"{100 * g.mean:.2f} %, one run"
 

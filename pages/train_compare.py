@@ -166,10 +166,7 @@ def _curves_section(selected, records, labels, colors) -> tuple[bool, list]:
     st.subheader("Accuracy and loss per epoch")
     grouped = st.toggle("Group runs that differ only by seed (mean with a min–max band)", value=True,
                         key="c_group", persist_state="session")
-    if grouped:
-        groups = results.seed_groups(records)
-    else:
-        groups = results.single_groups(records, [labels[r] for r in selected])
+    groups = results.seed_groups(records) if grouped else results.single_groups(records, [labels[r] for r in selected])
     series = [{"label": g.label, "color": colors[selected[g.members[0]]], "n": g.n,
                "curves": {m: vars(g.curve(m)) for m in results.METRICS}} for g in groups]
     a, b = st.columns(2)
@@ -202,10 +199,8 @@ def _tables_section(selected, records, labels, entries, grouped, groups) -> None
         shown, pcts = widgets.percent_columns(results.group_table(groups), {
             f"{s}_final_test_acc": f"{s} test acc" for s in ("mean", "std", "min", "max")})
         st.dataframe(shown, hide_index=True, key="c_groups", column_config=pcts)
-    for ds in dict.fromkeys(g.first.dataset_name for g in groups):
-        on_ds = [g for g in groups if g.first.dataset_name == ds]
-        if len(on_ds) > 1:
-            st.markdown(f"**{ds}:** {results.compare_sentence(on_ds)}")
+    for ds, sentence in results.sentences_by_dataset(groups):
+        st.markdown(f"**{ds}:** {sentence}")
 
 
 def _cost_section(selected, records, labels) -> None:

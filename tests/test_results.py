@@ -189,3 +189,18 @@ def test_cost_points_put_final_accuracy_against_parameters_and_counted_multiply_
         model = build_model(rec.arch, rec.in_shape, rec.num_classes, rec.downsample)
         assert p["x"] == sum(t.numel() for t in model.parameters())  # oracle: the rebuilt net
         assert m["x"] == costs.macs(model, rec.in_shape) and p["y"] == m["y"] == rec.final_test_acc
+
+
+def test_groups_are_compared_per_dataset_and_only_where_there_are_two():
+    from cnnviz import shipped
+    from cnnviz.checkpoints import read_record
+
+    runs = [r for r in shipped.runs_of_group("downsampling", None) if r.path.exists()]
+    records = [read_record(r.path) for r in runs]
+    groups = results.seed_groups(records)
+    out = dict(results.sentences_by_dataset(groups))
+    for ds in {g.first.dataset_name for g in groups}:
+        on_ds = [g for g in groups if g.first.dataset_name == ds]
+        assert out.get(ds) == (results.compare_sentence(on_ds) if len(on_ds) > 1 else None)
+    one = [g for g in groups if g.first.dataset_name == "cifar10"][:1]
+    assert results.sentences_by_dataset(one) == []
