@@ -97,11 +97,8 @@ def _model_preview(arch: str, dataset: str, downsample: str | None) -> None:
     summ, macs = _summary(arch, dataset, downsample)
     st.dataframe(summ.to_frame()[["layer", "name", "output_shape", "params", "formula"]], hide_index=True,
                  key="t_summary", column_config={"params": st.column_config.NumberColumn("Param #", format="localized")})
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Total params", f"{summ.total_params:,}")
-    m2.metric("Trainable params", f"{summ.trainable_params:,}")
-    m3.metric("Multiply-adds per image", f"{macs:,}")
-    m4.metric("Estimated total size (MB)", f"{summ.total_mb:.2f}")
+    widgets.metrics_row(("Total params", f"{summ.total_params:,}"), ("Trainable params", f"{summ.trainable_params:,}"),
+                        ("Multiply-adds per image", f"{macs:,}"), ("Estimated total size (MB)", f"{summ.total_mb:.2f}"))
     st.caption("Multiply-adds are counted by torch's FLOP counter on one forward pass; the size is the "
                "torchsummary estimate (input + forward/backward activations + parameters, float32).")
 
@@ -122,10 +119,9 @@ def _checkpoint_actions(snap) -> None:
     if not (snap.checkpoint and Path(snap.checkpoint).exists()):
         return
     path, h = Path(snap.checkpoint), list(snap.history)
-    c1, c2, c3 = st.columns(3)
-    c1.metric("Final test accuracy", pct(h[-1]["test_acc"]) if h else "—")
-    c2.metric("Epochs trained", f"{len(h)} of {snap.config.epochs}")
-    c3.metric("Seconds per epoch", f"{np.mean([r['seconds'] for r in h]):.1f}" if h else "—")
+    widgets.metrics_row(("Final test accuracy", pct(h[-1]["test_acc"]) if h else "—"),
+                        ("Epochs trained", f"{len(h)} of {snap.config.epochs}"),
+                        ("Seconds per epoch", f"{np.mean([r['seconds'] for r in h]):.1f}" if h else "—"))
     st.caption(f"Checkpoint: `{path}`")
     d1, d2 = st.columns(2)
     # A callable: the file is read when clicked, not held in memory on every rerun (VGG16: 60 MB).

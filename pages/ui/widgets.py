@@ -98,6 +98,12 @@ def number(label: str, lo: int, hi: int, key: str, default: int, notices: list[s
     return int(value)
 
 
+def metrics_row(*metrics: tuple) -> None:
+    """One row of st.metric, one column each: (label, value) or (label, value, help)."""
+    for col, (label, value, *tip) in zip(st.columns(len(metrics)), metrics):
+        col.metric(label, value, help=tip[0] if tip else None)
+
+
 def slider_in_range(label: str, lo: int, hi: int, key: str, *, where=st, **kwargs) -> int:
     """A slider whose remembered value falls back to `lo` once a new range (another size) no longer holds it."""
     if st.session_state.get(key, lo) > hi:
