@@ -6,8 +6,9 @@ registered with the architectures (`models.list_baselines`, `ArchSpec`).
 """
 from __future__ import annotations
 
-from .models import get_arch
+from .models import MLP_HIDDEN, get_arch
 from .record import RunRecord
+from .train import LR_PRESETS
 
 # Quoted from the lecture's slide (CIFAR-10, "case 2"): "Test Accuracy from MLP: ~53%".
 LECTURE_MLP_CIFAR10_ACC = 0.53
@@ -25,6 +26,25 @@ def comparable(records: list[RunRecord]) -> tuple[list[RunRecord], list[str]]:
         else:
             kept.append(r)
     return kept, problems
+
+
+def table_rows(results: list[RunRecord]) -> list[dict]:
+    """One row per ranked run: its net's name, final test accuracy, trainable parameters, training seconds per
+    epoch, what its head sees, epochs and layers (the registry's description)."""
+    return [{"model": get_arch(r.arch).label, "final test accuracy": r.final_test_acc,
+             "trainable parameters": r.trainable_params, "seconds per epoch": r.seconds_per_epoch,
+             "what it sees": get_arch(r.arch).sees, "epochs": r.epochs, "layers": get_arch(r.arch).description}
+            for r in results]
+
+
+def mlp_vs_lecture(mlp: RunRecord) -> tuple[str, str]:
+    """(the gap to the lecture's MLP result in points, how our MLP and its training differ from the lecture's)."""
+    delta = (f"{100 * (mlp.final_test_acc - LECTURE_MLP_CIFAR10_ACC):+.1f} points vs the lecture's "
+             f"\"Test Accuracy from MLP: ~{LECTURE_MLP_CIFAR10_ACC:.0%}\"")
+    how = (f"Ours: FC {'-'.join(str(u) for u in MLP_HIDDEN)}-{mlp.num_classes} on raw pixels, {mlp.epochs} epochs "
+           f"of {mlp.config.optimizer} at lr {mlp.config.lr:g}; the lecture's code trains with Adam at lr "
+           f"{LR_PRESETS['lecture (1e-5)']:g}.")
+    return delta, how
 
 
 def format_count(n: int) -> str:

@@ -112,3 +112,14 @@ def receptive_fields(model: nn.Sequential, input_shape: tuple[int, int, int]) ->
             rows.append({"name": name, "rf": None if full else int(round(r)), "jump": None if full else j,
                          "whole_input": full})
     return rows
+
+
+def size_remarks(size: int, kernel: int, padding: int, stride: int) -> list[str]:
+    """What the floor drops when the kernel does not fit evenly, and the 'same' padding of an odd kernel."""
+    out, rest = [], (size - kernel + 2 * padding) % stride
+    if rest:
+        out.append(f"{size - kernel + 2 * padding} is not a multiple of {stride}: the floor drops the last "
+                   f"{rest} row(s) and column(s) the kernel cannot reach.")
+    if kernel % 2 == 1:
+        out.append(f"With S=1, P=(K-1)/2={(kernel - 1) // 2} keeps the resolution (the lecture's 'same' padding).")
+    return out

@@ -123,6 +123,37 @@ def worked_example(grid: np.ndarray, kernel: np.ndarray, bias: float = 0.0) -> d
             for m in list_downsamples()}
 
 
+# What each of the lecture's five methods computes on one 2x2 block, as the torch call the networks use.
+WORKED_NOTES = {"max": "`nn.MaxPool2d(2, 2)`: the largest value of each 2x2 block.",
+                "avg": "`nn.AvgPool2d(2, 2)`: the mean of each 2x2 block.",
+                "bilinear": "`F.interpolate(scale_factor=0.5, mode='bilinear', align_corners=False)` samples "
+                            "at the centre of each 2x2 block, half-way between 4 pixels: on even sizes it "
+                            "is exactly average pooling.",
+                "nearest": "`F.interpolate(scale_factor=0.5, mode='nearest')` keeps the top-left pixel of "
+                           "each block (source index floor(2i)) and throws the other three away.",
+                "stride": "`nn.Conv2d(1, 1, kernel_size=2, stride=2)`: a learned weighted sum of each block."}
+
+
+def worked_example_remark(results: dict[str, np.ndarray]) -> str | None:
+    """What it means when the strided convolution's m1..m4 equal another method's (None when they do not)."""
+    if np.allclose(results["stride"], results["avg"]):
+        return ("With these weights the strided convolution computes exactly average pooling: pooling "
+                "is a strided convolution with a fixed kernel, which training is free to learn or not.")
+    if np.allclose(results["stride"], results["nearest"]):
+        return ("With these weights the strided convolution computes exactly nearest x0.5: both keep the "
+                "top-left pixel of each block.")
+    return None
+
+
+def difference_sentence(delta: np.ndarray, shape_a: tuple, shape_b: tuple) -> str:
+    """How to read the map of A - B (`delta`, cropped to the common size of A's and B's shapes)."""
+    if float(np.abs(delta).mean()) == 0:
+        return ("The two methods give identical maps here (bilinear x0.5 with align_corners=False "
+                "averages each 2x2 block, exactly like average pooling, on even sizes).")
+    return (f"Blue: A larger, red: B larger (colour scale centred on 0). Shapes {tuple(shape_a)} and "
+            f"{tuple(shape_b)}, compared on the common {delta.shape[-2]}x{delta.shape[-1]}.")
+
+
 WORKED_PATTERNS = ("1..16", "random integers", "checkerboard", "one bright pixel")
 WORKED_BLOCKS = ((0, 1, 4, 5), (2, 3, 6, 7), (8, 9, 12, 13), (10, 11, 14, 15))  # v indices (from 0) of m1..m4
 

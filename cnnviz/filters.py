@@ -14,9 +14,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .engineered import ENGINEERED_KINDS, engineered_kernels, opencv_features
+from .engineered import ENGINEERED_KINDS, KIND_LABELS, engineered_kernels, opencv_features
 from .features import feature_maps
 from .models import build_model, first_conv
+from .shipped import shipped_runs
+
+# The network whose filters a reader sees first: the lecture's downsampling net (max pooling), else the
+# learned-conv baseline, else LeNet-5, each the shipped seed-0 run.
+DEFAULT_ARCHS = ("downsample_compare", "learned_conv", "lenet5")
 
 
 # ---- the same image through fixed and learned filters ------------------------------------------
@@ -42,6 +47,31 @@ def first_conv_name(model: nn.Module) -> str | None:
 def arch_has_first_conv(arch: str, in_shape: tuple[int, int, int] = (1, 28, 28)) -> bool:
     """Whether `arch` has a learned conv layer at all (the MLP and the engineered net do not)."""
     return first_conv(build_model(arch, in_shape)) is not None
+
+
+def with_first_conv(rows: dict[str, dict], in_shape: tuple[int, int, int]) -> dict[str, dict]:
+    """The runs (id -> runs-table row) whose net has a learned first conv layer; an architecture this version
+    no longer knows is left out."""
+    out = {}
+    for run_id, row in rows.items():
+        try:
+            if arch_has_first_conv(row["arch"], tuple(in_shape)):
+                out[run_id] = row
+        except ValueError:
+            continue
+    return out
+
+
+def default_run(run_ids, dataset: str) -> str | None:
+    """Which of `run_ids` to show first: the shipped seed-0 run of the first of DEFAULT_ARCHS that is there
+    (downsample_compare with max pooling), else the first id, else None."""
+    for arch in DEFAULT_ARCHS:
+        for run in shipped_runs():
+            c = run.config
+            if c.arch == arch and c.dataset == dataset and c.seed == 0 and run.filename in run_ids:
+                if arch != "downsample_compare" or c.downsample == "max":
+                    return run.filename
+    return next(iter(run_ids), None)
 
 
 def first_conv_weights(model: nn.Module) -> tuple[str, torch.Tensor]:
@@ -103,9 +133,20 @@ def kernel_family(kernel: str) -> str:
     return "Laplacian" if kernel == "laplacian" else ("Scharr" if kernel.startswith("scharr") else "Sobel")
 
 
-def match_table(matches: list[dict]) -> list[dict]:
-    """closest_engineered's matches as display rows (one per filter)."""
-    return [{"filter": m["filter"], "closest kernel": m["kernel"], "family": kernel_family(m["kernel"]),
+def short_label(kernel: str) -> str:
+    """A kernel's display name without the size of the 3x3 ones: "Sobel x", "Sobel x (5)"."""
+    return KIND_LABELS.get(kernel, kernel).replace(" (3)", "")
+
+
+def filter_labels(matches: list[dict]) -> list[str]:
+    """One two-line title per learned filter: its number, closest kernel and signed cosine."""
+    return [f"{m['filter']}: {short_label(m['kernel'])}<br>{m['similarity']:+.2f}" for m in matches]
+
+
+def match_table(matches: list[dict], short: bool = False) -> list[dict]:
+    """closest_engineered's matches as display rows (one per filter); `short` names kernels by `short_label`."""
+    name = short_label if short else str
+    return [{"filter": m["filter"], "closest kernel": name(m["kernel"]), "family": kernel_family(m["kernel"]),
              "cosine": m["similarity"], "|cosine|": abs(m["similarity"])} for m in matches]
 
 
@@ -168,6 +209,24 @@ def snapshot_maps(model: nn.Module, weights: torch.Tensor, x: torch.Tensor,
 def mean_best_similarity(snapshots: torch.Tensor) -> np.ndarray:
     """(epochs+1,) the mean over filters of the best |cos| to an engineered kernel, per epoch."""
     return np.array([np.mean([abs(m["similarity"]) for m in ms]) for ms in matches_per_epoch(snapshots)])
+
+
+def evolution(meta: dict, threshold: float = 0.8):
+    """From a checkpoint's metadata, per epoch: the filters' matches, the mean best |cos| and how many filters
+    are within |cos| > threshold; None when it kept no filter snapshots."""
+    snaps = snapshots_of(meta)
+    if snaps is None:
+        return None
+    return matches_per_epoch(snaps), mean_best_similarity(snaps), count_close(snaps, threshold)
+
+
+def chance_sentence(mean_best: np.ndarray, n_close: np.ndarray, n_filters: int, k: int, threshold: float) -> str:
+    """How the trained filters compare with the layer's random initial ones (epoch 0): the chance level."""
+    return (f"Chance level: the same comparison on this layer's random initial filters (epoch 0) gives "
+            f"{n_close[0]} of {n_filters} within |cos| > {threshold:g} and a mean best |cos| of "
+            f"{mean_best[0]:.3f}; after epoch {len(mean_best) - 1}: {n_close[-1]} and "
+            f"{mean_best[-1]:.3f}. With only {k * k} weights per filter, a random filter is often fairly "
+            f"close to one of {len(engineered_kernels(k))} kernels.")
 
 
 def count_close(snapshots: torch.Tensor, threshold: float = 0.8) -> np.ndarray:

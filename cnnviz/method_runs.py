@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import results
+from .downsample import downsample_label, get_downsample
 from .record import RunRecord
 
 TWINS = (("avg", "bilinear"), ("nearest", "stride"))
@@ -32,6 +33,38 @@ def method_rows(records: list[RunRecord], order: list[str], labels: dict[str, st
                      "seconds/epoch": float(np.nanmean([x.seconds_per_epoch for x in g.records])),
                      "device": seed0[m].device})
     return rows
+
+
+def default_run(rows: dict[str, dict]) -> str | None:
+    """Of the runs (id -> runs-table row), the shipped downsample_compare net to show first: max pooling at seed
+    0, else any shipped downsample_compare run, else None."""
+    shipped = [k for k, r in rows.items() if r["origin"] == "shipped" and r["arch"] == "downsample_compare"]
+    return next((k for k in shipped if rows[k]["downsample"] == "max" and rows[k]["seed"] == 0),
+                shipped[0] if shipped else None)
+
+
+def seed_bands(records: list[RunRecord], order: list[str]) -> tuple[list[dict], list[results.Group]]:
+    """(band series for `figures.band_figure`, their groups): test accuracy over the seeds of each method in
+    `order` that has more than one seed, in that order."""
+    multi = [g for g in results.seed_groups(records) if g.n > 1 and g.first.downsample in order]
+    bands = []
+    for g in sorted(multi, key=lambda g: order.index(g.first.downsample)):
+        c, m = g.curve("test_acc"), g.first.downsample
+        bands.append({"label": downsample_label(m), "color": get_downsample(m).color, "epochs": c.epochs.tolist(),
+                      "mean": c.mean.tolist(), "lo": c.lo.tolist(), "hi": c.hi.tolist(), "n": c.n})
+    return bands, multi
+
+
+def twins_sentence(records: list[RunRecord]) -> str | None:
+    """The twin pairs' largest gaps and why they are twins, or None when no pair has both seed-0 runs."""
+    gaps = [f"{get_downsample(a).short} and {get_downsample(b).short} differ by at most {100 * gap:.2f} points of "
+            "test accuracy over the epochs" for a, b, gap in twin_gaps(records)]
+    if not gaps:
+        return None
+    return ("Twins: " + "; ".join(gaps) + ". On the even 24x24 map bilinear x0.5 (align_corners=False) "
+            "averages each 2x2 block like average pooling, and nearest x0.5 keeps the same pixels a "
+            "stride-2 conv computes, so with the same seed these pairs train the same network up to "
+            "floating-point rounding.")
 
 
 def twin_gaps(records: list[RunRecord]) -> list[tuple[str, str, float]]:

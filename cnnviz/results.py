@@ -25,6 +25,24 @@ def run_table(records: list[RunRecord], origins: list[str] | None = None):
     return pd.DataFrame([{**r.row(), "origin": o} for r, o in zip(records, origins)])
 
 
+EXPORT_COLUMNS = ["run", "final_test_acc", "best_test_acc", "best_epoch", "params", "seconds_per_epoch", "epochs",
+                  "complete", "seed", "device", "source", "file"]
+
+
+def export_table(records: list[RunRecord], origins: list[str], labels: list[str], files: list[str]):
+    """The comparison's table as exported: one row per run named `labels`, in `EXPORT_COLUMNS`; "source" says
+    where the run came from (shipped, yours, uploaded), not the dataset's source; `files` (an upload's record
+    has no path: its file name)."""
+    table = run_table(records, origins=origins).assign(label=labels, file=files)
+    return table.drop(columns="source").rename(columns={"label": "run", "test_acc": "final_test_acc",
+                                                        "origin": "source"})[EXPORT_COLUMNS]
+
+
+def single_groups(records: list[RunRecord], labels: list[str]) -> list["Group"]:
+    """One group per run that has a finished epoch (the comparison with seeds not grouped)."""
+    return [Group((i,), lab, (rec,), (i,)) for i, (lab, rec) in enumerate(zip(labels, records)) if rec.history]
+
+
 # ---- groups of seeds -------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -147,6 +165,17 @@ def compare_sentence(groups: list[Group]) -> str:
                 f"{spread:.2f} points): the difference is larger than what the seed alone does.")
     return (f"{head}, which is not more than their seed spread (the widest min–max range across seeds "
             f"is {spread:.2f} points): with these seeds the difference is within seed-to-seed noise.")
+
+
+def sentences_by_dataset(groups: list[Group]) -> list[tuple[str, str]]:
+    """(dataset, `compare_sentence` of its groups) for each dataset with more than one group, in order of
+    first appearance: groups are compared only with groups on the same test set."""
+    out = []
+    for ds in dict.fromkeys(g.first.dataset_name for g in groups):
+        on_ds = [g for g in groups if g.first.dataset_name == ds]
+        if len(on_ds) > 1:
+            out.append((ds, compare_sentence(on_ds)))
+    return out
 
 
 def _mean_text(g: Group) -> str:

@@ -102,3 +102,24 @@ def score_maps(model: nn.Sequential, canvas_uint8: torch.Tensor, data: Dataset, 
 def predict_images(model: nn.Module, data: Dataset, indices: list[int]) -> np.ndarray:
     """Class probabilities (N, K) of test images alone, at the size the net was trained on."""
     return softmax(model(data.normalize(data.test_x[indices])).float().numpy(), axis=1)
+
+
+def fc_vs_1x1_latex(pair: dict) -> str:
+    """fc1's and conv3's parameter counts written out, from `fc_vs_1x1_params`."""
+    fc1_in, fc1_out, fc1_n = pair["fc1"]
+    c_out, c_in, kh, kw, c3_n = pair["conv3"]
+    return (rf"\text{{fc1}}: {fc1_in:,} \times {fc1_out} + {fc1_out} = {fc1_n:,}"
+            rf"\qquad \text{{conv3}}: {c_out} \times {c_in} \times {kh} \times {kw} + {c_out} = {c3_n:,}")
+
+
+def alone_vs_corner(sm: ScoreMaps, alone: np.ndarray, canvas: Canvas, classes: list[str]) -> dict[str, list]:
+    """Table columns: each quadrant's image classified alone (`predict_images`) beside the canvas's corner cell
+    that sees exactly that image, with the class and its probability."""
+    h, w = sm.pred.shape
+    corners = [(0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1)]
+    size = sm.window
+    return {"quadrant": ["top left", "top right", "bottom left", "bottom right"], "test index": canvas.indices,
+            "true class": canvas.labels,
+            f"alone ({size}x{size} -> 1x1)": [f"{classes[p.argmax()]} ({p.max():.2f})" for p in alone],
+            "corner cell of the canvas": [f"{classes[sm.pred[r, c]]} ({sm.probs[:, r, c].max():.2f})"
+                                          for r, c in corners]}

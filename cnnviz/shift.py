@@ -304,11 +304,28 @@ def probe_curve(df, method: str, metric: str) -> list[dict]:
     return [{"epoch": int(s), metric: float(v)} for s, v in rows]
 
 
+def probe_history(df, method: str) -> list[dict]:
+    """One method's agreement and similarity per shift, as history rows ({"epoch": shift, ...}), like
+    `probe_curve` for both metrics at once."""
+    rows = df.loc[df.method == method, ["shift", "agreement", "similarity"]].itertuples(index=False)
+    return [{"epoch": int(s), "agreement": float(a), "similarity": float(v)} for s, a, v in rows]
+
+
 def identical_pairs(df, pairs) -> list[tuple[str, str]]:
     """The pairs of methods (both probed) whose agreement and similarity are the same at every shift."""
     cols = ["agreement", "similarity"]
     return [(a, b) for a, b in pairs if {a, b} <= set(df.method)
             and np.allclose(df[df.method == a][cols], df[df.method == b][cols])]
+
+
+def identical_sentence(df, pairs) -> str | None:
+    """Which probed pairs give the same numbers (so one line hides the other), or None."""
+    same = identical_pairs(df, pairs)
+    if not same:
+        return None
+    return ("Lines that seem missing lie under their twin: "
+            + "; ".join(f"{get_downsample(a).short} and {get_downsample(b).short} give the same numbers"
+                        for a, b in same) + " (see section 3).")
 
 
 def probe_table(df, methods: list[str], label) -> "object":

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from .costs import arch_macs
 from .data import DATASETS
-from .downsample import list_downsamples
+from .downsample import downsample_label, list_downsamples
 from .models import list_baselines
 from .paths import shipped_dir
 from .config import RunConfig
@@ -78,6 +78,15 @@ def find_run(arch: str, dataset: str, downsample: str | None = None) -> ShippedR
                  r.config.downsample) == (arch, dataset, downsample)), None)
 
 
+def missing_sentence(arch: str, dataset: str, downsample: str | None) -> str:
+    """Why no shipped run of this net is shown, and which downsampling to pick instead where one is shipped."""
+    others = shipped_downsamples(arch, dataset)
+    which = f"{arch} ({downsample_label(downsample)})" if downsample else arch
+    hint = (f"Shipped for {dataset} with: {', '.join(downsample_label(d) for d in others)}; pick it "
+            "above." if others and downsample else availability(arch))
+    return f"No shipped checkpoint of {which} on {dataset}. {hint}"
+
+
 def shipped_downsamples(arch: str, dataset: str) -> list[str | None]:
     """The downsampling options of `arch` whose seed-0 run on `dataset` is shipped (its file exists)."""
     return [r.config.downsample for r in shipped_runs() if r.config.seed == 0 and r.path.exists()
@@ -115,6 +124,13 @@ def comparison_groups() -> dict[str, list[str]]:
             if files and (group != "seeds" or files != seed_0):
                 out[f"{title} on {dataset}"] = files
     return out
+
+
+def retrain_config(run: ShippedRun, epochs: int) -> RunConfig:
+    """`run` trained again with its group's settings (its seed: the same start) for `epochs` epochs."""
+    c = run.config
+    return RunConfig(arch=c.arch, dataset=c.dataset, downsample=c.downsample, epochs=epochs, lr=c.lr,
+                     optimizer=c.optimizer, batch_size=c.batch_size, seed=c.seed)
 
 
 def command_for(run: ShippedRun) -> str:

@@ -151,3 +151,16 @@ def diagram_layers(s: Summary) -> list[dict]:
         d["channels"] = d["shape"][0]
         d["size"] = d["shape"][1] if len(d["shape"]) == 3 else 1
     return out
+
+
+def resize_note(s: Summary, in_size: int, dataset: str) -> str | None:
+    """Why the table starts with a `resize` layer (VGG16 on a small image), with the sizes it goes through;
+    None when the net has none."""
+    resize = [r for r in s.rows if r["name"] == "resize"]
+    if not resize:
+        return None
+    target = resize[0]["output_shape"][-1]
+    last = [r for r in s.rows if len(r["output_shape"]) == 3][-1]["output_shape"][-1]
+    return (f"The first row is a `resize` layer: VGG16 halves the image five times, and {in_size} pixels "
+            f"would shrink to 0 before the last block, so this {dataset} input is resized "
+            f"{in_size}->{target} first (bilinear interpolation). The last block then ends at {last}x{last}.")

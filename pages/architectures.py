@@ -9,10 +9,9 @@ import streamlit as st
 from cnnviz import conv_arithmetic, figures, score_maps, shipped
 from cnnviz.checkpoints import CheckpointError
 from cnnviz.data import DATASETS
-from cnnviz.downsample import downsample_label
 from cnnviz.models import build_model, get_arch, list_archs
 from cnnviz.conv_arithmetic import OUTPUT_SIZE_LATEX, conv_output_size, output_size_latex
-from cnnviz.summary import summary, summary_table
+from cnnviz.summary import resize_note, summary, summary_table
 from pages.ui import catalog, loaders, nav, widgets
 from pages.ui.widgets import Notices
 
@@ -26,11 +25,7 @@ def _summary(arch: str, dataset: str, downsample: str | None):
     return summary(build_model(arch, shape, downsample=downsample), shape)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def _fc_vs_1x1(dataset: str, downsample: str):
-    return score_maps.fc_vs_1x1_params(DATASETS[dataset].shape, downsample)
-
-
+_fc_vs_1x1 = st.cache_data(show_spinner=False, max_entries=16)(score_maps.fc_vs_1x1_params)
 _measure = st.cache_data(show_spinner=False, max_entries=256)(conv_arithmetic.measure_conv_output)
 
 
@@ -49,16 +44,8 @@ with c2:
     dataset = widgets.select("Dataset", DATASET_NAMES, "dataset", "fashion-mnist", notices,
                       help="Sets the input shape: 1x28x28 (Fashion-MNIST) or 3x32x32 (CIFAR-10).")
 spec = get_arch(arch)
-with c3:
-    if spec.downsamples:
-        downsample = widgets.select("Downsampling", spec.downsamples, "downsample", spec.default_downsample,
-                                    notices, fmt=downsample_label,
-                             help="How each 2x2 downsampling step is done (options this net accepts).")
-    else:
-        downsample = None
-        st.query_params.pop("downsample", None)
-        st.selectbox("Downsampling", ["none: this net never downsamples"], disabled=True,
-                     key="downsample_none")
+downsample = widgets.downsample_select(spec, "downsample", "downsample_none", notices, where=c3,
+                                      help="How each 2x2 downsampling step is done (options this net accepts).")
 notices.show()
 st.markdown(f"**{arch}**: {spec.description}")
 st.caption(shipped.availability(arch))
@@ -71,13 +58,9 @@ st.header("Summary table")
 st.caption(f"The lecture's table for input {shape[0]}x{shape[1]}x{shape[2]}: one row per layer, recorded by "
            "forward hooks while the model runs once on zeros. For conv and pooling rows the last column "
            "fills in the output-size formula with that layer's numbers.")
-resize = [r for r in s.rows if r["name"] == "resize"]
+resize = resize_note(s, shape[1], dataset)
 if resize:
-    target = resize[0]["output_shape"][-1]
-    last = [r for r in s.rows if len(r["output_shape"]) == 3][-1]["output_shape"][-1]
-    st.info(f"The first row is a `resize` layer: VGG16 halves the image five times, and {shape[1]} pixels "
-            f"would shrink to 0 before the last block, so this {dataset} input is resized "
-            f"{shape[1]}->{target} first (bilinear interpolation). The last block then ends at {last}x{last}.")
+    st.info(resize)
 st.dataframe(summary_table(s), hide_index=True, width="stretch",
              height=min(38 + 35 * len(s.rows), 600))
 m1, m2, m3, m4 = st.columns(4)
@@ -119,11 +102,7 @@ if record and record.history:
                  "beside it", icon=":material/show_chart:",
                  query_params={"part": "Compare", "runs": catalog.run_id("shipped", run.filename)})
 else:
-    others = shipped.shipped_downsamples(arch, dataset)
-    which = f"{arch} ({downsample_label(downsample)})" if downsample else arch
-    hint = (f"Shipped for {dataset} with: {', '.join(downsample_label(d) for d in others)}; pick it "
-            "above." if others and downsample else shipped.availability(arch))
-    st.info(f"No shipped checkpoint of {which} on {dataset}. {hint}")
+    st.info(shipped.missing_sentence(arch, dataset, downsample))
 
 standing = shipped.standings(catalog.runs_table(include_user=False), dataset)
 if not standing.empty:
@@ -161,22 +140,15 @@ if measured is not None:
     r1.metric("S_o by the formula", formula)
     r2.metric("S_o measured with nn.Conv2d", measured)
     r3.metric("Output pixels", f"{measured}x{measured} = {measured * measured}")
-    if (size - kernel + 2 * padding) % stride:
-        st.caption(f"{size - kernel + 2 * padding} is not a multiple of {stride}: the floor drops the last "
-                   f"{(size - kernel + 2 * padding) % stride} row(s) and column(s) the kernel cannot reach.")
-    if kernel % 2 == 1:
-        st.caption(f"With S=1, P=(K-1)/2={(kernel - 1) // 2} keeps the resolution (the lecture's "
-                   "'same' padding).")
+    for remark in conv_arithmetic.size_remarks(size, kernel, padding, stride):
+        st.caption(remark)
     st.subheader("The kernel sliding over the padded input")
     if size + 2 * padding > 40:
         st.info("Choose S_D + 2P of 40 or less to see the step view.")
     else:
         cells = measured * measured
-        if st.session_state.get("calc_cell", 1) > cells:
-            st.session_state["calc_cell"] = 1
-        pos = st.slider("Output cell m_i", 1, cells, key="calc_cell",
-                        help="Which output cell to compute: the window moves by S pixels per step.") \
-            if cells > 1 else 1
+        pos = widgets.slider_in_range("Output cell m_i", 1, cells, "calc_cell", help="Which output cell to compute: "
+                                      "the window moves by S pixels per step.") if cells > 1 else 1
         st.plotly_chart(figures.sliding_figure(size, kernel, padding, stride, pos - 1), width="stretch",
                         key="sliding")
         w = conv_arithmetic.window_at(pos - 1, size, kernel, padding, stride)
@@ -189,7 +161,7 @@ st.header("1x1 convolution instead of fully-connected layers")
 st.caption("lenet_fc ends in Flatten + Linear layers; lenet_1x1 replaces them with a conv whose kernel "
            "covers the whole 7x7 map and a 1x1 conv. Both are built live here for the chosen dataset.")
 lenet_ds = "max"
-pair = _fc_vs_1x1(dataset, lenet_ds)
+pair = _fc_vs_1x1(tuple(DATASETS[dataset].shape), lenet_ds)
 left, right = st.columns(2)
 for col, name in ((left, "lenet_fc"), (right, "lenet_1x1")):
     with col:
@@ -198,10 +170,7 @@ for col, name in ((left, "lenet_fc"), (right, "lenet_1x1")):
         st.dataframe(summary_table(ss)[["Layer (type)", "Output Shape", "Param #"]], hide_index=True,
                      width="stretch")
         st.metric(f"{name} params", f"{ss.total_params:,}")
-fc1_in, fc1_out, fc1_n = pair["fc1"]
-c_out, c_in, kh, kw, c3_n = pair["conv3"]
-st.latex(rf"\text{{fc1}}: {fc1_in:,} \times {fc1_out} + {fc1_out} = {fc1_n:,}"
-         rf"\qquad \text{{conv3}}: {c_out} \times {c_in} \times {kh} \times {kw} + {c_out} = {c3_n:,}")
+st.latex(score_maps.fc_vs_1x1_latex(pair))
 if pair["lenet_fc"] == pair["lenet_1x1"]:
     st.success(f"Identical parameter counts: {pair['lenet_fc']:,} = {pair['lenet_1x1']:,}. The same weights, "
                "arranged as convolution kernels.")
@@ -228,10 +197,8 @@ shipped_1x1 = f"{dataset}-lenet_1x1-max.pt"
 run_id = st.selectbox("Checkpoint", sorted(found, key=lambda i: i != shipped_1x1), key="ckpt_1x1",
                       format_func=lambda i: catalog.menu_label(found[i]),
                       help="Shipped runs first; your own runs appear here too.")
-try:
-    ck = loaders.checkpoint(found[run_id]["path"])
-except (CheckpointError, OSError) as e:
-    widgets.show_error(e)
+ck = loaders.checkpoint_or_error(found[run_id]["path"])
+if ck is None:
     st.stop()
 data = loaders.dataset(ck.record.dataset_name)
 classes = list(data.classes)
@@ -247,20 +214,16 @@ chosen = p2.multiselect("Classes, one per quadrant (empty: any class)", classes,
 canvas = score_maps.canvas_of_test_images(data, seed, chosen)
 sm = score_maps.score_maps(ck.model, canvas.image, data, train_size)
 h, w = sm.pred.shape
-true = canvas.labels
 
 s1, s2 = st.columns(2)
-for key in ("cell_row", "cell_col"):
-    if st.session_state.get(key, 0) > h - 1:
-        st.session_state[key] = 0
-row = s1.slider("Output row", 0, h - 1, key="cell_row", help="Pick an output cell of the score map.")
-col = s2.slider("Output column", 0, w - 1, key="cell_col")
+row = widgets.slider_in_range("Output row", 0, h - 1, "cell_row", where=s1, help="Pick an output cell of the score map.")
+col = widgets.slider_in_range("Output column", 0, w - 1, "cell_col", where=s2)
 top, lft, bot, rgt = sm.cell_window(row, col)
 f1, f2 = st.columns(2)
 with f1:
     st.markdown(f"**Canvas {canvas.image.shape[-2]}x{canvas.image.shape[-1]}** (orange: the window cell "
                 f"({row}, {col}) sees)")
-    st.plotly_chart(figures.canvas_figure(canvas.image.numpy(), (top, lft, bot, rgt), true), width="stretch",
+    st.plotly_chart(figures.canvas_figure(canvas.image.numpy(), (top, lft, bot, rgt), canvas.labels), width="stretch",
                     key="canvas")
 with f2:
     st.markdown(f"**{h}x{w} map of predicted classes** (argmax per cell; hover for the class)")
@@ -275,15 +238,8 @@ st.markdown("**Score maps**: the softmax probability of each class in every cell
 st.plotly_chart(figures.score_maps_figure(sm, classes), width="stretch", key="score_maps")
 
 alone = score_maps.predict_images(ck.model, data, canvas.indices)
-corners = [(0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1)]
 st.markdown("**Each image alone vs its corner cell**")
-st.dataframe(pd.DataFrame({
-    "quadrant": ["top left", "top right", "bottom left", "bottom right"],
-    "test index": canvas.indices,
-    "true class": true,
-    f"alone ({train_size}x{train_size} -> 1x1)": [f"{classes[p.argmax()]} ({p.max():.2f})" for p in alone],
-    "corner cell of the canvas": [f"{classes[sm.pred[r, c]]} ({sm.probs[:, r, c].max():.2f})" for r, c in corners],
-}), hide_index=True, width="stretch")
+st.dataframe(pd.DataFrame(score_maps.alone_vs_corner(sm, alone, canvas, classes)), hide_index=True, width="stretch")
 st.caption(f"Alone and at the corner the net applies the same weights to the same {train_size}x{train_size} "
            "pixels; the scores differ a little only because the padding of the inner layers now sees the "
            "neighbouring image instead of zeros.")

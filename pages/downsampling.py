@@ -9,9 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from cnnviz import features, figures, method_runs, results, shift, shipped
-from cnnviz.checkpoints import CheckpointError
 from cnnviz.data import DATASETS
-from cnnviz.downsample import downsample_label, get_downsample, list_downsamples
+from cnnviz.downsample import downsample_label, list_downsamples
 from cnnviz.conv_arithmetic import OUTPUT_SIZE_LATEX
 from pages.ui import catalog, loaders, nav, widgets
 from pages.ui.widgets import Notices
@@ -57,25 +56,14 @@ else:
     st.dataframe(pd.DataFrame([we[m].reshape(-1) for m in we], columns=["m1", "m2", "m3", "m4"],
                               index=[downsample_label(m) for m in we]),
                  key="we_results")
-    notes = {"max": "`nn.MaxPool2d(2, 2)`: the largest value of each 2x2 block.",
-             "avg": "`nn.AvgPool2d(2, 2)`: the mean of each 2x2 block.",
-             "bilinear": "`F.interpolate(scale_factor=0.5, mode='bilinear', align_corners=False)` samples "
-                         "at the centre of each 2x2 block, half-way between 4 pixels: on even sizes it "
-                         "is exactly average pooling.",
-             "nearest": "`F.interpolate(scale_factor=0.5, mode='nearest')` keeps the top-left pixel of "
-                        "each block (source index floor(2i)) and throws the other three away.",
-             "stride": "`nn.Conv2d(1, 1, kernel_size=2, stride=2)`: a learned weighted sum of each block."}
-    tabs = st.tabs([downsample_label(m) for m in notes])  # the lecture's five, written out
-    for tab, m in zip(tabs, notes):
+    notes = features.WORKED_NOTES  # the lecture's five, each with the torch call the networks use
+    for tab, m in zip(st.tabs([downsample_label(m) for m in notes]), notes):
         with tab:
             st.markdown(notes[m])
             st.latex(features.worked_example_latex(m, grid, kernel, bias, we[m]))
-    if np.allclose(we["stride"], we["avg"]):
-        st.info("With these weights the strided convolution computes exactly average pooling: pooling "
-                "is a strided convolution with a fixed kernel, which training is free to learn or not.")
-    elif np.allclose(we["stride"], we["nearest"]):
-        st.info("With these weights the strided convolution computes exactly nearest x0.5: both keep the "
-                "top-left pixel of each block.")
+    remark = features.worked_example_remark(we)
+    if remark:
+        st.info(remark)
 
 # =====================================================================================================
 st.header("2. On the feature maps of a real image")
@@ -94,9 +82,7 @@ with c_img:
 # ---- which network's feature maps -----------------------------------------------------------------
 run_keys = catalog.runs_by_id(dataset_name)
 sources = [UNTRAINED] + list(run_keys)
-preferred = [k for k, r in run_keys.items() if r["origin"] == "shipped" and r["arch"] == "downsample_compare"]
-default_source = next((k for k in preferred if run_keys[k]["downsample"] == "max" and run_keys[k]["seed"] == 0),
-                      preferred[0] if preferred else UNTRAINED)
+default_source = method_runs.default_run(run_keys)  # None: no shipped downsample_compare run for this dataset
 
 
 def _source_label(key: str) -> str:
@@ -110,21 +96,15 @@ def _untrained(name: str):
 
 
 c_src, c_layer, c_ch = st.columns([3, 1, 3])
-source = widgets.select("Network", sources, "source", default_source, _notices, fmt=_source_label, where=c_src,
+source = widgets.select("Network", sources, "source", default_source or UNTRAINED, _notices, fmt=_source_label, where=c_src,
                         help="Whose conv layer produces the feature maps: a shipped or your own "
                              "checkpoint of this dataset, or a freshly initialised net.")
-model = None
-if source != UNTRAINED:
-    try:
-        model = loaders.checkpoint(run_keys[source]["path"]).model
-    except (CheckpointError, OSError) as e:
-        widgets.show_error(e)
-    if model is not None and not shift.conv2d_layers(model):
-        st.warning(f"{run_keys[source]['label']} has no learned conv layer; showing the untrained net.")
-        model = None
-if model is None:
-    model = _untrained(dataset_name)
-if not preferred:
+ck = loaders.checkpoint_or_error(run_keys[source]["path"]) if source != UNTRAINED else None
+if ck is not None and not shift.conv2d_layers(ck.model):
+    st.warning(f"{run_keys[source]['label']} has no learned conv layer; showing the untrained net.")
+    ck = None
+model = ck.model if ck is not None else _untrained(dataset_name)
+if default_source is None:
     st.info(f"No shipped downsample_compare checkpoint for {dataset_name} yet: train one on the Train & "
             f"compare page or with `python -m cnnviz train --arch downsample_compare --dataset "
             f"{dataset_name}`.")
@@ -143,27 +123,18 @@ if densified:
     st.caption(f"This network was trained with a stride-2 {layer}; it is run here at stride 1 so every "
                "method downsamples the same map (its `stride` panel is the trained net's own output).")
 
-with c_ch:
-    if [c for c in st.session_state.get("channels", []) if c >= n_ch] or not st.session_state.get("channels"):
-        st.session_state["channels"] = list(range(min(16, n_ch)))
-    channels = st.multiselect(f"Channels (of {n_ch})", list(range(n_ch)), key="channels",
-                              help="Tiled into one heatmap per method; each map is scaled to its own "
-                                   "min..max.")
-if not channels:
-    channels = list(range(min(16, n_ch)))
+first_16 = list(range(min(16, n_ch)))  # what an empty or outdated choice shows
+if any(c >= n_ch for c in st.session_state.get("channels", [])) or not st.session_state.get("channels"):
+    st.session_state["channels"] = first_16
+channels = c_ch.multiselect(f"Channels (of {n_ch})", list(range(n_ch)), key="channels",
+                            help="Tiled into one heatmap per method; each map is scaled to its own "
+                                 "min..max.") or first_16
 
 panels = [("before", f"{layer} (after ReLU)", fmap, "#000000")] + [
     (m, downsample_label(m), shift.to_numpy(cmp.downsampled[m]), figures.downsample_color(m)) for m in METHODS]
-for row in range(0, len(panels), 4):
-    cols = st.columns(4)
-    for col, (key, title, maps, color) in zip(cols, panels[row:row + 4]):
-        with col:
-            # A fixed-height title keeps the maps of one row level when a label wraps to two lines.
-            st.markdown(f"<div style='min-height:3.2em'><span style='color:{color}'>■</span> <b>{title}</b></div>",
-                        unsafe_allow_html=True)
-            st.plotly_chart(figures.heatmap(figures.tile(maps[channels]), colorscale="gray", height=260),
-                            key=f"fmap_{key}")
-            st.caption(f"output shape {tuple(maps.shape)} (C, H, W)")
+widgets.figure_rows([(f"fmap_{key}", figures.heatmap(figures.tile(maps[channels]), colorscale="gray", height=260),
+                      f"<span style='color:{color}'>■</span> <b>{title}</b>",
+                      f"output shape {tuple(maps.shape)} (C, H, W)") for key, title, maps, color in panels])
 st.caption(f"Computed in {compare_ms:.0f} ms for this image (all methods). Map sizes follow "
            "S_o = floor((S_D - K + 2P) / S) + 1.")
 st.latex(OUTPUT_SIZE_LATEX)
@@ -175,25 +146,14 @@ if "diff_a" not in st.session_state or "diff_b" not in st.session_state:  # the 
     widgets.start_from_url("diff", pairs, "max,avg", _notices)
     st.session_state["diff_a"], st.session_state["diff_b"] = st.session_state.pop("diff").split(",")
 c_a, c_b, c_m = st.columns([2, 2, 1])
-with c_a:
-    diff_a = st.selectbox("Method A", METHODS, key="diff_a", format_func=downsample_label)
-with c_b:
-    diff_b = st.selectbox("Method B", METHODS, key="diff_b", format_func=downsample_label)
+diff_a = c_a.selectbox("Method A", METHODS, key="diff_a", format_func=downsample_label)
+diff_b = c_b.selectbox("Method B", METHODS, key="diff_b", format_func=downsample_label)
 delta = shift.to_numpy(features.difference(cmp.downsampled[diff_a], cmp.downsampled[diff_b]))
 mad = float(np.abs(delta).mean())
-with c_m:
-    st.metric("mean |A − B|", f"{mad:.4f}", help="Over all channels and pixels of the common size.")
-
-
+c_m.metric("mean |A − B|", f"{mad:.4f}", help="Over all channels and pixels of the common size.")
 st.plotly_chart(figures.heatmap(figures.tile(delta[channels], scale=None), colorscale="RdBu", zmid=0, showscale=True,
                                 height=360, title=f"{downsample_label(diff_a)} − {downsample_label(diff_b)}"), key="diff_map")
-if mad == 0:
-    st.caption("The two methods give identical maps here (bilinear x0.5 with align_corners=False "
-               "averages each 2x2 block, exactly like average pooling, on even sizes).")
-else:
-    st.caption(f"Blue: A larger, red: B larger (colour scale centred on 0). Shapes "
-               f"{tuple(cmp.downsampled[diff_a].shape)} and {tuple(cmp.downsampled[diff_b].shape)}, "
-               f"compared on the common {delta.shape[-2]}x{delta.shape[-1]}.")
+st.caption(features.difference_sentence(delta, cmp.downsampled[diff_a].shape, cmp.downsampled[diff_b].shape))
 
 # =====================================================================================================
 st.header("3. Trained with each method")
@@ -211,37 +171,21 @@ if missing:
 seed0 = method_runs.seed0_by_method(records)
 order = [m for m in METHODS if m in seed0]
 if order:
-    curves = [{"label": downsample_label(m), "history": seed0[m].history, "color": figures.downsample_color(m)} for m in order]
-    c_acc, c_loss = st.columns(2)
-    with c_acc:
-        st.plotly_chart(figures.curves_figure(curves, metrics=("test_acc",), title="Test accuracy per epoch"),
-                        key="runs_acc")
-    with c_loss:
-        st.plotly_chart(figures.curves_figure(curves, metrics=("test_loss",), title="Test loss per epoch"),
-                        key="runs_loss")
-    groups = results.seed_groups(records)
-    st.dataframe(pd.DataFrame(method_runs.method_rows(records, order, {m: downsample_label(m) for m in order})), hide_index=True, key="runs_table", column_config={
-        "final test acc": st.column_config.NumberColumn(format="%.4f"),
-        "± std (seeds)": st.column_config.NumberColumn(format="%.4f"),
-        "best test acc": st.column_config.NumberColumn(format="%.4f"),
+    curves = [{"label": downsample_label(m), "history": seed0[m].history, "color": figures.downsample_color(m)}
+              for m in order]
+    widgets.curve_pair(curves, ("runs_acc", "runs_loss"))
+    rows = pd.DataFrame(method_runs.method_rows(records, order, {m: downsample_label(m) for m in order}))
+    st.dataframe(rows, hide_index=True, key="runs_table", column_config={
+        **{c: st.column_config.NumberColumn(format="%.4f")
+           for c in ("final test acc", "± std (seeds)", "best test acc")},
         "seconds/epoch": st.column_config.NumberColumn(format="%.1f")})
     st.caption("Final and best test accuracy are means over the seeds present; seconds per epoch is "
                "training time only, on the device each run was trained on.")
-    gaps = [f"{get_downsample(a).short} and {get_downsample(b).short} differ by at most {100 * gap:.2f} points of test accuracy over the epochs"
-            for a, b, gap in method_runs.twin_gaps(records)]
-    if gaps:
-        st.caption("Twins: " + "; ".join(gaps) + ". On the even 24x24 map bilinear x0.5 (align_corners=False) "
-                   "averages each 2x2 block like average pooling, and nearest x0.5 keeps the same pixels a "
-                   "stride-2 conv computes, so with the same seed these pairs train the same network up to "
-                   "floating-point rounding.")
-    multi = [g for g in groups if g.n > 1 and g.first.downsample in order]
+    twins = method_runs.twins_sentence(records)
+    if twins:
+        st.caption(twins)
+    bands, multi = method_runs.seed_bands(records, order)
     if multi:
-        bands = []
-        for g in sorted(multi, key=lambda g: order.index(g.first.downsample)):
-            c = g.curve("test_acc")
-            m = g.first.downsample
-            bands.append({"label": downsample_label(m), "color": figures.downsample_color(m), "epochs": c.epochs.tolist(),
-                          "mean": c.mean.tolist(), "lo": c.lo.tolist(), "hi": c.hi.tolist(), "n": c.n})
         st.plotly_chart(figures.band_figure(bands, "test_acc", title="Test accuracy over seeds (mean, min–max band)"),
                         key="runs_band")
         st.caption(results.compare_sentence(multi))
@@ -289,19 +233,14 @@ else:
         probe, seconds = _probe(dataset_name, probe_runs, int(n), int(k), fill)
     st.caption(f"{len(probe_runs)} nets (seed 0) × {k + 1} shifts × {n} images, computed in {seconds:.1f} s "
                f"(cached). Compared columns of the downsampled map: {probe['columns'].iloc[0]}.")
-    figs = {metric: figures.curves_figure(
-        [{"label": downsample_label(m), "color": figures.downsample_color(m), "history": shift.probe_curve(probe, m, metric)}
-         for m in METHODS if m in set(probe.method)], metrics=(metric,), title=title, xaxis="shift (pixels)", x_step=1,
-        yaxis="fraction of images" if metric == "agreement" else "mean cosine")
-        for metric, title in (("agreement", "Predictions unchanged"), ("similarity", "Cosine similarity of the downsampled map"))}
-    c1, c2 = st.columns(2)
-    c1.plotly_chart(figs["agreement"], key="shift_agreement")
-    c2.plotly_chart(figs["similarity"], key="shift_similarity")
-    same = shift.identical_pairs(probe, method_runs.TWINS)
+    curves = [{"label": downsample_label(m), "color": figures.downsample_color(m),
+               "history": shift.probe_history(probe, m)} for m in METHODS if m in set(probe.method)]
+    widgets.curve_pair(curves, ("shift_agreement", "shift_similarity"), metrics=(("agreement",), ("similarity",)),
+                       titles=("Predictions unchanged", "Cosine similarity of the downsampled map"),
+                       yaxes=("fraction of images", "mean cosine"), xaxis="shift (pixels)", x_step=1)
+    same = shift.identical_sentence(probe, method_runs.TWINS)
     if same:
-        st.caption("Lines that seem missing lie under their twin: "
-                   + "; ".join(f"{get_downsample(a).short} and {get_downsample(b).short} give the same numbers" for a, b in same)
-                   + " (see section 3).")
+        st.caption(same)
     st.success(shift.shift_verdict(probe).sentence)
     st.dataframe(shift.probe_table(probe, METHODS, downsample_label), key="shift_table")
 
@@ -318,12 +257,8 @@ st.metric("Energy above 0.25 cycles/pixel before downsampling", f"{100 * hf:.1f}
                "represent.")
 spectra = [("before", f"{layer} {tuple(fmap.shape[-2:])}", cmp.fmap[channel])] + [
     (m, downsample_label(m), cmp.downsampled[m][channel]) for m in METHODS]
-for row in range(0, len(spectra), 4):
-    cols = st.columns(4)
-    for col, (key, title, m) in zip(cols, spectra[row:row + 4]):
-        with col:
-            st.plotly_chart(figures.heatmap(shift.spectrum(m), title=title, colorscale="Viridis", height=240),
-                            key=f"fft_{key}")
+widgets.figure_rows([(f"fft_{key}", figures.heatmap(shift.spectrum(m), title=title, colorscale="Viridis", height=240),
+                      None, None) for key, title, m in spectra])
 
 # ---- write the choices back to the URL ------------------------------------------------------------
 st.query_params["diff"] = f"{diff_a},{diff_b}"

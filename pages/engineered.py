@@ -13,17 +13,13 @@ import pandas as pd
 import streamlit as st
 
 from cnnviz import baselines, figures, filters, shipped
-from cnnviz.checkpoints import CheckpointError
 from cnnviz.data import DATASETS, list_datasets
 from cnnviz.engineered import FRONT_CHANNELS, KIND_LABELS, engineered_kernels
-from cnnviz.models import MLP_HIDDEN, get_arch, list_baselines
-from cnnviz.config import RunConfig
-from cnnviz.train import LR_PRESETS
+from cnnviz.models import get_arch, list_baselines
 from pages.ui import catalog, jobs, loaders, nav, widgets
 from pages.ui.widgets import Notices
 
 THRESHOLD = 0.8  # |cos| above which a learned filter counts as "a Sobel/Scharr/Laplacian kernel"
-DEFAULT_CHECKPOINT_ARCHS = ("downsample_compare", "learned_conv", "lenet5")  # preferred default, in order
 ARCH_COLORS = {a: figures.RUN_COLORS[i] for i, a in enumerate(list_baselines())}
 SOBEL_LATEX = (r"G_x = \begin{bmatrix} -1 & 0 & +1 \\ -2 & 0 & +2 \\ -1 & 0 & +1 \end{bmatrix} * I"
                r"\qquad G_y = \begin{bmatrix} -1 & -2 & -1 \\ 0 & 0 & 0 \\ +1 & +2 & +1 \end{bmatrix} * I"
@@ -35,47 +31,7 @@ COSINE_LATEX = (r"\cos(w, k) = \frac{\sum_{ij} (w_{ij} - \bar w)\, k_{ij}}"
 @st.cache_data(show_spinner=False, max_entries=64)
 def _evolution(path: str, mtime: float):
     """Per epoch: the filters' matches, the mean best |cos| and how many are close (one checkpoint)."""
-    snaps = filters.snapshots_of(loaders.checkpoint(path).meta)
-    if snaps is None:
-        return None
-    return (filters.matches_per_epoch(snaps), filters.mean_best_similarity(snaps),
-            filters.count_close(snaps, THRESHOLD))
-
-
-
-def _filter_labels(matches: list[dict]) -> list[str]:
-    return [f"{m['filter']}: {_short(m['kernel'])}<br>{m['similarity']:+.2f}" for m in matches]
-
-
-def _short(kernel: str) -> str:
-    return KIND_LABELS.get(kernel, kernel).replace(" (3)", "")
-
-
-def _pct(x) -> str:
-    return widgets.pct(x, 1)
-
-
-def _with_first_conv(dataset: str) -> dict:
-    """id -> runs-table row for every checkpoint of `dataset` whose net has a learned first conv."""
-    shape = tuple(DATASETS[dataset].shape)
-    out = {}
-    for run_id, row in catalog.runs_by_id(dataset).items():
-        try:
-            if filters.arch_has_first_conv(row["arch"], shape):
-                out[run_id] = row
-        except ValueError:  # an architecture this version no longer knows
-            continue
-    return out
-
-
-def _default_checkpoint(runs: dict, dataset: str) -> str | None:
-    for arch in DEFAULT_CHECKPOINT_ARCHS:
-        for run in shipped.shipped_runs():
-            c = run.config
-            if c.arch == arch and c.dataset == dataset and c.seed == 0 and run.filename in runs:
-                if arch != "downsample_compare" or c.downsample == "max":
-                    return run.filename
-    return next(iter(runs), None)
+    return filters.evolution(loaders.checkpoint(path).meta, THRESHOLD)
 
 
 # ---- page ---------------------------------------------------------------------------------------------
@@ -94,18 +50,15 @@ data = loaders.dataset(dataset)
 x, image_label = widgets.image_picker(data, dataset, notices, key="e_")  # (C, H, W) uint8
 x_norm = data.normalize(x[None])  # (1, C, H, W), as the networks saw their training images
 
-runs = _with_first_conv(dataset)
+runs = filters.with_first_conv(catalog.runs_by_id(dataset), DATASETS[dataset].shape)
 ck_id, ck = None, None
 if runs:
     ck_id = widgets.select("Trained network (its first conv layer)", runs, "e_checkpoint",
-                           _default_checkpoint(runs, dataset), notices, param="checkpoint",
+                           filters.default_run(runs, dataset), notices, param="checkpoint",
                            fmt=lambda r: catalog.menu_label(runs[r]), persist_state="session",
                            help="Checkpoints of this dataset whose network has a learned conv layer: the shipped "
                                 "ones and yours.")
-    try:
-        ck = loaders.checkpoint(runs[ck_id]["path"])
-    except (CheckpointError, OSError) as e:
-        widgets.show_error(e)
+    ck = loaders.checkpoint_or_error(runs[ck_id]["path"])
 else:
     st.query_params.pop("checkpoint", None)
     st.info(f"No checkpoint with a learned conv layer for {DATASETS[dataset].label} yet: the shipped ones "
@@ -134,11 +87,7 @@ if ck is not None:
 fronts = [r for r in catalog.runs_by_id(dataset).values() if r["arch"] == "engineered"]
 front = min(fronts, key=lambda r: r["origin"] != "shipped", default=None)  # a shipped one first
 eng_run = next(r for r in shipped.runs_of_group("baselines", dataset) if r.config.arch == "engineered")
-try:
-    front_ck = loaders.checkpoint(front["path"]) if front is not None else None
-except (CheckpointError, OSError) as e:
-    widgets.show_error(e)
-    front_ck = None
+front_ck = loaders.checkpoint_or_error(front["path"]) if front is not None else None
 if front_ck is not None:
     maps = filters.front_end_maps(front_ck.model, x_norm)
     st.plotly_chart(figures.labelled_grid_figure(maps, list(FRONT_CHANNELS), cols=5, width=900,
@@ -170,22 +119,17 @@ else:
                "positive, blue negative, white 0; each kernel scaled by its largest |weight|.")
     st.latex(COSINE_LATEX)
     c1, c2 = st.columns([1, 2])
-    c1.plotly_chart(figures.labelled_grid_figure(np.stack(list(kernels.values())), [_short(n) for n in kernels], cols=4,
-                                 signed=True, width=360, title=f"Engineered kernels ({k}x{k})"), key="e_kernels")
-    c2.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(weights), _filter_labels(matches), cols=8, signed=True,
-                                 width=720, lines=2, title=f"Learned filters of {ck.record.label}: closest kernel, cos"),
-                    key="e_filters")
+    kernel_names = [filters.short_label(n) for n in kernels]
+    c1.plotly_chart(figures.labelled_grid_figure(np.stack(list(kernels.values())), kernel_names, cols=4, signed=True,
+                                 width=360, title=f"Engineered kernels ({k}x{k})"), key="e_kernels")
+    c2.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(weights), filters.filter_labels(matches), cols=8,
+                                 signed=True, width=720, lines=2,
+                                 title=f"Learned filters of {ck.record.label}: closest kernel, cos"), key="e_filters")
     st.markdown(f"**{filters.similarity_sentence(matches, THRESHOLD)}**")
     if evolution is not None:
         _, mean_best, n_close = evolution
-        st.caption(f"Chance level: the same comparison on this layer's random initial filters (epoch 0) gives "
-                   f"{n_close[0]} of {len(matches)} within |cos| > {THRESHOLD:g} and a mean best |cos| of "
-                   f"{mean_best[0]:.3f}; after epoch {len(mean_best) - 1}: {n_close[-1]} and "
-                   f"{mean_best[-1]:.3f}. With only {k * k} weights per filter, a random filter is often fairly "
-                   f"close to one of {len(kernels)} kernels.")
-    rows = pd.DataFrame(filters.match_table(matches))
-    rows["closest kernel"] = rows["closest kernel"].map(_short)
-    st.dataframe(rows, hide_index=True, key="e_match_table",
+        st.caption(filters.chance_sentence(mean_best, n_close, len(matches), k, THRESHOLD))
+    st.dataframe(pd.DataFrame(filters.match_table(matches, short=True)), hide_index=True, key="e_match_table",
                  column_config={"cosine": st.column_config.NumberColumn(format="%+.3f"),
                                 "|cosine|": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,
                                                                             format="%.3f")})
@@ -210,8 +154,9 @@ else:
                f"filters within |cos| > {THRESHOLD:g} (at initialisation: {mean_best[0]:.3f}, {n_close[0]}). "
                "The maps apply that epoch's weights to the image (bias not stored, so left out: it would only "
                "shift each map, which the per-map scaling hides).")
-    st.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(snaps[epoch]), _filter_labels(matches_e), cols=8, signed=True,
-                                 width=1000, lines=2, title=f"Filters after epoch {epoch}: closest kernel, cos"),
+    st.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(snaps[epoch]), filters.filter_labels(matches_e),
+                                 cols=8, signed=True, width=1000, lines=2,
+                                 title=f"Filters after epoch {epoch}: closest kernel, cos"),
                     key="e_epoch_filters")
     maps_e = filters.snapshot_maps(ck.model, snaps[epoch], x_norm)
     c0, c1, c2 = st.columns(3)
@@ -244,14 +189,9 @@ for problem in problems:
 if present:
     curves = [{"label": get_arch(r.arch).label, "history": r.history, "color": ARCH_COLORS[r.arch]}
               for r in present if r.history]
-    c1, c2 = st.columns(2)
-    c1.plotly_chart(figures.curves_figure(curves, ("test_acc",), title="Test accuracy per epoch"), key="e_base_acc")
-    c2.plotly_chart(figures.curves_figure(curves, ("test_loss",), title="Test loss per epoch"), key="e_base_loss")
-    table = pd.DataFrame([{"model": get_arch(r.arch).label, "final test accuracy": r.final_test_acc,
-                           "trainable parameters": r.trainable_params, "seconds per epoch": r.seconds_per_epoch,
-                           "what it sees": get_arch(r.arch).sees, "epochs": r.epochs,
-                           "layers": get_arch(r.arch).description} for r in results])
-    table, pct = widgets.percent_columns(table, {"final test accuracy": "final test accuracy"})
+    widgets.curve_pair(curves, ("e_base_acc", "e_base_loss"))
+    table, pct = widgets.percent_columns(pd.DataFrame(baselines.table_rows(results)),
+                                         {"final test accuracy": "final test accuracy"})
     st.dataframe(table, hide_index=True, key="e_base_table", column_config={
         "trainable parameters": st.column_config.NumberColumn(format="localized"), **pct,
         "seconds per epoch": st.column_config.NumberColumn(format="%.1f")})
@@ -260,13 +200,9 @@ if present:
                f"({', '.join(sorted({r.device or '?' for r in present}))}).")
     mlp = next((r for r in results if r.arch == "mlp"), None)
     if dataset == "cifar10" and mlp is not None:
-        st.metric("MLP on CIFAR-10, measured here", _pct(mlp.final_test_acc),
-                  delta=f"{100 * (mlp.final_test_acc - baselines.LECTURE_MLP_CIFAR10_ACC):+.1f} points vs the lecture's "
-                        f"\"Test Accuracy from MLP: ~{baselines.LECTURE_MLP_CIFAR10_ACC:.0%}\"", delta_color="off")
-        st.caption(f"Ours: FC {'-'.join(str(u) for u in MLP_HIDDEN)}-{mlp.num_classes} on raw pixels, "
-                   f"{mlp.epochs} epochs of {mlp.config.optimizer} at lr "
-                   f"{mlp.config.lr:g}; the lecture's code trains with Adam at lr "
-                   f"{LR_PRESETS['lecture (1e-5)']:g}.")
+        delta, how = baselines.mlp_vs_lecture(mlp)
+        st.metric("MLP on CIFAR-10, measured here", widgets.pct(mlp.final_test_acc, 1), delta=delta, delta_color="off")
+        st.caption(how)
 if missing:
     st.warning(f"No shipped checkpoint yet for {', '.join(get_arch(r.config.arch).label for r in missing)} "
                f"on {label}: retrain it below, or run:")
@@ -284,16 +220,13 @@ n_epochs = c2.number_input("Epochs", 1, shipped.EPOCHS, shipped.EPOCHS, key="e_r
                            persist_state="session")
 c3.write("")
 if c3.button("Retrain", type="primary", key="e_retrain", help="Starts a background training job on the server."):
-    base = by_arch[arch].config
-    cfg = RunConfig(arch=arch, dataset=dataset, downsample=base.downsample, epochs=int(n_epochs), lr=base.lr,
-                    optimizer=base.optimizer, batch_size=base.batch_size, seed=base.seed)
+    cfg = shipped.retrain_config(by_arch[arch], int(n_epochs))
     jobs.remember_job("retrain", "e_job", jobs.registry().submit(cfg, owner=jobs.owner("e_owner")).id)
 
 
 def _title(snap) -> str:
     cfg = snap.config
-    return (f"**{get_arch(cfg.arch).label} on "
-            f"{DATASETS[cfg.dataset].label}** · {snap.state} · job `{snap.id}`")
+    return f"**{get_arch(cfg.arch).label} on {DATASETS[cfg.dataset].label}** · {snap.state} · job `{snap.id}`"
 
 
 def _yours_vs_shipped(snap) -> None:
@@ -301,11 +234,8 @@ def _yours_vs_shipped(snap) -> None:
     lines = [{"label": "your run", "history": list(snap.history), "color": ARCH_COLORS.get(cfg.arch, "#1f77b4")}]
     lines += [{"label": f"shipped {get_arch(cfg.arch).label}", "history": r.history, "color": "#7f7f7f"}
               for r in present if r.arch == cfg.arch and r.dataset_name == cfg.dataset][:1]
-    c1, c2 = st.columns(2)
-    c1.plotly_chart(figures.curves_figure(lines, ("test_acc",), title="Test accuracy: yours vs shipped"),
-                    key="e_job_acc")
-    c2.plotly_chart(figures.curves_figure(lines, ("test_loss",), title="Test loss: yours vs shipped"),
-                    key="e_job_loss")
+    widgets.curve_pair(lines, ("e_job_acc", "e_job_loss"),
+                       titles=("Test accuracy: yours vs shipped", "Test loss: yours vs shipped"))
 
 
 def _where_it_is(snap) -> None:

@@ -16,7 +16,6 @@ from cnnviz import costs, figures, results, shipped
 from cnnviz.config import OPTIMIZERS, RunConfig
 from cnnviz.data import DATASETS, list_datasets
 from cnnviz.device import available_devices, describe_device
-from cnnviz.downsample import downsample_label
 from cnnviz.models import build_model, get_arch, list_archs
 from cnnviz.conv_arithmetic import OUTPUT_SIZE_LATEX
 from cnnviz.summary import summary
@@ -55,15 +54,9 @@ def _network_choice(notices: Notices) -> tuple[str, str, str | None]:
                           notices, param="arch", where=c2, persist_state="session",
                           help="Every network of the lecture, from the model registry.")
     spec = get_arch(arch)
-    downsample = None
-    if spec.downsamples:
-        downsample = widgets.select(
-            "Downsampling", spec.downsamples, f"t_downsample_{arch}", spec.default_downsample, notices,
-            param="downsample", fmt=downsample_label, where=c3, persist_state="session",
-            help="How each 2x2 downsampling step halves the feature maps (only the options this net takes).")
-    else:
-        st.query_params.pop("downsample", None)
-        c3.selectbox("Downsampling", ["none: this net never downsamples"], key="t_downsample_none", disabled=True)
+    downsample = widgets.downsample_select(
+        spec, f"t_downsample_{arch}", "t_downsample_none", notices, where=c3, persist_state="session",
+        help="How each 2x2 downsampling step halves the feature maps (only the options this net takes).")
     notices.show()
     st.caption(f"**{arch}**: {spec.description} {shipped.availability(arch)}")
     return dataset, arch, downsample
@@ -104,22 +97,16 @@ def _model_preview(arch: str, dataset: str, downsample: str | None) -> None:
     summ, macs = _summary(arch, dataset, downsample)
     st.dataframe(summ.to_frame()[["layer", "name", "output_shape", "params", "formula"]], hide_index=True,
                  key="t_summary", column_config={"params": st.column_config.NumberColumn("Param #", format="localized")})
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Total params", f"{summ.total_params:,}")
-    m2.metric("Trainable params", f"{summ.trainable_params:,}")
-    m3.metric("Multiply-adds per image", f"{macs:,}")
-    m4.metric("Estimated total size (MB)", f"{summ.total_mb:.2f}")
+    widgets.metrics_row(("Total params", f"{summ.total_params:,}"), ("Trainable params", f"{summ.trainable_params:,}"),
+                        ("Multiply-adds per image", f"{macs:,}"), ("Estimated total size (MB)", f"{summ.total_mb:.2f}"))
     st.caption("Multiply-adds are counted by torch's FLOP counter on one forward pass; the size is the "
                "torchsummary estimate (input + forward/backward activations + parameters, float32).")
 
 
 def _curves(snap) -> None:
     run = [{"label": snap.name, "history": list(snap.history), "color": figures.RUN_COLORS[0]}]
-    a, b = st.columns(2)
-    a.plotly_chart(figures.curves_figure(run, ("train_acc", "test_acc"), title="Accuracy per epoch"),
-                   key="t_acc_curve")
-    b.plotly_chart(figures.curves_figure(run, ("train_loss", "test_loss"), title="Loss per epoch"),
-                   key="t_loss_curve")
+    widgets.curve_pair(run, ("t_acc_curve", "t_loss_curve"), titles=("Accuracy per epoch", "Loss per epoch"),
+                       metrics=(("train_acc", "test_acc"), ("train_loss", "test_loss")))
 
 
 def _compare_it(run_id: str) -> None:
@@ -132,10 +119,9 @@ def _checkpoint_actions(snap) -> None:
     if not (snap.checkpoint and Path(snap.checkpoint).exists()):
         return
     path, h = Path(snap.checkpoint), list(snap.history)
-    c1, c2, c3 = st.columns(3)
-    c1.metric("Final test accuracy", pct(h[-1]["test_acc"]) if h else "—")
-    c2.metric("Epochs trained", f"{len(h)} of {snap.config.epochs}")
-    c3.metric("Seconds per epoch", f"{np.mean([r['seconds'] for r in h]):.1f}" if h else "—")
+    widgets.metrics_row(("Final test accuracy", pct(h[-1]["test_acc"]) if h else "—"),
+                        ("Epochs trained", f"{len(h)} of {snap.config.epochs}"),
+                        ("Seconds per epoch", f"{np.mean([r['seconds'] for r in h]):.1f}" if h else "—"))
     st.caption(f"Checkpoint: `{path}`")
     d1, d2 = st.columns(2)
     # A callable: the file is read when clicked, not held in memory on every rerun (VGG16: 60 MB).
@@ -176,11 +162,7 @@ def _curves_section(selected, records, labels, colors) -> tuple[bool, list]:
     st.subheader("Accuracy and loss per epoch")
     grouped = st.toggle("Group runs that differ only by seed (mean with a min–max band)", value=True,
                         key="c_group", persist_state="session")
-    if grouped:
-        groups = results.seed_groups(records)
-    else:
-        groups = [results.Group((i,), labels[r], (rec,), (i,)) for i, (r, rec) in enumerate(zip(selected, records))
-                  if rec.history]
+    groups = results.seed_groups(records) if grouped else results.single_groups(records, [labels[r] for r in selected])
     series = [{"label": g.label, "color": colors[selected[g.members[0]]], "n": g.n,
                "curves": {m: vars(g.curve(m)) for m in results.METRICS}} for g in groups]
     a, b = st.columns(2)
@@ -196,14 +178,8 @@ def _curves_section(selected, records, labels, colors) -> tuple[bool, list]:
 
 def _tables_section(selected, records, labels, entries, grouped, groups) -> None:
     st.subheader("Final numbers")
-    table = results.run_table(records, origins=[entries[r]["origin"] for r in selected])
-    table["label"] = [labels[r] for r in selected]
-    table["file"] = [entries[r]["file"] for r in selected]  # an upload's record has no path: its file name
-    # The export's names: "source" says where the run came from (shipped, yours, uploaded), not the dataset's.
-    table = table.drop(columns="source").rename(columns={"label": "run", "test_acc": "final_test_acc",
-                                                         "origin": "source"})[
-        ["run", "final_test_acc", "best_test_acc", "best_epoch", "params", "seconds_per_epoch", "epochs",
-         "complete", "seed", "device", "source", "file"]]
+    table = results.export_table(records, [entries[r]["origin"] for r in selected], [labels[r] for r in selected],
+                                 [entries[r]["file"] for r in selected])
     shown, pcts = widgets.percent_columns(table, {"final_test_acc": "final test acc", "best_test_acc": "best test acc"})
     st.dataframe(shown, hide_index=True, key="c_table",
                  column_config={**pcts, "params": st.column_config.NumberColumn("parameters", format="localized"),
@@ -219,21 +195,15 @@ def _tables_section(selected, records, labels, entries, grouped, groups) -> None
         shown, pcts = widgets.percent_columns(results.group_table(groups), {
             f"{s}_final_test_acc": f"{s} test acc" for s in ("mean", "std", "min", "max")})
         st.dataframe(shown, hide_index=True, key="c_groups", column_config=pcts)
-    for ds in dict.fromkeys(g.first.dataset_name for g in groups):
-        on_ds = [g for g in groups if g.first.dataset_name == ds]
-        if len(on_ds) > 1:
-            st.markdown(f"**{ds}:** {results.compare_sentence(on_ds)}")
+    for ds, sentence in results.sentences_by_dataset(groups):
+        st.markdown(f"**{ds}:** {sentence}")
 
 
 def _cost_section(selected, records, labels) -> None:
     st.subheader("Cost against accuracy")
     st.caption("Each point is a run; colour = downsampling method. Parameters come from the checkpoint; "
                "multiply-adds per image are counted by torch's FLOP counter on the rebuilt architecture.")
-    done = [(r, rec) for r, rec in zip(selected, records) if rec.history]
-    base = [{"y": rec.final_test_acc, "label": labels[r], "downsample": rec.downsample} for r, rec in done]
-    by_params = [{**b, "x": rec.params} for b, (_, rec) in zip(base, done)]
-    by_macs = [{**b, "x": costs.arch_macs(rec.arch, rec.in_shape, rec.num_classes, rec.downsample)}
-               for b, (_, rec) in zip(base, done)]
+    by_params, by_macs = costs.cost_points(records, [labels[r] for r in selected])
     a, b = st.columns(2)
     a.plotly_chart(figures.cost_scatter_figure(by_params, "parameters", title="Test accuracy against parameters"),
                    key="c_cost_params")

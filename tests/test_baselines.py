@@ -1,6 +1,8 @@
 """cnnviz.baselines: which baseline runs can be ranked, and the winner sentence computed from their records."""
 from __future__ import annotations
 
+import pytest
+
 from cnnviz import baselines
 from cnnviz.models import get_arch, list_baselines
 from cnnviz.record import RunRecord
@@ -85,3 +87,34 @@ def test_the_comparison_group_is_the_front_ends_then_lenet5_with_their_words():
         "MLP", "Engineered front end", "Engineered front end (Scharr)", "Learned 3x3 conv", "LeNet-5"]
     assert get_arch("mlp").sees == "raw pixels" and get_arch("learned_conv").sees == "a learned 3x3 conv (5 channels)"
     assert get_arch("lenet5").front is None and get_arch("engineered").called == "the engineered net"
+
+
+def test_the_table_has_one_row_per_shipped_run_with_its_record_and_registry_numbers():
+    from cnnviz import shipped
+    from cnnviz.checkpoints import read_meta, read_record
+
+    records = [read_record(r.path) for r in shipped.runs_of_group("baselines", "fashion-mnist") if r.path.exists()]
+    if not records:
+        pytest.skip("no shipped baseline checkpoint")
+    kept, _ = baselines.comparable(records)
+    rows = baselines.table_rows(kept)
+    assert [r["model"] for r in rows] == [get_arch(r.arch).label for r in kept]
+    for row, r in zip(rows, kept):
+        # oracle: the checkpoint's own history and parameter count
+        meta = read_meta(r.path)
+        hist = meta["history"]
+        assert row["final test accuracy"] == hist[-1]["test_acc"]
+        assert row["epochs"] == len(hist)
+        assert row["seconds per epoch"] == pytest.approx(sum(h["seconds"] for h in hist) / len(hist))
+        assert row["trainable parameters"] == meta["trainable_params"]
+        assert (row["what it sees"], row["layers"]) == (get_arch(r.arch).sees, get_arch(r.arch).description)
+
+
+def test_our_mlp_is_set_against_the_lecture_s_53_percent():
+    mlp = RunRecord.from_meta({"arch": "mlp", "dataset": {"name": "cifar10"}, "num_classes": 10,
+                               "history": [{"test_acc": 0.5514}], "trainable_params": 1,
+                               "train": {"optimizer": "adam", "lr": 0.001}})
+    delta, how = baselines.mlp_vs_lecture(mlp)
+    assert delta == "+2.1 points vs the lecture's \"Test Accuracy from MLP: ~53%\""
+    assert how.startswith("Ours: FC ") and "-10 on raw pixels, 1 epochs of adam at lr 0.001" in how
+    assert how.endswith("the lecture's code trains with Adam at lr 1e-05.")

@@ -108,3 +108,20 @@ def test_receptive_field_is_the_whole_input_after_flatten():
     flat = next(r for r in rows if r["name"] == "flatten")
     assert flat["whole_input"] and flat["rf"] is None
 
+
+
+@pytest.mark.parametrize("size, kernel, padding, stride", [(7, 3, 0, 2), (8, 3, 0, 2), (5, 2, 0, 1), (9, 5, 2, 1)])
+def test_size_remarks_name_the_rows_the_floor_drops_and_same_padding(size, kernel, padding, stride):
+    from cnnviz.conv_arithmetic import size_remarks
+
+    remarks = size_remarks(size, kernel, padding, stride)
+    out = F.conv2d(torch.zeros(1, 1, size, size), torch.ones(1, 1, kernel, kernel), padding=padding, stride=stride)
+    reached = (out.shape[-1] - 1) * stride + kernel  # oracle: the rows a real conv's windows cover
+    dropped = size + 2 * padding - reached
+    assert any("the floor drops the last" in r for r in remarks) == (dropped > 0)
+    if dropped:
+        assert f"drops the last {dropped} row(s)" in remarks[0]
+    assert any("'same' padding" in r for r in remarks) == (kernel % 2 == 1)
+    if kernel % 2:
+        same = F.conv2d(torch.zeros(1, 1, size, size), torch.ones(1, 1, kernel, kernel), padding=(kernel - 1) // 2)
+        assert same.shape[-1] == size and f"P=(K-1)/2={(kernel - 1) // 2}" in remarks[-1]

@@ -154,3 +154,24 @@ def test_worked_example_latex_writes_each_blocks_four_values_and_its_result(patt
                 assert out == block[0]
     with pytest.raises(ValueError):
         worked_pattern("plaid")
+
+
+def test_the_worked_example_remark_and_the_difference_sentence_follow_the_numbers():
+    from cnnviz import features
+
+    grid = features.worked_pattern("1..16")
+    avg = features.worked_example(grid, np.full((2, 2), 0.25))
+    assert features.worked_example_remark(avg).startswith("With these weights the strided convolution computes "
+                                                          "exactly average pooling")
+    top_left = features.worked_example(grid, np.array([[1.0, 0.0], [0.0, 0.0]]))
+    assert "exactly nearest x0.5" in features.worked_example_remark(top_left)
+    assert features.worked_example_remark(features.worked_example(grid, np.ones((2, 2)))) is None
+    # oracle: torch's own pooling and interpolation on the same 24x24 maps
+    x = torch.rand(1, 4, 24, 24)
+    same = (F.avg_pool2d(x, 2) - F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)).numpy()
+    assert features.difference_sentence(same, (4, 12, 12), (4, 12, 12)).startswith("The two methods give identical")
+    delta = (F.max_pool2d(x, 2) - F.avg_pool2d(x, 2)).numpy()
+    assert features.difference_sentence(delta, (4, 12, 12), (4, 12, 12)) == (
+        "Blue: A larger, red: B larger (colour scale centred on 0). Shapes (4, 12, 12) and (4, 12, 12), compared on "
+        "the common 12x12.")
+    assert list(features.WORKED_NOTES) == ["max", "avg", "bilinear", "nearest", "stride"]

@@ -164,3 +164,55 @@ def test_snapshot_maps_run_the_layers_before_the_first_conv(fashion_mnist):
     ours = filters.snapshot_maps(model, conv.weight.detach(), x, conv.bias.detach())
     assert ours.shape == (64, 32, 32)
     np.testing.assert_allclose(ours, feature_maps(model, x, ["conv1"])["conv1"][0].numpy(), atol=1e-5)
+
+
+def test_evolution_counts_close_filters_per_epoch_like_matching_each_snapshot_alone(short_run):
+    matches, mean_best, n_close = filters.evolution(short_run.meta, 0.5)
+    snaps = filters.snapshots_of(short_run.meta)
+    for e in range(len(snaps)):  # oracle: the single-set rule, epoch by epoch
+        alone = filters.closest_engineered(snaps[e])
+        assert n_close[e] == sum(abs(m["similarity"]) > 0.5 for m in alone)
+        assert mean_best[e] == pytest.approx(np.mean([abs(m["similarity"]) for m in alone]), abs=1e-6)
+    assert len(matches) == 3
+    assert filters.evolution({**short_run.meta, "filter_snapshots": None}) is None
+    text = filters.chance_sentence(mean_best, n_close, 32, 5, 0.5)
+    assert text.startswith(f"Chance level: the same comparison on this layer's random initial filters (epoch 0) "
+                           f"gives {n_close[0]} of 32 within |cos| > 0.5 and a mean best |cos| of {mean_best[0]:.3f}; "
+                           f"after epoch 2: {n_close[-1]} and {mean_best[-1]:.3f}.")
+    assert text.endswith(f"With only 25 weights per filter, a random filter is often fairly close to one of "
+                         f"{len(engineered_kernels(5))} kernels.")
+
+
+def test_filter_labels_and_the_short_table_name_kernels_without_the_3x3_size():
+    k = engineered_kernels(3)
+    weights = torch.from_numpy(np.stack([k["sobel_x"], -k["laplacian"]]))[:, None]  # (2, 1, 3, 3)
+    matches = filters.closest_engineered(weights)
+    assert filters.filter_labels(matches) == ["0: Sobel x<br>+1.00", "1: Laplacian<br>-1.00"]
+    rows = filters.match_table(matches, short=True)
+    assert [r["closest kernel"] for r in rows] == ["Sobel x", "Laplacian"]
+    assert [r["closest kernel"] for r in filters.match_table(matches)] == ["sobel_x", "laplacian"]
+    assert filters.short_label("sobel5_x") == "Sobel x (5)" and filters.short_label("unknown") == "unknown"
+
+
+def test_only_runs_with_a_learned_first_conv_are_offered_and_the_default_is_the_shipped_max_net():
+    from cnnviz import shipped
+    from cnnviz.checkpoints import read_record
+
+    rows = {}
+    for run in shipped.runs_of_group("baselines", "fashion-mnist") + shipped.runs_of_group("downsampling",
+                                                                                           "fashion-mnist"):
+        if run.path.exists():
+            rows[run.filename] = read_record(run.path).row()
+    if "fashion-mnist-downsample_compare-max.pt" not in rows:
+        pytest.skip("the shipped Fashion-MNIST checkpoints are not there")
+    rows["gone.pt"] = {**rows["fashion-mnist-downsample_compare-max.pt"], "arch": "no_such_net"}
+    kept = filters.with_first_conv(rows, (1, 28, 28))
+    # oracle: the rebuilt net has a conv layer (the MLP and the fixed front ends have none)
+    expected = {i for i, r in rows.items() if r["arch"] != "no_such_net"
+                and first_conv(build_model(r["arch"], (1, 28, 28), 10, r["downsample"] or None)) is not None}
+    assert set(kept) == expected and "fashion-mnist-mlp.pt" not in kept and "gone.pt" not in kept
+    assert filters.default_run(kept, "fashion-mnist") == "fashion-mnist-downsample_compare-max.pt"
+    no_max = {i: r for i, r in kept.items() if r["arch"] != "downsample_compare"}
+    assert filters.default_run(no_max, "fashion-mnist") == "fashion-mnist-learned_conv-max.pt"
+    assert filters.default_run({"yours/a.pt": {}}, "fashion-mnist") == "yours/a.pt"
+    assert filters.default_run({}, "fashion-mnist") is None

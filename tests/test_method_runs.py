@@ -8,6 +8,7 @@ import pytest
 
 from cnnviz import method_runs, shipped
 from cnnviz.checkpoints import read_record
+from cnnviz.downsample import downsample_label
 
 
 @pytest.fixture(scope="module")
@@ -40,3 +41,32 @@ def test_twins_train_the_same_network_up_to_rounding(records):
     assert [(a, b) for a, b, _ in gaps] == [(a, b) for a, b in method_runs.TWINS if a in seed0 and b in seed0]
     for a, b, gap in gaps:
         assert gap < 0.01, (a, b, gap)  # same seed, same computation: well under a point of accuracy
+
+
+def test_the_default_network_is_the_shipped_max_run_and_bands_and_twins_come_from_the_records():
+    from cnnviz import shipped
+    from cnnviz.checkpoints import read_record
+
+    records = [read_record(r.path) for r in shipped.runs_of_group("seeds", "fashion-mnist") if r.path.exists()]
+    if len(records) < 2:
+        pytest.skip("the shipped seed runs are not there")
+    rows = {r.file: {**r.row(), "origin": "shipped"} for r in records}
+    rows = {"yours/x.pt": {**next(iter(rows.values())), "origin": "yours"}, **rows}
+    assert method_runs.default_run(rows) == "fashion-mnist-downsample_compare-max.pt"
+    no_max = {k: r for k, r in rows.items() if r["downsample"] != "max" or r["origin"] != "shipped"}
+    assert method_runs.default_run(no_max) == next(k for k, r in no_max.items() if r["origin"] == "shipped")
+    assert method_runs.default_run({"yours/x.pt": rows["yours/x.pt"]}) is None
+    order = [m for m in ("max", "avg", "stride") if m in method_runs.seed0_by_method(records)]
+    bands, groups = method_runs.seed_bands(records, order)
+    for band, g in zip(bands, sorted(groups, key=lambda g: order.index(g.first.downsample))):
+        # oracle: numpy over the seeds' own test-accuracy curves
+        curves = np.array([[h["test_acc"] for h in r.history] for r in g.records])
+        np.testing.assert_allclose(band["mean"], curves.mean(0))
+        np.testing.assert_allclose(band["lo"], curves.min(0))
+        assert band["n"] == len(g.records) > 1
+    assert [b["label"] for b in bands] == [downsample_label(g.first.downsample) for g in
+                                           sorted(groups, key=lambda g: order.index(g.first.downsample))]
+    text = method_runs.twins_sentence(records)
+    for a, b, gap in method_runs.twin_gaps(records):
+        assert f"differ by at most {100 * gap:.2f} points" in text
+    assert method_runs.twins_sentence([]) is None

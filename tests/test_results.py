@@ -148,3 +148,59 @@ def test_group_curves_figure_draws_a_band_per_seed_group_and_short_legend_names(
     assert len(fills) == 1  # only the group of 3 seeds has a band
     assert [t.name for t in fig.data if not t.fill] == ["max (test, 3 seeds)", "avg (test)"]
     assert fig.layout.title.subtitle.text.startswith("dc · fashion-mnist")
+
+
+def _shipped_records():
+    from cnnviz import shipped
+    from cnnviz.checkpoints import read_record
+
+    runs = [r for r in shipped.runs_of_group("baselines", "fashion-mnist") if r.path.exists()]
+    if not runs:
+        pytest.skip("no shipped baseline checkpoint")
+    return [read_record(r.path) for r in runs]
+
+
+def test_the_exported_table_names_each_run_and_where_it_came_from():
+    from cnnviz.checkpoints import read_meta
+
+    records = _shipped_records()
+    labels = [f"run {i}" for i in range(len(records))]
+    table = results.export_table(records, ["shipped"] * len(records), labels, [r.file for r in records])
+    assert list(table.columns) == results.EXPORT_COLUMNS
+    assert table["run"].tolist() == labels and set(table["source"]) == {"shipped"}
+    for (_, row), rec in zip(table.iterrows(), records):
+        hist = read_meta(rec.path)["history"]  # oracle: the file's own history
+        assert row["final_test_acc"] == hist[-1]["test_acc"]
+        assert row["best_test_acc"] == max(h["test_acc"] for h in hist)
+        assert row["file"] == rec.path.name
+    ungrouped = results.single_groups(records, labels)
+    assert [g.label for g in ungrouped] == labels and all(g.n == 1 for g in ungrouped)
+
+
+def test_cost_points_put_final_accuracy_against_parameters_and_counted_multiply_adds():
+    from cnnviz import costs
+    from cnnviz.models import build_model
+
+    records = _shipped_records()
+    labels = [r.file for r in records]
+    by_params, by_macs = costs.cost_points(records, labels)
+    assert [p["label"] for p in by_params] == labels
+    for p, m, rec in zip(by_params, by_macs, records):
+        model = build_model(rec.arch, rec.in_shape, rec.num_classes, rec.downsample)
+        assert p["x"] == sum(t.numel() for t in model.parameters())  # oracle: the rebuilt net
+        assert m["x"] == costs.macs(model, rec.in_shape) and p["y"] == m["y"] == rec.final_test_acc
+
+
+def test_groups_are_compared_per_dataset_and_only_where_there_are_two():
+    from cnnviz import shipped
+    from cnnviz.checkpoints import read_record
+
+    runs = [r for r in shipped.runs_of_group("downsampling", None) if r.path.exists()]
+    records = [read_record(r.path) for r in runs]
+    groups = results.seed_groups(records)
+    out = dict(results.sentences_by_dataset(groups))
+    for ds in {g.first.dataset_name for g in groups}:
+        on_ds = [g for g in groups if g.first.dataset_name == ds]
+        assert out.get(ds) == (results.compare_sentence(on_ds) if len(on_ds) > 1 else None)
+    one = [g for g in groups if g.first.dataset_name == "cifar10"][:1]
+    assert results.sentences_by_dataset(one) == []

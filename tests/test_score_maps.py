@@ -78,3 +78,30 @@ def test_score_figures_draw_one_cell_per_output_and_the_window(fashion_mnist):
     assert np.nanmax(tiled) <= 1 and tiled.shape == (2 * 8 + 2, 5 * 8 + 4 * 2)  # 2 rows, 5 columns, gaps of 2
     fig = figures.canvas_figure(c.image.numpy(), sm.cell_window(0, 0), c.labels)
     assert fig.layout.shapes[0].x1 == 27.5 and len(fig.layout.annotations) == 4
+
+
+def test_the_fc_vs_1x1_latex_writes_out_both_counts():
+    from cnnviz.score_maps import fc_vs_1x1_latex
+
+    pair = fc_vs_1x1_params((1, 28, 28))
+    fc1 = build_model("lenet_fc", (1, 28, 28)).fc1  # oracle: the layer itself
+    text = fc_vs_1x1_latex(pair)
+    assert rf"{fc1.in_features:,} \times {fc1.out_features} + {fc1.out_features} = " in text
+    assert f"= {sum(p.numel() for p in fc1.parameters()):,}" in text and r"\text{conv3}" in text
+
+
+def test_each_image_alone_is_set_beside_the_corner_cell_that_sees_it(fashion_mnist):
+    from cnnviz.score_maps import alone_vs_corner, score_maps
+
+    torch.manual_seed(0)
+    model = build_model("lenet_1x1", (1, 28, 28)).eval()
+    classes = list(fashion_mnist.classes)
+    canvas = canvas_of_test_images(fashion_mnist, 3)
+    sm = score_maps(model, canvas.image, fashion_mnist, 28)
+    alone = predict_images(model, fashion_mnist, canvas.indices)
+    cols = alone_vs_corner(sm, alone, canvas, classes)
+    assert cols["test index"] == canvas.indices and cols["true class"] == canvas.labels
+    h, w = sm.pred.shape
+    for text, (r, c) in zip(cols["corner cell of the canvas"], [(0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1)]):
+        assert text == f"{classes[sm.pred[r, c]]} ({sm.probs[:, r, c].max():.2f})"
+    assert cols["alone (28x28 -> 1x1)"] == [f"{classes[p.argmax()]} ({p.max():.2f})" for p in alone]

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnviz import shift
-from cnnviz.downsample import BlurMaxPool, apply_downsample, list_downsamples
+from cnnviz.downsample import BlurMaxPool, apply_downsample, get_downsample, list_downsamples
 from cnnviz.features import feature_maps
 
 
@@ -205,3 +205,25 @@ def test_probe_curve_pairs_and_table_read_the_probes_rows():
     assert list(table.index) == ["NEAREST", "MAX", "AVG", "BILINEAR"]
     assert list(table.columns) == [f"agreement @ {s}px" for s in range(3)] + [f"similarity @ {s}px" for s in range(3)]
     assert table.loc["MAX", "similarity @ 1px"] == pytest.approx(0.8)
+
+
+def test_the_twins_sentence_names_the_probed_pairs_with_equal_numbers():
+    import pandas as pd
+
+    rows = [{"method": m, "shift": s, "agreement": a, "similarity": 1.0}
+            for m, a in (("avg", 0.9), ("bilinear", 0.9), ("max", 0.8)) for s in (0, 1)]
+    df = pd.DataFrame(rows)
+    assert shift.identical_sentence(df, (("avg", "bilinear"), ("nearest", "stride"))) == (
+        f"Lines that seem missing lie under their twin: {get_downsample('avg').short} and "
+        f"{get_downsample('bilinear').short} give the same numbers (see section 3).")
+    assert shift.identical_sentence(df, (("avg", "max"),)) is None
+
+
+def test_a_probe_history_holds_both_curves_of_one_method():
+    rows = [{"method": m, "shift": s, "agreement": 1 - 0.1 * s, "similarity": 1 - 0.01 * s - (m == "max")}
+            for m in ("max", "avg") for s in range(3)]
+    df = pd.DataFrame(rows)
+    for m in ("max", "avg"):
+        both = shift.probe_history(df, m)
+        for metric in ("agreement", "similarity"):
+            assert [{"epoch": r["epoch"], metric: r[metric]} for r in both] == shift.probe_curve(df, m, metric)

@@ -19,6 +19,7 @@ import pytest
 from cnnviz.checkpoints import load_checkpoint
 from cnnviz.manifest import manifest_entry
 from cnnviz.paths import shipped_dir
+from cnnviz import shipped
 from cnnviz.shipped import command_for, grid_commands, shipped_runs
 from cnnviz.storage import sha256
 from cnnviz.train import evaluate
@@ -96,3 +97,23 @@ def test_the_pages_say_which_nets_are_shipped_and_that_vgg16_must_be_trained_by_
         text = availability(arch)
         assert text.startswith("Shipped") == bool(datasets), (arch, text)
         assert all(d in text for d in datasets), (arch, text)
+
+
+def test_a_retrain_repeats_the_group_settings_with_fewer_epochs():
+    run = next(r for r in shipped.runs_of_group("baselines", "cifar10") if r.config.arch == "learned_conv")
+    cfg = shipped.retrain_config(run, 3)
+    c = run.config
+    assert (cfg.arch, cfg.dataset, cfg.downsample, cfg.lr, cfg.optimizer, cfg.batch_size, cfg.seed, cfg.epochs) == (
+        c.arch, c.dataset, c.downsample, c.lr, c.optimizer, c.batch_size, c.seed, 3)
+    assert cfg.batch_size == shipped.BASELINE_BATCH_SIZE
+
+
+def test_the_missing_run_sentence_points_to_the_shipped_downsamplings():
+    from cnnviz.downsample import downsample_label
+
+    text = shipped.missing_sentence("lenet5", "cifar10", "avg")  # only max pooling is shipped
+    if (SHIPPED_DIR / "cifar10-lenet5-max.pt").exists():
+        assert text == (f"No shipped checkpoint of lenet5 ({downsample_label('avg')}) on cifar10. Shipped for cifar10 "
+                        f"with: {downsample_label('max')}; pick it above.")
+    plain = shipped.missing_sentence("vgg16", "cifar10", None)
+    assert plain == f"No shipped checkpoint of vgg16 on cifar10. {shipped.availability('vgg16')}"

@@ -203,3 +203,22 @@ def test_filled_in_formula_shows_the_numbers_and_ends_in_what_a_real_conv_gives(
     assert rf"\frac{{{size} - {kernel} + 2 \times {padding}}}{{{stride}}}" in text
     assert rf"\frac{{{size - kernel + 2 * padding}}}{{{stride}}}" in text
     assert OUTPUT_SIZE_LATEX.startswith("S_o = ") and all(s in OUTPUT_SIZE_LATEX for s in ("S_D", "K", "2P", "{S}"))
+
+
+def test_the_resize_note_gives_vgg16s_sizes_and_only_for_a_net_that_resizes():
+    from cnnviz.summary import resize_note
+
+    s = summary(build_model("vgg16", (1, 28, 28)), (1, 28, 28))
+    # oracle: the model's own layers, run on a 28x28 input
+    model = build_model("vgg16", (1, 28, 28))
+    x = torch.zeros(1, 1, 28, 28)
+    sizes = []
+    for layer in model.children():
+        x = layer(x)
+        sizes.append(x.shape[-1] if x.dim() == 4 else None)
+    last = [n for n in sizes if n is not None][-1]
+    assert resize_note(s, 28, "fashion-mnist") == (
+        "The first row is a `resize` layer: VGG16 halves the image five times, and 28 pixels would shrink to 0 "
+        f"before the last block, so this fashion-mnist input is resized 28->{sizes[0]} first (bilinear "
+        f"interpolation). The last block then ends at {last}x{last}.")
+    assert resize_note(summary(build_model("lenet5", (1, 28, 28)), (1, 28, 28)), 28, "fashion-mnist") is None

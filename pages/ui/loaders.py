@@ -74,6 +74,17 @@ def checkpoint(path: str | Path) -> checkpoints.Checkpoint:
     return _checkpoint(str(p), stat.st_mtime, stat.st_size)
 
 
+def checkpoint_or_error(path: str | Path) -> checkpoints.Checkpoint | None:
+    """The checkpoint, or None after one error line that says why it cannot be read (the page goes on)."""
+    try:
+        return checkpoint(path)
+    except (CheckpointError, OSError) as e:
+        from .widgets import show_error  # widgets imports this module
+
+        show_error(e)
+        return None
+
+
 @st.cache_data(show_spinner=False, max_entries=2048)
 def _record(path: str, mtime: float, size: int) -> RunRecord:
     return checkpoints.read_record(path)

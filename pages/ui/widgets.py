@@ -10,8 +10,10 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
+from cnnviz import figures
 from cnnviz.checkpoints import CheckpointError
 from cnnviz.data import DATASETS
+from cnnviz.downsample import downsample_label
 from cnnviz.images import ImageError, load_image
 
 from . import loaders
@@ -82,6 +84,17 @@ def select(label: str, options, key: str, default, notices: list[str], *, param:
     return choice
 
 
+def downsample_select(spec, key: str, none_key: str, notices: list[str], *, where=st, **kwargs) -> str | None:
+    """The net's downsampling, kept in the URL as `downsample` (only the options this net takes), or a
+    disabled box (and no parameter) for a net that never downsamples."""
+    if spec.downsamples:
+        return select("Downsampling", spec.downsamples, key, spec.default_downsample, notices, param="downsample",
+                      fmt=downsample_label, where=where, **kwargs)
+    st.query_params.pop("downsample", None)
+    where.selectbox("Downsampling", ["none: this net never downsamples"], key=none_key, disabled=True)
+    return None
+
+
 def number(label: str, lo: int, hi: int, key: str, default: int, notices: list[str], *, param: str | None = None,
            where=st, widget: str = "number_input", **kwargs) -> int:
     """A whole number from lo to hi (a number input, or `widget="slider"`) kept in the URL under `param`."""
@@ -93,6 +106,19 @@ def number(label: str, lo: int, hi: int, key: str, default: int, notices: list[s
         value = where.number_input(label, lo, hi, key=key, **{"step": 1, **kwargs})
     st.query_params[param] = str(int(value))
     return int(value)
+
+
+def metrics_row(*metrics: tuple) -> None:
+    """One row of st.metric, one column each: (label, value) or (label, value, help)."""
+    for col, (label, value, *tip) in zip(st.columns(len(metrics)), metrics):
+        col.metric(label, value, help=tip[0] if tip else None)
+
+
+def slider_in_range(label: str, lo: int, hi: int, key: str, *, where=st, **kwargs) -> int:
+    """A slider whose remembered value falls back to `lo` once a new range (another size) no longer holds it."""
+    if st.session_state.get(key, lo) > hi:
+        st.session_state[key] = lo
+    return where.slider(label, lo, hi, key=key, **kwargs)
 
 
 def image_picker(data, dataset: str, notices: list[str], *, key: str = "", where=st):
@@ -138,6 +164,26 @@ def percent_columns(df, columns: dict[str, str]):
 def pct(x, digits: int = 2) -> str:
     """A 0-1 fraction as a percentage, or a dash for a missing one."""
     return "—" if x is None or x != x else f"{100 * x:.{digits}f} %"
+
+
+def curve_pair(curves: list[dict], keys: tuple[str, str], metrics=(("test_acc",), ("test_loss",)),
+               titles=("Test accuracy per epoch", "Test loss per epoch"), yaxes=(None, None), **options) -> None:
+    """Two charts of the same runs side by side (test accuracy left, test loss right by default); `options`
+    (the x axis's name and step) go to both `figures.curves_figure`s."""
+    for col, key, shown, title, yaxis in zip(st.columns(2), keys, metrics, titles, yaxes):
+        col.plotly_chart(figures.curves_figure(curves, shown, title=title, yaxis=yaxis, **options), key=key)
+
+
+def figure_rows(panels: list[tuple], per_row: int = 4) -> None:
+    """Figures in rows of `per_row` columns; each panel is (key, figure, heading or None, caption or None)."""
+    for row in range(0, len(panels), per_row):
+        for col, (key, fig, heading, caption) in zip(st.columns(per_row), panels[row:row + per_row]):
+            if heading is not None:
+                # A fixed-height heading keeps the figures of one row level when a heading wraps to two lines.
+                col.markdown(f"<div style='min-height:3.2em'>{heading}</div>", unsafe_allow_html=True)
+            col.plotly_chart(fig, key=key)
+            if caption is not None:
+                col.caption(caption)
 
 
 def share_link() -> None:
