@@ -7,7 +7,7 @@ curves are comparable. `scripts/train_all.py` trains whatever is missing with th
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .costs import arch_macs
 from .data import DATASETS
@@ -127,10 +127,9 @@ def comparison_groups() -> dict[str, list[str]]:
 
 
 def retrain_config(run: ShippedRun, epochs: int) -> RunConfig:
-    """`run` trained again with its group's settings (its seed: the same start) for `epochs` epochs."""
-    c = run.config
-    return RunConfig(arch=c.arch, dataset=c.dataset, downsample=c.downsample, epochs=epochs, lr=c.lr,
-                     optimizer=c.optimizer, batch_size=c.batch_size, seed=c.seed)
+    """`run` trained again with its group's settings (its seed: the same start) for `epochs` epochs. The
+    retrained run is the user's: stored in full precision with its optimizer state, so it can be continued."""
+    return replace(run.config, epochs=epochs, half=False)
 
 
 def command_for(run: ShippedRun) -> str:
