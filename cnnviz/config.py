@@ -21,8 +21,9 @@ NOT_THE_EXPERIMENT = ("seed", "device", "half")
 
 
 def _setting(default, help: str, *, shown: str = "always", choices=None):
-    """A RunConfig field. `shown`: "always" in the recorded command, or "changed" (only when not the
-    default); `choices`: the allowed values (a callable, read when the CLI is built)."""
+    """A RunConfig field. `shown`: "always" in the recorded command, "changed" (only when not the
+    default) or "choice" (only when the architecture offers more than one value); `choices`: the allowed
+    values (a callable, read when the CLI is built)."""
     return field(default=default, metadata={"help": help, "shown": shown, "choices": choices})
 
 
