@@ -32,14 +32,14 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from .checkpoints import CheckpointError, load_checkpoint, read_record
+from .config import RunConfig
 from .data import DataUnavailable
 from .device import configure_threads, usable_cpus
 from .manifest import write_manifest
 from .models import get_arch
 from .record import RunRecord
-from .storage import atomic_write
-from .config import RunConfig
 from .runs import run_training
+from .storage import atomic_write
 
 RAY_INSTALL = "Ray is not installed: pip install -r requirements-ray.txt"
 RAY_MAX_CPUS_PER_RUN = 4  # small CNNs on CPU gain little beyond a few intra-op threads
@@ -165,7 +165,8 @@ def _ray_task(cfg: RunConfig, path: str, slot: int, threads: int | None,
 # ---- the grid ----------------------------------------------------------------------------------
 
 def _inspect(path: Path, cfg: RunConfig) -> tuple[str, RunRecord | None]:
-    """What `path` holds for `cfg`: ("missing" | "complete" | "incomplete" | "unreadable", its record).
+    """What `path` holds for `cfg`: ("missing" | "complete" | "resumable" | "incomplete" | "unreadable",
+    its record); "resumable" is an incomplete run the grid can continue (`_can_continue`).
 
     A complete file made with other settings is a GridError: the name does not carry epochs or lr,
     so skipping it would silently mix two experiments in one folder.

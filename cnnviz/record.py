@@ -79,10 +79,15 @@ class RunRecord:
         return " · ".join([self.arch] + ([self.downsample] if self.downsample else []) + [self.dataset_name])
 
     @property
+    def trained_config(self) -> RunConfig:
+        """The config with the epochs actually trained (fewer than asked for when stopped)."""
+        return replace(self.config, epochs=self.epochs)
+
+    @property
     def experiment(self) -> tuple:
         """Everything that shapes the result but the seed, with the epochs actually trained (a stopped
         run is not averaged with full ones)."""
-        return replace(self.config, epochs=self.epochs).experiment()
+        return self.trained_config.experiment()
 
     # ---- how it did ------------------------------------------------------------------------------
 

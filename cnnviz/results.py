@@ -7,11 +7,10 @@ against it (`compare_sentence`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from .config import RunConfig
 from .record import RunRecord
 
 METRICS = ("train_acc", "test_acc", "train_loss", "test_loss")
@@ -117,14 +116,11 @@ def seed_groups(records: list[RunRecord]) -> list[Group]:
     labels = {}
     for k, first in firsts.items():
         clashes = [o for o, other in firsts.items() if other.base_label == first.base_label and o != k]
-        labels[k] = first.base_label + (" · " + _trained(first).differences([_trained(firsts[o]) for o in clashes])
+        others = [firsts[o].trained_config for o in clashes]
+        labels[k] = first.base_label + (" · " + first.trained_config.differences(others)
                                         if clashes else "")
     return [Group(k, labels[k], tuple(records[i] for i in idx), tuple(idx)) for k, idx in keys.items()]
 
-
-def _trained(record: RunRecord) -> RunConfig:
-    """The record's config with the epochs it really trained: what its experiment is made of."""
-    return replace(record.config, epochs=record.epochs)
 
 def group_table(groups: list[Group]):
     """One row per group: runs, seeds, mean ± std, min and max of the final test accuracy."""

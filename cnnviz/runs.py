@@ -112,7 +112,7 @@ def _start(cfg: RunConfig, data, resume_from: Checkpoint | None) -> tuple[torch.
         torch.manual_seed(cfg.seed)  # the initialisation: same seed, same starting weights
         return build_model(cfg.arch, data.shape, len(data.classes), cfg.downsample), None
     record = resume_from.record
-    if record.config.experiment()[:3] != cfg.experiment()[:3] or record.dataset_name != data.name:
+    if (record.arch, record.downsample, record.dataset_name) != (cfg.arch, cfg.downsample, data.name):
         raise ValueError(f"{resume_from.path or 'this checkpoint'} is a {record.label} run, not {cfg.name}")
     if record.epochs >= cfg.epochs:
         raise ValueError(f"the run already has {record.epochs} epochs; ask for more than that to continue it")
