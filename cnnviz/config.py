@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .downsample import list_downsamples
 from .models import get_arch, list_archs, resolve_downsample
+from .precision import PRECISIONS
 
 OPTIMIZERS = ("adam", "sgd", "adamw")
 # Settings that say where or how a run was stored or run, not what was trained: two runs that differ
@@ -41,7 +42,11 @@ class RunConfig:
     seed: int = _setting(0, "seed of the initialisation and the shuffling")
     device: str = _setting("auto", "auto, cpu, cuda, mps", shown="changed")
     limit_train: int | None = _setting(None, "train on the first N training images only", shown="changed")
-    half: bool = _setting(False, "store the weights as float16", shown="changed")
+    half: bool = _setting(False, "store the weights compactly (float16; int8 per output channel for large layers)",
+                          shown="changed")
+    precision: str = _setting("auto", "fp32, bf16 (autocast, fp32 master weights) or auto: bf16 on CUDA, and on a CPU "
+                              "with native bf16 where a probe measured it faster for this net", shown="changed",
+                              choices=lambda: PRECISIONS)
 
     def resolved(self) -> "RunConfig":
         """The same config with the architecture's default downsampling filled in (and validated)."""
@@ -51,6 +56,8 @@ class RunConfig:
             raise ValueError("batch size must be at least 1")
         if not (0 < self.lr < 10):
             raise ValueError("learning rate must be between 0 and 10")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         return replace(self, downsample=resolve_downsample(self.arch, self.downsample))
@@ -59,9 +66,12 @@ class RunConfig:
     def from_record(cls, train: dict, *, arch: str, dataset: str, downsample: str | None) -> "RunConfig":
         """The config a checkpoint was trained with, from its `train` record (unknown keys ignored, a
         setting added after the file was written takes its default). The file's `device` is where the
-        run really trained (the record's `device`), not the setting asked for, so it is not read back."""
+        run really trained (the record's `device`), not the setting asked for, so it is not read back. Its
+        `precision` is the one really used; a file from before precision was a setting trained in bf16 on
+        CUDA and in fp32 elsewhere."""
         known = {f.name for f in fields(cls)} - {"arch", "dataset", "downsample", "device"}
         kept = {k: v for k, v in train.items() if k in known}
+        kept.setdefault("precision", "bf16" if str(train.get("device", "")).startswith("cuda") else "fp32")
         return cls(arch=arch, dataset=dataset, downsample=downsample, **kept)
 
     @property

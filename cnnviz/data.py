@@ -2,7 +2,7 @@
 
 Sources, tried in order (the first that has the files wins, the result is cached as one `.pt`):
 ROOT is `cnnviz.paths.data_dir()` (`CNNVIZ_DATA`, default `data/`).
-1. our own cache `ROOT/cnnviz-cache/<name>.pt` (rebuilt if unreadable);
+1. our own cache `ROOT/cnnviz-cache/<name>.v2.pt` (rebuilt if unreadable);
 2. a torchvision layout under ROOT (`FashionMNIST/raw/*`, `cifar-10-batches-py/`);
 3. Debian's `dataset-fashion-mnist` package (`/usr/share/datasets/fashion-mnist/*.gz`);
 4. an image-folder copy, `ROOT/cifar10-jpg/{train,test}/<class>/*.jpg` (or `CNNVIZ_CIFAR10_DIR`);
@@ -175,9 +175,10 @@ def read_image_folder(folder: Path, channels: int | None = None, size: tuple[int
     classes = classes or tuple(sorted(p.name for p in (folder / "train").iterdir() if p.is_dir()))
     skipped, out = 0, []
     for split in ("train", "test"):
-        xs, ys = [], []
+        per_class = []
         for label, cls in enumerate(classes):
             files = sorted(p for p in (folder / split / cls).glob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+            images = []
             for p in files:
                 try:
                     if channels is None or size is None:
@@ -185,14 +186,28 @@ def read_image_folder(folder: Path, channels: int | None = None, size: tuple[int
                         with Image.open(p) as im:
                             channels = channels or (1 if im.mode in ("L", "I;16", "I", "1") else 3)
                             size = size or (im.size[1], im.size[0])
-                    xs.append(_decode_image(p, channels, size))
-                    ys.append(label)
+                    images.append(_decode_image(p, channels, size))
                 except Exception:  # noqa: BLE001 - any undecodable file is skipped and counted
                     skipped += 1
+            per_class.append(images)
+        xs, ys = _interleave(per_class)
         if not xs:
             raise DataUnavailable(f"no readable images in {folder / split}")
         out += [torch.from_numpy(np.stack(xs)), torch.tensor(ys, dtype=torch.int64)]
     return (*out, classes, skipped)
+
+
+def _interleave(per_class: list[list[np.ndarray]]) -> tuple[list[np.ndarray], list[int]]:
+    """One image of each class in turn (0, 1, ..., 9, 0, 1, ...): a folder lists a class at a time, and in
+    that order "the first N images" (a training subset, a page's first test images) would all be
+    airplanes. Interleaved, every prefix holds the classes in their proportions, as torchvision's do."""
+    xs, ys = [], []
+    for i in range(max((len(c) for c in per_class), default=0)):
+        for label, images in enumerate(per_class):
+            if i < len(images):
+                xs.append(images[i])
+                ys.append(label)
+    return xs, ys
 
 
 # ---- the loader ----------------------------------------------------------------------------
@@ -217,7 +232,8 @@ def load_dataset(name: str, root: str | Path | None = None, download: bool = Tru
 
 def _cache_path(name: str, root: Path) -> Path:
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
-    return root / "cnnviz-cache" / f"{safe}.pt"
+    # v2: image folders interleave their classes (_interleave); a v1 cache holds them class after class
+    return root / "cnnviz-cache" / f"{safe}.v2.pt"
 
 
 def _load_uncached(name: str, root: Path, download: bool) -> Dataset:

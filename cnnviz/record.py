@@ -131,5 +131,6 @@ class RunRecord:
                 "test_acc": self.final_test_acc, "best_test_acc": self.best_test_acc,
                 "best_epoch": self.best_epoch, "train_acc": self.final_train_acc, "params": self.params,
                 "seconds_per_epoch": self.seconds_per_epoch, "complete": self.complete, "device": self.device,
+                "precision": self.config.precision,
                 "source": self.dataset.get("source", ""), "created": self.created,
                 "path": str(self.path) if self.path else ""}

@@ -77,7 +77,7 @@ class _Writer:
     def save(self, result: TrainResult) -> None:
         meta = make_meta(arch=self.cfg.arch, downsample=self.cfg.downsample, dataset=self.data.describe(),
                          in_shape=self.data.shape, num_classes=len(self.data.classes),
-                         train={**asdict(self.cfg), "device": result.device}, history=result.history,
+                         train={**asdict(self.cfg), "device": result.device, "precision": result.precision}, history=result.history,
                          complete=result.completed, reason=result.reason, model=self.model, command=self.command)
         if self.resume_from is not None:
             meta["resumed_from"] = {"file": self.resume_from.path.name if self.resume_from.path else "",

@@ -878,7 +878,7 @@ def test_missing_dataset_on_a_page_is_one_error_not_an_exception(ui_module, monk
 @pytest.mark.parametrize("corruption", ["truncated", "wrong content", "code"])
 def test_a_corrupt_dataset_cache_is_rebuilt_from_the_source(tiny_fashion_root, corruption, tmp_path):
     first = load_dataset("fashion-mnist", root=tiny_fashion_root, download=False)
-    cache = tiny_fashion_root / "cnnviz-cache" / "fashion-mnist.pt"
+    cache = data_mod._cache_path("fashion-mnist", tiny_fashion_root)
     assert cache.is_file() and first.source.startswith("torchvision:")
     good = cache.read_bytes()
     marker = tmp_path / "marker"
