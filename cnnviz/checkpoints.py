@@ -24,7 +24,9 @@ from .record import RunRecord
 from .storage import atomic_write
 
 FORMAT = "cnnviz-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this cnnviz reads: 2 adds int8 weights with per-channel scales
+PLAIN_FORMAT_VERSION = 1  # what a file without int8 weights is written as, so older cnnviz still reads it
+INT8_MIN_VALUES = 250_000  # compact files store weights this large as int8 (`compact_state`)
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 
 
@@ -54,7 +56,7 @@ def versions() -> dict:
 def make_meta(*, arch: str, downsample: str | None, dataset: dict, in_shape, num_classes: int,
               train: dict, history: list[dict], complete: bool, reason: str, model: nn.Module,
               command: str = "") -> dict:
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "arch": arch, "downsample": downsample,
+    return {"format": FORMAT, "format_version": PLAIN_FORMAT_VERSION, "arch": arch, "downsample": downsample,
             "in_shape": list(in_shape), "num_classes": num_classes, "dataset": dataset, "train": train,
             "history": history, "complete": complete, "reason": reason,
             "params": count_params(model), "trainable_params": count_params(model, trainable_only=True),
@@ -67,17 +69,54 @@ def save_checkpoint(path: str | Path, meta: dict, model: nn.Module, *, half: boo
                     overwrite: bool = False) -> Path:
     """Write atomically (temp file + rename); an existing file is an error unless `overwrite`.
 
-    `optimizer_state` (an optimizer's state_dict, tensors and plain containers, so the file still loads
-    with `weights_only=True`) lets the run be resumed exactly; it is as large as the weights twice over
-    for Adam, so files stored compactly (`half`, the shipped ones) leave it out."""
-    state = {k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
-             for k, v in model.state_dict().items()}
-    payload = {**meta, "weights_dtype": "float16" if half else "float32", "state_dict": state}
+    `half` stores the weights compactly (see `compact_state`). `optimizer_state` (an optimizer's
+    state_dict, tensors and plain containers, so the file still loads with `weights_only=True`) lets the
+    run be resumed exactly; it is as large as the weights twice over for Adam, so compact files (the
+    shipped ones) leave it out."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {**meta, "weights_dtype": "float32", "state_dict": state}
+    if half:
+        state, scales = compact_state(state)
+        payload.update(state_dict=state, weights_dtype="float16+int8" if scales else "float16")
+        if scales:  # a reader that does not know int8 weights must refuse the file, not misread it
+            payload.update(weight_scales=scales, format_version=FORMAT_VERSION)
     if snapshots:
         payload["filter_snapshots"] = torch.stack(snapshots).half()  # (epochs+1, out, in, k, k)
     if optimizer_state is not None and not half:
         payload["optimizer_state"] = _on_cpu(optimizer_state)
     return atomic_write(path, lambda tmp: torch.save(payload, tmp), overwrite=overwrite)
+
+
+def compact_state(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Float tensors as float16; each weight of at least INT8_MIN_VALUES values as int8 per output
+    channel, `round(w / scale)` with `scale = max|w_row| / 127` kept in float32 (the scales, by name).
+
+    int8 halves the large layers again: VGG16's 13 convs are 14.7M of its 14.8M values. Per output
+    channel, the rounding error is at most scale / 2 = max|w_row| / 254 of each row's largest weight;
+    the shipped test re-evaluates every file from this stored form against its record."""
+    out, scales = {}, {}
+    for k, v in state.items():
+        if v.is_floating_point() and v.dim() >= 2 and v.numel() >= INT8_MIN_VALUES:
+            rows = v.float().reshape(len(v), -1)
+            scale = rows.abs().amax(1).clamp_min(1e-12) / 127  # (out,)
+            out[k] = (rows / scale[:, None]).round().clamp(-127, 127).to(torch.int8).reshape(v.shape)
+            scales[k] = scale
+        else:
+            out[k] = v.half() if v.is_floating_point() else v
+    return out, scales
+
+
+def _restore_floats(state: dict, scales) -> dict:
+    """The stored weights as float32: int8 ones times their per-channel scales (`compact_state`)."""
+    scales = scales if isinstance(scales, dict) else {}
+    out = {}
+    for k, v in state.items():
+        scale = scales.get(k)
+        if v.dtype == torch.int8 and isinstance(scale, torch.Tensor) and scale.numel() == len(v):
+            out[k] = v.float() * scale.float().reshape(-1, *([1] * (v.dim() - 1)))
+        else:
+            out[k] = v.float() if v.is_floating_point() else v
+    return out
 
 
 def update_meta(path: str | Path, **changes) -> Path:
@@ -132,7 +171,7 @@ def load_checkpoint(source: str | Path | bytes, *, expect_dataset: str | None = 
     model = _rebuild(obj)
     _check_dataset(obj, registered_dataset)  # after the rebuild, which names malformed shapes itself
     # Tensors the format does not define (a file may carry any) are dropped: a cached model holds only its own.
-    meta = {k: v for k, v in obj.items() if k not in ("state_dict", "optimizer_state")
+    meta = {k: v for k, v in obj.items() if k not in ("state_dict", "optimizer_state", "weight_scales")
             and (k == "filter_snapshots" or not isinstance(v, torch.Tensor))}
     optimizer = obj.get("optimizer_state") if with_optimizer else None
     return Checkpoint(meta, model, Path(source) if isinstance(source, (str, Path)) else None,
@@ -218,7 +257,7 @@ def _rebuild(obj: dict) -> nn.Module:
             f"missing {', '.join(missing[:3])}" if missing else f"the model needs {need:,} values, the file holds {have:,}"))
     model = _build(args)
     try:
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        model.load_state_dict(_restore_floats(state, obj.get("weight_scales")))
     except (RuntimeError, AttributeError) as e:
         first = str(e).strip().splitlines()
         raise CheckpointError("weights do not fit the architecture: "
@@ -238,7 +277,7 @@ def _build(args) -> nn.Module:
 def read_meta(path: str | Path) -> dict:
     """Metadata only (no model rebuilt); raises CheckpointError."""
     obj = _read(path)
-    for heavy in ("state_dict", "filter_snapshots", "optimizer_state"):
+    for heavy in ("state_dict", "filter_snapshots", "optimizer_state", "weight_scales"):
         obj.pop(heavy, None)
     return obj
 

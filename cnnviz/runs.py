@@ -83,7 +83,10 @@ class _Writer:
             meta["resumed_from"] = {"file": self.resume_from.path.name if self.resume_from.path else "",
                                     "epochs": len(self.resume.history),
                                     "optimizer_state": self.resume.optimizer is not None}
-        write = dict(half=self.cfg.half, snapshots=result.snapshots, optimizer_state=result.optimizer_state)
+        # Compact storage (`half`) is for the finished file: until then each epoch's file keeps float32
+        # weights and the optimizer state, so a killed or stopped run resumes exactly where it was.
+        write = dict(half=self.cfg.half and result.completed, snapshots=result.snapshots,
+                     optimizer_state=result.optimizer_state)
         try:
             save_checkpoint(self.path, meta, self.model, overwrite=self.written, **write)
         except FileExistsError as e:

@@ -26,24 +26,40 @@ GRID_SEEDS = (0, 1, 2)
 BASELINE_BATCH_SIZE = 128
 
 
+# The lecture's heavy nets train in bf16 autocast: on the project's 2-core CPUs (native bf16) one Adam
+# step of vgg16 on CIFAR-10 is 2.2x faster and conv_only's 3.4x (docs/benchmarks.md); every other shipped
+# run was trained in fp32 before precision was a setting, and says so.
+HEAVY_PRECISION = "bf16"
+# VGG16 has no batch norm: 13 ReLU convs in a row from PyTorch's default init. Measured on the first 10,000
+# CIFAR-10 images, batch 128, bf16: at Adam 1e-3 it sits at chance (test loss 2.3026 = ln 10, 10.0 % after
+# an epoch); at 1e-4 it learns (test loss 2.238, 16.1 % after one epoch, 19.3 % after two). Batch 256 keeps
+# an epoch at ~4.5 minutes on 2 cores (docs/benchmarks.md, "VGG16").
+VGG16_LR = 1e-4
+VGG16_BATCH_SIZE = 256
+LECTURE_LR = 1e-5  # the slides' Adam learning rate (batch 1024); cnnviz's default is 1e-3
+
+
 @dataclass(frozen=True)
 class ShippedRun:
     group: str
     config: RunConfig
     expensive: bool = False  # > ~20 min on a 2-core CPU: trained when a GPU (or patience) is at hand
+    stem: str | None = None  # the file's name where the config's own would clash (same net, other lr)
 
     @property
     def filename(self) -> str:
-        return self.config.name + ".pt"
+        return (self.stem or self.config.name) + ".pt"
 
     @property
     def path(self):
         return shipped_dir() / self.filename
 
 
-def _run(group, arch, dataset, downsample=None, seed=0, expensive=False, batch_size=1024):
-    return ShippedRun(group, RunConfig(arch=arch, dataset=dataset, downsample=downsample, epochs=EPOCHS,
-                                       seed=seed, batch_size=batch_size, half=True).resolved(), expensive)
+def _run(group, arch, dataset, downsample=None, seed=0, expensive=False, batch_size=1024, lr=1e-3,
+         precision="fp32", stem=None):
+    config = RunConfig(arch=arch, dataset=dataset, downsample=downsample, epochs=EPOCHS, seed=seed, lr=lr,
+                       batch_size=batch_size, half=True, precision=precision).resolved()
+    return ShippedRun(group, config, expensive, stem)
 
 
 def shipped_runs() -> list[ShippedRun]:
@@ -56,16 +72,35 @@ def shipped_runs() -> list[ShippedRun]:
     runs += [_run("downsampling", "downsample_compare", cf, d) for d in methods]
     runs += [_run("seeds", "downsample_compare", fm, d, seed=s) for d in methods for s in GRID_SEEDS if s]
     runs += [_run("architectures", "lenet_fc", cf)]
+    runs += [_run("lecture", "downsample_compare", fm, "max", lr=LECTURE_LR,
+                  stem=f"{fm}-downsample_compare-max-lr1e-5")]
+    runs += [_run("architectures", "lenet_1x1", cf, precision=HEAVY_PRECISION)]
     runs += [_run("architectures", a, fm, expensive=True) for a in ("conv_stride", "conv_pool", "same_padding", "conv_only")]
     runs += [_run("architectures", "conv_pool", cf, expensive=True)]
+    runs += [_run("architectures", "conv_only", cf, expensive=True, precision=HEAVY_PRECISION)]
+    runs += [_run("lecture", "vgg16", cf, expensive=True, lr=VGG16_LR, batch_size=VGG16_BATCH_SIZE,
+                  precision=HEAVY_PRECISION)]
     return runs
 
 
+# The lecture's comparisons borrow these runs of other groups (arch, dataset, downsampling): the same net
+# at cnnviz's default lr beside the slides' 1e-5, and the conv-only net (case 2) and the MLP beside VGG16.
+LECTURE_COMPANIONS = {("downsample_compare", "fashion-mnist", "max"), ("conv_only", "cifar10", None),
+                      ("mlp", "cifar10", None)}
+
+
+def _borrowed(group: str, r: ShippedRun) -> bool:
+    if group == "seeds":  # the downsampling group's runs are the seed-0 members of the seed group
+        return r.group == "downsampling"
+    key = (r.config.arch, r.config.dataset, r.config.downsample)
+    return group == "lecture" and r.group != "lecture" and r.config.seed == 0 and key in LECTURE_COMPANIONS
+
+
 def runs_of_group(group: str, dataset: str | None = None) -> list[ShippedRun]:
-    """Runs of a group; the `downsampling` group's seed-0 runs also belong to `seeds`."""
+    """Runs of a group, with those it borrows from others (`_borrowed`)."""
     out = []
     for r in shipped_runs():
-        in_group = r.group == group or (group == "seeds" and r.group == "downsampling")
+        in_group = r.group == group or _borrowed(group, r)
         if in_group and (dataset is None or r.config.dataset == dataset):
             out.append(r)
     return out
@@ -110,7 +145,7 @@ def standings(table, dataset: str):
 
 
 GROUP_TITLES = {"seeds": "Downsampling, seeds 0-2", "downsampling": "Downsampling", "baselines": "Baselines",
-                "architectures": "Architectures"}
+                "architectures": "Architectures", "lecture": "The lecture's comparisons"}
 
 
 def comparison_groups() -> dict[str, list[str]]:
