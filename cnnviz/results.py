@@ -25,7 +25,7 @@ def run_table(records: list[RunRecord], origins: list[str] | None = None):
 
 
 EXPORT_COLUMNS = ["run", "final_test_acc", "best_test_acc", "best_epoch", "params", "seconds_per_epoch", "epochs",
-                  "complete", "seed", "device", "source", "file"]
+                  "complete", "seed", "device", "precision", "source", "file"]
 
 
 def export_table(records: list[RunRecord], origins: list[str], labels: list[str], files: list[str]):

@@ -75,6 +75,9 @@ def shipped_runs() -> list[ShippedRun]:
     runs += [_run("lecture", "downsample_compare", fm, "max", lr=LECTURE_LR,
                   stem=f"{fm}-downsample_compare-max-lr1e-5")]
     runs += [_run("architectures", "lenet_1x1", cf, precision=HEAVY_PRECISION)]
+    runs += [_run("precision", "downsample_compare", fm, "max", seed=s, precision="bf16",
+                  stem=RunConfig(arch="downsample_compare", dataset=fm, downsample="max", seed=s).name + "-bf16")
+             for s in GRID_SEEDS]
     runs += [_run("architectures", a, fm, expensive=True) for a in ("conv_stride", "conv_pool", "same_padding", "conv_only")]
     runs += [_run("architectures", "conv_pool", cf, expensive=True)]
     runs += [_run("architectures", "conv_only", cf, expensive=True, precision=HEAVY_PRECISION)]
@@ -93,7 +96,9 @@ def _borrowed(group: str, r: ShippedRun) -> bool:
     if group == "seeds":  # the downsampling group's runs are the seed-0 members of the seed group
         return r.group == "downsampling"
     key = (r.config.arch, r.config.dataset, r.config.downsample)
-    return group == "lecture" and r.group != "lecture" and r.config.seed == 0 and key in LECTURE_COMPANIONS
+    if group == "precision":  # the fp32 seeds of the same net beside the bf16 ones
+        return r.group in ("downsampling", "seeds") and key == ("downsample_compare", "fashion-mnist", "max")
+    return group == "lecture" and r.group != "lecture" and r.stem is None and r.config.seed == 0 and key in LECTURE_COMPANIONS
 
 
 def runs_of_group(group: str, dataset: str | None = None) -> list[ShippedRun]:
@@ -145,7 +150,8 @@ def standings(table, dataset: str):
 
 
 GROUP_TITLES = {"seeds": "Downsampling, seeds 0-2", "downsampling": "Downsampling", "baselines": "Baselines",
-                "architectures": "Architectures", "lecture": "The lecture's comparisons"}
+                "architectures": "Architectures", "lecture": "The lecture's comparisons",
+                "precision": "bf16 vs fp32, seeds 0-2"}
 
 
 def comparison_groups() -> dict[str, list[str]]:

@@ -18,9 +18,10 @@ from cnnviz.data import DATASETS, list_datasets
 from cnnviz.device import available_devices, describe_device
 from cnnviz.models import build_model, get_arch, list_archs
 from cnnviz.conv_arithmetic import OUTPUT_SIZE_LATEX
+from cnnviz.runs import continuation, continue_note
 from cnnviz.summary import summary
 from cnnviz.train import LR_PRESETS
-from pages.ui import catalog, jobs, nav, run_picker, run_views, widgets
+from pages.ui import catalog, jobs, loaders, nav, run_picker, run_views, widgets
 from pages.ui.widgets import Notices, pct
 
 CUSTOM_LR = "custom"
@@ -131,6 +132,29 @@ def _checkpoint_actions(snap) -> None:
               args=(catalog.run_id("yours", path.name),))
 
 
+def _continue_choice(owner: str) -> None:
+    """Continue any finished run (shipped or yours) for more epochs, as a new file of yours."""
+    with st.expander("Continue a run for more epochs (shipped or yours)"):
+        runs = catalog.runs_by_id()
+        if not runs:
+            st.caption("No runs yet.")
+            return
+        run_id = st.selectbox("Run", list(runs), key="t_continue_run", format_func=lambda i: catalog.menu_label(runs[i]))
+        record = loaders.record(runs[run_id]["path"])
+        total = st.number_input("Epochs in all", record.epochs + 1, record.epochs + 200, record.epochs + 5,
+                                key=f"t_continue_epochs_{run_id}", help=f"It has {record.epochs}; training goes on from there.")
+        st.caption(continue_note(record))
+        if st.button("Continue in the background", key="t_continue"):
+            try:
+                cfg = continuation(record, int(total))
+            except ValueError as e:
+                widgets.show_error(e)
+            else:
+                job = jobs.registry().submit(cfg, name=f"{cfg.name}-e{int(total)}", owner=owner,
+                                             resume_from=runs[run_id]["path"])
+                jobs.remember_job("job", "train_job", job.id)
+
+
 def train_section() -> None:
     st.caption("Choose a network and its training; the table below shows the model before anything is "
                "trained. Training runs on the server in the background: clicking, switching tabs or pages, "
@@ -146,6 +170,7 @@ def train_section() -> None:
             widgets.show_error(e)
         else:
             jobs.remember_job("job", "train_job", jobs.registry().submit(cfg, owner=owner).id)
+    _continue_choice(owner)
     st.subheader("Training")
     job = jobs.attached_job("job", "train_job", "find them on the Compare tab.")
     if job is None:

@@ -183,6 +183,28 @@ def test_stop_ends_a_running_job_as_stopped_and_keeps_its_checkpoint(runs_folder
     assert snap.checkpoint.exists()
 
 
+@pytest.mark.slow
+def test_continue_a_run_trains_more_epochs_into_a_new_file_with_the_history_carried_on(user_runs):
+    folder, ids = user_runs
+    at = open_page()
+    at.selectbox(key="t_continue_run").select(ids[0]).run()
+    assert at.number_input(key=f"t_continue_epochs_{ids[0]}").value == 2 + 5
+    assert any("its Adam state" in c.value for c in at.caption)  # a user run keeps its optimizer state
+    at.number_input(key=f"t_continue_epochs_{ids[0]}").set_value(3).run()
+    at.button(key="t_continue").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    snap = jobs.registry().get(at.session_state["train_job"]).wait(WAIT)
+    assert snap.state == "completed", snap.reason
+    meta = read_meta(snap.checkpoint)
+    original = read_meta(folder / ids[0].removeprefix("yours/"))
+    assert snap.checkpoint.name != original and len(meta["history"]) == 3 and len(original["history"]) == 2
+    assert meta["history"][:2] == original["history"]  # the first two epochs are the original's
+    assert meta["resumed_from"] == {"file": ids[0].removeprefix("yours/"), "epochs": 2, "optimizer_state": True}
+    # A shipped (compact) file says that its optimizer state is gone.
+    at.selectbox(key="t_continue_run").select("fashion-mnist-mlp.pt").run()
+    assert any("keeps no optimizer state" in c.value for c in at.caption)
+
+
 def test_an_unknown_job_in_the_url_shows_a_notice(runs_folder):
     at = open_page(job="nope1234")
     assert any("not on this server" in i.value for i in at.info)
