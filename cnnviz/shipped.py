@@ -122,8 +122,14 @@ def missing_sentence(arch: str, dataset: str, downsample: str | None) -> str:
     """Why no shipped run of this net is shown, and which downsampling to pick instead where one is shipped."""
     others = shipped_downsamples(arch, dataset)
     which = f"{arch} ({downsample_label(downsample)})" if downsample else arch
-    hint = (f"Shipped for {dataset} with: {', '.join(downsample_label(d) for d in others)}; pick it "
-            "above." if others and downsample else availability(arch))
+    planned = find_run(arch, dataset, downsample)
+    if others and downsample:
+        hint = f"Shipped for {dataset} with: {', '.join(downsample_label(d) for d in others)}; pick it above."
+    elif planned is not None:
+        hint = (f"It is planned but not trained yet: make it with `{command_for(planned)}` (from the repository "
+                "root), or train it on the Train & compare page.")
+    else:
+        hint = availability(arch)
     return f"No shipped checkpoint of {which} on {dataset}. {hint}"
 
 
@@ -144,6 +150,7 @@ def standings(table, dataset: str):
     runs = [planned[f] for f in rows["file"]]
     spec = DATASETS[dataset]
     rows = rows.assign(group=[r.group for r in runs], batch_size=[r.config.batch_size for r in runs],
+                       lr=[r.config.lr for r in runs], precision=[r.config.precision for r in runs],
                        macs=[arch_macs(r.config.arch, spec.shape, len(spec.classes), r.config.downsample)
                              for r in runs])
     return rows.sort_values("test_acc", ascending=False, kind="stable").reset_index(drop=True)
@@ -205,8 +212,9 @@ def availability(arch: str) -> str:
         text = f"Shipped checkpoints (trained by this project): {', '.join(present)}."
         return text + (f" Not yet for {', '.join(waiting)}." if waiting else "")
     if planned:
-        return (f"No shipped checkpoint yet ({', '.join(waiting)}): too slow to train on this project's CPU "
-                "machines so far. Train it on the Train & compare page, or all of them at once with "
-                "`python scripts/train_all.py` (much faster on a GPU).")
+        groups = " or ".join(f"`python scripts/train_all.py --group {g}`"
+                             for g in sorted({r.group for r in planned if not r.path.exists()}))
+        return (f"No shipped checkpoint yet ({', '.join(waiting)}): make it with {groups} (much faster on a GPU), "
+                "or train it on the Train & compare page.")
     return ("Not shipped: this net must be trained by you (Train & compare page, or "
             f"`python -m cnnviz train --arch {arch}`).")
