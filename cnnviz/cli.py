@@ -73,8 +73,12 @@ def _resume(a):
     from .runs import continuation
 
     ck = load_checkpoint(a.resume, with_optimizer=True)
+    if a.epochs <= ck.record.epochs:
+        raise UserError(f"{a.resume} already has {ck.record.epochs} epochs: ask for more with --epochs "
+                        f"(the total, e.g. --epochs {ck.record.epochs + 5})")
+    in_place = bool(a.out) and Path(a.out).resolve() == Path(a.resume).resolve()
     try:
-        return ck, continuation(ck.record, a.epochs, a.device)
+        return ck, continuation(ck.record, a.epochs, a.device, half=in_place and ck.record.config.half)
     except ValueError as e:
         raise UserError(f"{a.resume}: {e}") from None
 

@@ -109,13 +109,14 @@ class _Writer:
             self.save(result)
 
 
-def continuation(record, epochs: int, device: str = "auto") -> RunConfig:
+def continuation(record, epochs: int, device: str = "auto", half: bool = False) -> RunConfig:
     """The config that continues `record`'s run up to `epochs` in all: its own settings, on `device`, stored
-    in full precision (a continued run is the user's, and stays resumable)."""
+    in full precision unless `half` (a continued run is the user's, and stays resumable; a run continued
+    in its own file keeps that file's storage)."""
     if epochs <= record.epochs:
         raise ValueError(f"the run already has {record.epochs} epochs: ask for more (the total, e.g. "
                          f"{record.epochs + 5})")
-    return replace(record.config, epochs=epochs, device=device, half=False)
+    return replace(record.config, epochs=epochs, device=device, half=half)
 
 
 def continue_note(record) -> str:
