@@ -17,6 +17,7 @@ from cnnviz.config import OPTIMIZERS, RunConfig
 from cnnviz.data import DATASETS, list_datasets
 from cnnviz.device import available_devices, describe_device
 from cnnviz.models import build_model, get_arch, list_archs
+from cnnviz.precision import PRECISIONS
 from cnnviz.conv_arithmetic import OUTPUT_SIZE_LATEX
 from cnnviz.runs import continuation, continue_note
 from cnnviz.summary import summary
@@ -77,7 +78,7 @@ def _training_choices() -> dict:
     batch_size = c3.number_input("Batch size", 1, 8192, 1024, key="t_batch", persist_state="session",
                                  help="Images per optimiser step; the lecture's loaders use 1024.")
     optimizer = c4.selectbox("Optimizer", OPTIMIZERS, key="t_opt", persist_state="session")
-    c1, c2, c3, _ = st.columns(4)
+    c1, c2, c3, c4 = st.columns(4)
     device = c1.selectbox("Device", available_devices(), key="t_device", persist_state="session",
                           help=f"auto = the fastest here: {describe_device()}")
     seed = c2.number_input("Seed", 0, 10_000, 0, key="t_seed", persist_state="session",
@@ -86,8 +87,13 @@ def _training_choices() -> dict:
     subset = c3.selectbox("Training images", TRAIN_SUBSETS, key="t_subset", persist_state="session",
                           format_func=lambda s: "all" if s == "all" else f"first {s:,}",
                           help="A subset trains faster (for a quick look); the test set is always complete.")
+    precision = c4.selectbox("Precision", PRECISIONS, key="t_precision", persist_state="session",
+                             help="auto: bf16 autocast (float32 master weights) on a GPU, and on a CPU with native "
+                                  "bf16 where a short probe of this net measured it faster; else fp32. The run "
+                                  "records which it used. fp32 forces full precision.")
     return {"epochs": int(epochs), "lr": float(lr), "optimizer": optimizer, "batch_size": int(batch_size),
-            "device": device, "seed": int(seed), "limit_train": None if subset == "all" else int(subset)}
+            "device": device, "seed": int(seed), "limit_train": None if subset == "all" else int(subset),
+            "precision": precision}
 
 
 def _model_preview(arch: str, dataset: str, downsample: str | None) -> None:

@@ -88,3 +88,11 @@ def test_app_speed_reads_a_real_servers_memory_after_chromium_opens_the_home_pag
     assert server["rss_after_all_pages_mb"] > server["rss_idle_mb"] > 0
     assert set(report["baselines"]) == {"import torch, torchvision", "import streamlit, plotly, torch"}
     assert all(v > 50 for v in report["baselines"].values())
+
+
+def test_precision_steps_times_both_modes_and_says_what_auto_would_pick():
+    rows = run_script(str(BENCH / "precision_steps.py"), "--models", "lenet5,mlp", "--datasets", "fashion-mnist",
+                      "--batch", "16", "--repeats", "1", "--json", timeout=300)
+    assert [r["model"] for r in rows] == ["lenet5", "mlp"]
+    for r in rows:
+        assert r["fp32_ms"] > 0 and r["bf16_ms"] > 0 and r["auto"] == ("bf16" if r["speedup"] >= 1.15 else "fp32")
