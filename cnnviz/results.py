@@ -102,6 +102,17 @@ class Group:
         return Curve(np.arange(1, e + 1), values.mean(0), values.min(0), values.max(0), std, self.n)
 
 
+def run_labels(records: list[RunRecord]) -> list[str]:
+    """Each run's legend name: its label, plus the settings that tell it from the other runs of the same
+    net, downsampling and dataset that are another experiment (e.g. "· lr 1e-05" beside "· lr 0.001")."""
+    out = []
+    for r in records:
+        others = [o.trained_config for o in records if o.base_label == r.base_label and o.experiment != r.experiment]
+        extra = r.trained_config.differences(others) if others else ""
+        out.append(r.label + (f" · {extra}" if extra else ""))
+    return out
+
+
 def seed_groups(records: list[RunRecord]) -> list[Group]:
     """Group runs that differ only by seed, in order of first appearance; runs without any epoch are left out.
 

@@ -264,7 +264,7 @@ def compare_section() -> None:
         return
     entries = {**runs, **uploaded}
     records = [run_picker.record_of(entries[r]) for r in selected]
-    labels = catalog.unique_labels(selected, [rec.label for rec in records])
+    labels = catalog.unique_labels(selected, results.run_labels(records))
     colors = {r: figures.RUN_COLORS[i % len(figures.RUN_COLORS)] for i, r in enumerate(selected)}
     grouped, groups = _curves_section(selected, records, labels, colors)
     _tables_section(selected, records, labels, entries, grouped, groups)

@@ -385,6 +385,28 @@ def test_one_click_loads_a_shipped_comparison_group(group, dataset, runs_folder)
     assert shared.selectbox(key="c_shipped_group").value == f"{shipped.GROUP_TITLES[group]} on {dataset}"
 
 
+@pytest.mark.parametrize("dataset, differs", [("fashion-mnist", "lr 1e-05"), ("cifar10", "arch")])
+def test_the_lectures_comparisons_set_its_settings_and_nets_side_by_side(dataset, differs, runs_folder):
+    """lr 1e-5 (the slides) against cnnviz's 1e-3 on the same net; conv-only (case 2) and VGG16 beside the MLP."""
+    runs = shipped.runs_of_group("lecture", dataset)
+    present = [r.filename for r in runs if r.path.exists()]
+    if len(present) < len(runs):
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"the lecture's {dataset} runs are not all trained yet: {sorted(set(r.filename for r in runs) - set(present))}")
+    at = open_page(part="Compare")
+    at.selectbox(key="c_shipped_group").set_value(f"{shipped.GROUP_TITLES['lecture']} on {dataset}").run()
+    at.button(key="c_load_group").click().run()
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if "final_test_acc" in d.value.columns)
+    assert sorted(table["file"]) == sorted(present)
+    records = {f: read_meta(shipped.shipped_dir() / f) for f in present}
+    for _, row in table.iterrows():  # every figure read from its file
+        assert row["final_test_acc"] == pytest.approx(100 * records[row["file"]]["history"][-1]["test_acc"])
+    if dataset == "fashion-mnist":
+        lrs = {records[f]["train"]["lr"] for f in present}
+        assert lrs == {1e-3, shipped.LECTURE_LR}
+        assert any(differs in r for r in table["run"])  # the legend names what differs
+
+
 def test_a_link_opens_the_train_form_with_its_net_and_the_sidebar_gives_the_link_back(runs_folder):
     at = open_page(arch="lenet5", downsample="avg", dataset="cifar10")
     assert at.selectbox(key="t_arch").value == "lenet5" and at.selectbox(key="t_dataset").value == "cifar10"
