@@ -3,8 +3,10 @@
 The lecture's output-size formula S_o = floor((S_D - K + 2P) / S) + 1, the same number measured by a
 real `nn.Conv2d`, the window behind each output cell, and receptive fields by the closed form
 r_out = r_in + (k - 1) * j_in, j_out = j_in * s, with j the distance in input pixels between
-neighbouring outputs. A layer's (kernel, stride) steps come from its conv parameters, from the
-downsampling registry for downsampling layers, or from the layer's own `rf_steps`.
+neighbouring outputs, and start_out = start_in - p * j_in the input coordinate of the first pixel unit 0
+sees (negative: it reaches into the padding). A layer's (kernel, stride[, padding]) steps come from its
+conv parameters, from the downsampling registry for downsampling layers, or from the layer's own
+`rf_steps`.
 """
 from __future__ import annotations
 
@@ -84,20 +86,39 @@ def window_formula(module: nn.Module, size: int) -> str:
     return f"floor(({size} - {k} + 2*{p}) / {s}) + 1 = {conv_output_size(size, k, p, s)}"
 
 
-def layer_steps(module: nn.Module, in_hw: int | None, out_hw: int | None) -> list[tuple[float, float]]:
-    """(kernel, stride) steps a layer applies along one axis; [] for layers that keep the geometry."""
+def layer_steps(module: nn.Module, in_hw: int | None, out_hw: int | None) -> list[tuple[float, float, float]]:
+    """(kernel, stride, padding) steps a layer applies along one axis; [] for layers that keep the geometry."""
     entry = downsample_of(module)
     if entry is not None:
-        return list(entry.steps)
-    if isinstance(module, nn.Conv2d):
-        return [(module.dilation[0] * (module.kernel_size[0] - 1) + 1, module.stride[0])]
-    steps = getattr(module, "rf_steps", None)  # layers that know their own geometry (Resize, front ends)
-    return steps(in_hw, out_hw) if steps is not None and in_hw and out_hw else []
+        steps = list(entry.steps)
+    elif isinstance(module, nn.Conv2d):
+        k = module.dilation[0] * (module.kernel_size[0] - 1) + 1
+        steps = [(k, module.stride[0], _conv_padding(module, k))]
+    elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):  # a pooling layer built outside the registry
+        k, s, p, d = (_first(v) for v in (module.kernel_size, module.stride, module.padding,
+                                          getattr(module, "dilation", 1)))  # AvgPool2d has no dilation
+        steps = [(d * (k - 1) + 1, s, p)]
+    else:
+        rf_steps = getattr(module, "rf_steps", None)  # layers that know their own geometry (Resize, front ends)
+        steps = rf_steps(in_hw, out_hw) if rf_steps is not None and in_hw and out_hw else []
+    return [(k, s, rest[0] if rest else 0) for k, s, *rest in steps]  # a registry step may omit its padding
+
+
+def _first(v) -> int:
+    return v if isinstance(v, int) else v[0]
+
+
+def _conv_padding(conv: nn.Conv2d, k: int) -> int:
+    """Rows of padding before the first row: a number, or what "same" (stride 1) and "valid" mean."""
+    if isinstance(conv.padding, str):
+        return (k - 1) // 2 if conv.padding == "same" else 0
+    return conv.padding[0]
 
 
 def receptive_fields(model: nn.Sequential, input_shape: tuple[int, int, int]) -> list[dict]:
-    """Per top-level layer: receptive field and jump in input pixels; after Flatten, the whole input."""
-    rows, r, j, full = [], 1.0, 1.0, False
+    """Per top-level layer: receptive field `rf`, jump and `start` in input pixels (unit u of the layer sees
+    input rows start + u * jump .. start + u * jump + rf - 1, columns alike); after Flatten, the whole input."""
+    rows, r, j, start, full = [], 1.0, 1.0, 0.0, False
     x = torch.zeros(1, *input_shape)  # (1, C, H, W), run through the layers one by one
     with torch.no_grad():
         for name, layer in model.named_children():
@@ -107,10 +128,10 @@ def receptive_fields(model: nn.Sequential, input_shape: tuple[int, int, int]) ->
             if isinstance(layer, (nn.Flatten, nn.Linear)) or x.dim() != 4:
                 full = True
             if not full:
-                for k, s in layer_steps(layer, in_hw, out_hw):
-                    r, j = r + (k - 1) * j, j * s
+                for k, s, p in layer_steps(layer, in_hw, out_hw):
+                    r, start, j = r + (k - 1) * j, start - p * j, j * s
             rows.append({"name": name, "rf": None if full else int(round(r)), "jump": None if full else j,
-                         "whole_input": full})
+                         "start": None if full else start, "whole_input": full})
     return rows
 
 
@@ -123,3 +144,31 @@ def size_remarks(size: int, kernel: int, padding: int, stride: int) -> list[str]
     if kernel % 2 == 1:
         out.append(f"With S=1, P=(K-1)/2={(kernel - 1) // 2} keeps the resolution (the lecture's 'same' padding).")
     return out
+
+
+@dataclass(frozen=True)
+class Field:
+    """The input pixels one unit can see (its theoretical receptive field): rows top..bottom and columns
+    left..right, inclusive. It may reach past the input's edge into the padding; `clipped` keeps what is inside."""
+    top: int
+    left: int
+    bottom: int
+    right: int
+
+    def clipped(self, height: int, width: int) -> "Field":
+        return Field(max(self.top, 0), max(self.left, 0), min(self.bottom, height - 1), min(self.right, width - 1))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.bottom - self.top + 1, self.right - self.left + 1
+
+
+def unit_field(rows: list[dict], layer: str, row: int, col: int) -> Field:
+    """The theoretical receptive field of unit (row, col) of `layer`, from `receptive_fields`' rows: it
+    starts at start + u * jump and is rf pixels long on each axis (square kernels and strides)."""
+    found = next((r for r in rows if r["name"] == layer), None)
+    if found is None or found["whole_input"]:
+        raise ValueError(f"{layer} has no spatial map: after Flatten every unit sees the whole input")
+    rf, jump, start = found["rf"], found["jump"], found["start"]
+    top, left = int(round(start + row * jump)), int(round(start + col * jump))
+    return Field(top, left, top + rf - 1, left + rf - 1)

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-Steps = tuple[tuple[float, float], ...]  # (kernel, stride) along one axis, applied in order
+Steps = tuple[tuple[float, ...], ...]  # (kernel, stride[, padding before the first pixel]) along one axis, in order
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Downsample:
     short: str  # inside a sentence: "max pooling"
     color: str  # the same colour on every page and figure
     factory: Callable[[], nn.Module]  # a fresh parameter-free layer halving H and W
-    steps: Steps  # its geometry, for receptive fields: max pooling is ((2, 2),)
+    steps: Steps  # its geometry, for receptive fields: max pooling is ((2, 2),), padding 0 when left out
     strides_conv: bool = False  # in a conv trunk: no layer, the conv before it gets stride 2
 
     def layer(self) -> nn.Module:
@@ -129,7 +129,8 @@ class Resize(nn.Module):
         return F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
 
     def rf_steps(self, in_hw: int, out_hw: int) -> list[tuple[float, float]]:
-        """Geometry for receptive fields: one input pixel per output pixel, `in/out` apart."""
+        """Geometry for receptive fields: one input pixel per output pixel, `in/out` apart (counted as
+        starting at pixel 0: the half-pixel offset of align_corners=False is left out)."""
         return [(1, in_hw / out_hw)]
 
     def extra_repr(self):
@@ -177,6 +178,6 @@ register_downsample(Downsample("nearest", "Nearest interpolation x0.5", "nearest
                                lambda: Interpolate(0.5, "nearest"), ((1, 2),)))
 register_downsample(Downsample("stride", "Strided convolution (stride 2)", "the strided conv", "#d62728",
                                EveryOther, ((1, 2),), strides_conv=True))
-# The dense 2x2 max (stride 1), then the 3x3 blur with stride 2.
+# The dense 2x2 max (stride 1), then the 3x3 blur with stride 2 over a map padded by 1 (reflected).
 register_downsample(Downsample("blurmax", "Max pooling + blur (anti-aliased, Zhang 2019)", "blurmax", "#17becf",
-                               BlurMaxPool, ((2, 1), (3, 2))))
+                               BlurMaxPool, ((2, 1), (3, 2, 1))))

@@ -100,9 +100,9 @@ class EngineeredFrontEnd(nn.Module):
         gx, gy, lap = d[:, 0:1], d[:, 1:2], d[:, 2:3]
         return torch.cat([g, gx, gy, torch.hypot(gx, gy), lap], dim=1)
 
-    def rf_steps(self, in_hw: int, out_hw: int) -> list[tuple[float, float]]:
-        """Geometry for receptive fields: one 3x3 window, stride 1."""
-        return [(3, 1)]
+    def rf_steps(self, in_hw: int, out_hw: int) -> list[tuple[float, float, float]]:
+        """Geometry for receptive fields: one 3x3 window, stride 1, over the input padded by 1 (reflected)."""
+        return [(3, 1, 1)]
 
     def extra_repr(self):
         return f"in_channels={self.in_channels}, edge={self.edge!r}, trainable=False"

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .downsample import apply_downsample, get_downsample, list_downsamples
 
-_HOOK_LOCK = threading.Lock()
+HOOK_LOCK = threading.Lock()  # held by everything that puts hooks on a shared model (here, inside.py)
 
 
 @torch.inference_mode()
@@ -44,7 +44,7 @@ def _feature_maps_hooked(model, x, wanted):
     if missing:
         raise ValueError(f"no layer named {', '.join(sorted(missing))}")
     out, hooks = {}, []
-    with _HOOK_LOCK:
+    with HOOK_LOCK:
         was_training = model.training
         try:
             model.eval()
