@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from .downsample import downsample_of
+from .models import build_model, get_arch
 
 
 def conv_output_size(size: int, kernel: int, padding: int = 0, stride: int = 1, dilation: int = 1) -> int:
@@ -172,3 +173,27 @@ def unit_field(rows: list[dict], layer: str, row: int, col: int) -> Field:
     rf, jump, start = found["rf"], found["jump"], found["start"]
     top, left = int(round(start + row * jump)), int(round(start + col * jump))
     return Field(top, left, top + rf - 1, left + rf - 1)
+
+
+def field_sizes(model: nn.Sequential, input_shape: tuple[int, int, int]) -> list[dict]:
+    """Receptive field size after each layer that changes it (ReLUs and other same-geometry layers left out),
+    up to the classifier: (order, layer, rf, jump) rows for the table and figure of every net and downsampler."""
+    rows, last = [], None
+    for order, r in enumerate(receptive_fields(model, input_shape)):
+        if r["whole_input"]:
+            break
+        if (r["rf"], r["jump"]) != last:
+            rows.append({"order": order, "layer": r["name"], "rf": r["rf"], "jump": r["jump"]})
+        last = (r["rf"], r["jump"])
+    return rows
+
+
+def field_sizes_by_method(arch: str, input_shape: tuple[int, int, int]) -> list[dict]:
+    """`field_sizes` of `arch` built with every downsampling it takes (one row per method and layer, `method`
+    None for a net that never downsamples). Built on the meta device: shapes only, no weights allocated."""
+    rows = []
+    for method in get_arch(arch).downsamples or (None,):
+        with torch.device("meta"):
+            model = build_model(arch, input_shape, downsample=method)
+            rows += [{"method": method, **r} for r in field_sizes(model, input_shape)]
+    return rows

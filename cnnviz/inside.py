@@ -51,6 +51,7 @@ class Pixel:
     relu: bool
     hooked: float  # the value the network computed, from the forward hook
     parts: tuple["Pixel", ...] = ()  # blurmax: the dense 2x2 maxima its blur weighs (their `rows` are input rows)
+    stride: int = 1  # input pixels between the windows of neighbouring output pixels
 
     @property
     def value(self) -> float:
@@ -119,6 +120,12 @@ def layer_io(model: nn.Sequential, x: torch.Tensor, layer: str) -> LayerIO:
     return LayerIO(layer, as_np["input"], as_np["output"], after != layer)
 
 
+def strongest(io: LayerIO, channel: int) -> tuple[int, int]:
+    """(row, col) of the largest value of one output channel (the first, row by row)."""
+    i, j = np.unravel_index(int(np.argmax(io.output[channel])), io.output[channel].shape)
+    return int(i), int(j)
+
+
 def explain(model: nn.Sequential, io: LayerIO, channel: int, row: int, col: int) -> Pixel:
     """Output pixel (channel, row, col) of `io.layer`, computed by hand from `io.input` with the layer's rule."""
     c, h, w = io.output.shape
@@ -165,7 +172,7 @@ def _conv(m: nn.Conv2d, io, c, i, j, hooked) -> Pixel:
     weights = m.weight[c].detach().double().cpu().numpy()  # (C_in, kh, kw)
     bias = float(m.bias[c].detach()) if m.bias is not None else 0.0
     return Pixel(io.layer, "conv", c, i, j, tuple(range(inputs.shape[0])), rows, cols, inputs, weights, "sum",
-                 float((inputs * weights).sum()), bias, io.relu, hooked)
+                 float((inputs * weights).sum()), bias, io.relu, hooked, stride=sh)
 
 
 def _max(m: nn.MaxPool2d, io, c, i, j, hooked) -> Pixel:
@@ -173,14 +180,14 @@ def _max(m: nn.MaxPool2d, io, c, i, j, hooked) -> Pixel:
                                                           m.dilation))
     rows, cols = _taps(i, k, s, p, d), _taps(j, k, s, p, d)
     inputs = _window(io.input[c:c + 1], rows, cols, fill=-math.inf)  # max pooling pads with -inf
-    return _max_pixel(io, "max", c, i, j, rows, cols, inputs, hooked)
+    return _max_pixel(io, c, i, j, rows, cols, inputs, hooked, s)
 
 
-def _max_pixel(io, rule, c, i, j, rows, cols, inputs, hooked) -> Pixel:
+def _max_pixel(io, c, i, j, rows, cols, inputs, hooked, stride) -> Pixel:
     weights = np.zeros_like(inputs)
     weights.flat[int(np.argmax(inputs))] = 1.0  # the winner
-    return Pixel(io.layer, rule, c, i, j, (c,), tuple(rows), tuple(cols), inputs, weights, "max",
-                 float(inputs.max()), 0.0, io.relu, hooked)
+    return Pixel(io.layer, "max", c, i, j, (c,), tuple(rows), tuple(cols), inputs, weights, "max",
+                 float(inputs.max()), 0.0, io.relu, hooked, stride=stride)
 
 
 def _avg(m: nn.AvgPool2d, io, c, i, j, hooked) -> Pixel:
@@ -195,7 +202,7 @@ def _avg(m: nn.AvgPool2d, io, c, i, j, hooked) -> Pixel:
         n = sum(0 <= r < io.input.shape[1] and 0 <= q < io.input.shape[2] for r in rows for q in cols)
     weights = np.full_like(inputs, 1.0 / n)
     return Pixel(io.layer, "avg", c, i, j, (c,), rows, cols, inputs, weights, "sum", float((inputs * weights).sum()),
-                 0.0, io.relu, hooked)
+                 0.0, io.relu, hooked, stride=s)
 
 
 def linear_taps(out_index: int, in_size: int, scale: float) -> tuple[tuple[int, int], tuple[float, float]]:
@@ -229,14 +236,14 @@ def _interpolate(m: Interpolate, io, c, i, j, hooked) -> Pixel:
         raise ValueError(f"no hand rule for {m.mode} interpolation")
     inputs = _window(io.input[c:c + 1], rows, cols)
     return Pixel(io.layer, m.mode, c, i, j, (c,), tuple(rows), tuple(cols), inputs, weights, "sum",
-                 float((inputs * weights).sum()), 0.0, io.relu, hooked)
+                 float((inputs * weights).sum()), 0.0, io.relu, hooked, stride=round(scale))
 
 
 def _every_other(m: EveryOther, io, c, i, j, hooked) -> Pixel:
     rows, cols = (2 * i,), (2 * j,)
     inputs = _window(io.input[c:c + 1], rows, cols)
     return Pixel(io.layer, "every other", c, i, j, (c,), rows, cols, inputs, np.ones((1, 1, 1)), "sum",
-                 float(inputs.sum()), 0.0, io.relu, hooked)
+                 float(inputs.sum()), 0.0, io.relu, hooked, stride=2)
 
 
 def _reflect(index: int, size: int, mode: str) -> int:
@@ -254,14 +261,90 @@ def _blurmax(m: BlurMaxPool, io, c, i, j, hooked) -> Pixel:
     mode = "reflect" if min(mh, mw) > 1 else "replicate"  # BlurMaxPool's own choice for a 1-pixel map
     rows = tuple(_reflect(2 * i - 1 + t, mh, mode) for t in range(3))
     cols = tuple(_reflect(2 * j - 1 + t, mw, mode) for t in range(3))
-    parts = tuple(_max_pixel(io, "max", c, r, q, (r, r + 1), (q, q + 1), _window(io.input[c:c + 1], (r, r + 1),
-                                                                                  (q, q + 1)), math.nan)
-                  for r in rows for q in cols)
+    parts = tuple(_max_pixel(io, c, r, q, (r, r + 1), (q, q + 1), _window(io.input[c:c + 1], (r, r + 1), (q, q + 1)),
+                             math.nan, 1) for r in rows for q in cols)
     inputs = np.array([p.total for p in parts]).reshape(1, 3, 3)  # the nine maxima
     weights = m.kernel[0].detach().double().cpu().numpy()  # (1, 3, 3): [1,2,1] x [1,2,1] / 16
     return Pixel(io.layer, "blurmax", c, i, j, (c,), rows, cols, inputs, weights, "sum",
-                 float((inputs * weights).sum()), 0.0, io.relu, hooked, parts)
+                 float((inputs * weights).sum()), 0.0, io.relu, hooked, parts, stride=2)
 
 
 _RULES = ((nn.Conv2d, _conv), (nn.MaxPool2d, _max), (nn.AvgPool2d, _avg), (Interpolate, _interpolate),
           (EveryOther, _every_other), (BlurMaxPool, _blurmax))
+
+
+# ---- the computation in words and symbols -------------------------------------------------------------
+
+def _n(x: float) -> str:
+    return "-\\infty" if x == -math.inf else f"{x:.4f}"
+
+
+def equation_latex(p: Pixel) -> str:
+    """The pixel's computation with its numbers, line by line, ending in the value (for st.latex)."""
+    values = [_n(v) for v in p.inputs.ravel()]
+    if p.rule == "conv":
+        lines = [rf"S = \sum_{{c,u,v}} x_{{c,u,v}}\, w_{{c,u,v}} = {_n(p.total)}"
+                 rf"\quad\text{{({p.inputs.size} products)}}",
+                 rf"z = S + b = {_n(p.total)} + ({_n(p.bias)}) = {_n(p.total + p.bias)}"]
+    elif p.rule == "max":
+        lines = [rf"\max({', '.join(values)}) = {_n(p.total)}"]
+    elif p.rule == "blurmax":
+        terms = [rf"\tfrac{{{16 * w:.0f}}}{{16}} \cdot {_n(m.total)}" for w, m in zip(p.weights.ravel(), p.parts)]
+        rows = [" + ".join(terms[k:k + 3]) for k in (0, 3, 6)]  # one line per row of the 3x3 blur
+        lines = [r"M_{r,c} = \max(\text{the 2x2 block at row } r \text{, column } c)",
+                 rf"{rows[0]}", rf"\quad + {rows[1]}", rf"\quad + {rows[2]} = {_n(p.total)}"]
+    elif p.rule in ("nearest", "every other"):
+        lines = [rf"x_{{{p.rows[0]},{p.cols[0]}}} = {_n(p.total)}"]
+    else:  # avg, bilinear: a weighted sum of the window
+        terms = " + ".join(rf"{w:.4g} \cdot {x}" for w, x in zip(p.weights.ravel(), values))
+        lines = [rf"{terms} = {_n(p.total)}"]
+    if p.relu:
+        lines.append(rf"\mathrm{{ReLU}}({_n(p.total + p.bias)}) = \max(0, {_n(p.total + p.bias)}) = {_n(p.value)}")
+    return r"\begin{aligned}" + r"\\ ".join(f"&{line}" for line in lines) + r"\end{aligned}"
+
+
+RULES = {"conv": "the window times the kernel, summed, plus the bias",
+         "max": "the largest value of the window (its winner, starred)",
+         "avg": "the mean of the window",
+         "bilinear": "four pixels weighted by bilinear interpolation (align_corners=False: the output pixel sits "
+                     "half-way between them, so each weighs 1/4 away from the border)",
+         "nearest": "one pixel, floor(2i) (nearest interpolation keeps the top-left pixel of each block)",
+         "every other": "one pixel, x[2i, 2j] (what a stride-2 conv keeps of its stride-1 output)",
+         "blurmax": "a 3x3 blur ([1,2,1]x[1,2,1]/16) of nine dense 2x2 maxima (each starred)"}
+
+
+def pixel_sentence(p: Pixel, size: tuple[int, int]) -> str:
+    """Where the pixel's window sits and what its rule does, in one sentence."""
+    h, w = size
+    reads = p.reads(size)
+    rr, cc = [r for r, _ in reads], [c for _, c in reads]
+    channels = (f"all {len(p.in_channels)} input channel(s)" if p.rule == "conv"
+                else f"input channel {p.in_channels[0]} only")
+    span = f"rows {min(rr)}..{max(rr)} and columns {min(cc)}..{max(cc)}" if reads else "only padding"
+    padded = (" (the rest of the window lies in the zero padding)" if p.rule == "conv" and
+              len(reads) < len(p.rows) * len(p.cols) else "")
+    return (f"Output pixel (channel {p.channel}, row {p.row}, column {p.col}) of {p.layer} reads {span} of "
+            f"{channels}{padded}; neighbouring output pixels are {p.stride} input pixel(s) apart. Its rule: "
+            f"{RULES[p.rule]}.")
+
+
+def panels(p: Pixel, in_channel: int) -> list[tuple[str, np.ndarray, bool, tuple[int, int] | None]]:
+    """The grids to show beside the equation, (title, (kh, kw) values, signed colours, marked cell): the window
+    of input channel `in_channel`, the kernel (or the rule's weights) and their products; max pooling shows its
+    window with the winner marked."""
+    k = p.in_channels.index(in_channel) if in_channel in p.in_channels else 0
+    name = f"input channel {p.in_channels[k]}"
+    if p.combine == "max":
+        i, j = np.unravel_index(int(np.argmax(p.inputs[k])), p.inputs[k].shape)
+        return [(f"the window ({name}), winner boxed", p.inputs[k], True, (int(i), int(j)))]
+    if p.rule == "blurmax":
+        return [("M: the nine dense 2x2 maxima", p.inputs[0], True, None),
+                ("the blur's weights", p.weights[0], False, None), ("M x weights", p.products[0], True, None)]
+    what = "kernel w" if p.rule == "conv" else "the rule's weights"
+    return [(f"window x ({name})", p.inputs[k], True, None), (f"{what} ({name})", p.weights[k], p.rule == "conv", None),
+            ("x times w", p.products[k], True, None)]
+
+
+def channel_sums(p: Pixel) -> list[dict]:
+    """A conv's sum split by input channel: what each input channel adds to S."""
+    return [{"input channel": c, "sum of its products": float(p.products[k].sum())} for k, c in enumerate(p.in_channels)]

@@ -105,3 +105,45 @@ def cam_layer(model: nn.Sequential, where: str = "last conv") -> str:
 
 
 CAM_LAYERS = {"last conv": "the last conv layer's activation", "last map": "the last map before the classifier"}
+
+
+@dataclass(frozen=True)
+class Looks:
+    """Where one net looks on one image, for its predicted class and for the true class."""
+    name: str
+    layer: str  # the layer Grad-CAM read
+    predicted: int
+    probs: np.ndarray  # (num_classes,)
+    cams: dict[str, np.ndarray]  # "predicted" / "true" -> Grad-CAM resized to the input (H, W)
+    gradients: dict[str, np.ndarray]  # "predicted" / "true" -> |d score / d input| (H, W)
+
+
+def where_nets_look(models: dict[str, nn.Sequential], x: torch.Tensor, true_class: int,
+                    where: str = "last conv") -> list[Looks]:
+    """Grad-CAM and the input gradient of every net in `models` (name -> net) on one image `x` (1, C, H, W)."""
+    out = []
+    for name, model in models.items():
+        layer = cam_layer(model, where)
+        first = grad_cam(model, x, 0, layer)
+        targets = {"predicted": int(first.probs.argmax()), "true": int(true_class)}
+        cams = {k: (first if t == 0 else grad_cam(model, x, t, layer)).upsampled for k, t in targets.items()}
+        grads = {k: input_gradient(model, x, t) for k, t in targets.items()}
+        out.append(Looks(name, layer, targets["predicted"], first.probs, cams, grads))
+    return out
+
+
+def field_sentence(grad: np.ndarray, field) -> str:
+    """How the gradient's nonzero pixels sit against the theoretical field (a `conv_arithmetic.Field`)."""
+    h, w = grad.shape
+    f = field.clipped(h, w)
+    rows, cols = np.nonzero(grad)
+    inside = (rows >= f.top) & (rows <= f.bottom) & (cols >= f.left) & (cols <= f.right)
+    size = f"{field.size[0]}x{field.size[1]}"
+    where = (f"rows {field.top}..{field.bottom} and columns {field.left}..{field.right}"
+             + (", partly in the padding" if f != field else ""))
+    if not len(rows):
+        return (f"Theoretical field: {size} pixels ({where}). The gradient is zero everywhere: for this image "
+                "every path from the input to this unit passes a ReLU that is off.")
+    return (f"Theoretical field: {size} pixels ({where}). {len(rows)} input pixels have a nonzero gradient, "
+            f"{int((~inside).sum())} of them outside the field; they span rows {rows.min()}..{rows.max()} and "
+            f"columns {cols.min()}..{cols.max()}.")

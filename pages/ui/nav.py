@@ -40,6 +40,7 @@ PAGES: list[Lesson] = [
     Lesson("downsampling.py", "Downsampling: pooling vs interpolation vs stride", ":material/compress:"),
     Lesson("engineered.py", "Engineered vs learned features", ":material/science:"),
     Lesson("architectures.py", "Architectures", ":material/account_tree:"),
+    Lesson("inside.py", "Look inside", ":material/biotech:"),
 ]
 HOME_TITLE = "Home"
 

@@ -201,3 +201,18 @@ def share_link() -> None:
 def show_error(e: Exception) -> None:
     """A user-caused failure as one line (CheckpointError, ImageError, ValueError...)."""
     st.error(str(e) if isinstance(e, (CheckpointError, ValueError)) else f"{type(e).__name__}: {e}")
+
+
+def take_click(chart_key: str, row_key: str, col_key: str) -> None:
+    """A click on the plotly chart `chart_key` (drawn with on_select="rerun"; its selection is in session state
+    from the run the click started): copy the clicked point's row (y) and column (x) into the number inputs
+    `row_key`, `col_key` before they are drawn. Each click is taken once, so typing a number afterwards wins."""
+    event = st.session_state.get(chart_key)
+    points = (event.get("selection") or {}).get("points") or [] if event else []
+    if not points:
+        return
+    cell = (int(round(points[0]["y"])), int(round(points[0]["x"])))
+    taken = f"_{chart_key}_taken"
+    if st.session_state.get(taken) != cell:
+        st.session_state[taken] = cell
+        st.session_state[row_key], st.session_state[col_key] = cell
