@@ -118,17 +118,16 @@ from torch.utils.data import DataLoader, RandomSampler, TensorDataset"""
 
 _FASHION_MNIST = '''\
 def load_split(train: bool):
-    """Fashion-MNIST as uint8 images (N, 1, 28, 28) and int64 labels (N,): the IDX files in DATA_DIR (gzipped
-    or not), else torchvision's download into ./data."""
+    """Fashion-MNIST as uint8 images (N, 1, 28, 28) and int64 labels (N,): the IDX files in
+    DATA_DIR (gzipped or not), else torchvision's download into ./data."""
     stem = "train" if train else "t10k"
-    folder = Path(DATA_DIR)
-    files = [next((p for p in (folder / f"{stem}-{kind}-ubyte", folder / f"{stem}-{kind}-ubyte.gz") if p.exists()),
-                  None) for kind in ("images-idx3", "labels-idx1")]
-    if None in files:
+    kinds = ("images-idx3", "labels-idx1")
+    found = [next(Path(DATA_DIR).glob(f"{stem}-{kind}-ubyte*"), None) for kind in kinds]
+    if None in found:
         from torchvision.datasets import FashionMNIST
         ds = FashionMNIST("data", train=train, download=True)
         return ds.data[:, None].clone(), ds.targets.clone()
-    images, labels = (read_idx(p) for p in files)
+    images, labels = (read_idx(p) for p in found)
     return torch.from_numpy(images.copy())[:, None], torch.from_numpy(labels.astype(np.int64))
 
 
@@ -140,7 +139,8 @@ def read_idx(path: Path) -> np.ndarray:
 
 _CIFAR10 = '''\
 def load_split(train: bool):
-    """CIFAR-10 as uint8 images (N, 3, 32, 32) and int64 labels (N,), with torchvision's download into DATA_DIR."""
+    """CIFAR-10 as uint8 images (N, 3, 32, 32) and int64 labels (N,), downloaded by torchvision
+    into DATA_DIR."""
     from torchvision.datasets import CIFAR10
     ds = CIFAR10(DATA_DIR, train=train, download=True)
     return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets)'''
@@ -155,12 +155,12 @@ STD = torch.tensor({std}).view(1, -1, 1, 1)
 
 
 def normalize(x_uint8):
-    """uint8 (B, C, H, W) -> float32 in [0, 1], then (x - mean) / std: the lecture's ToTensor + Normalize."""
+    """uint8 (B, C, H, W) -> float32 in [0, 1], then (x - mean) / std: ToTensor + Normalize."""
     return (x_uint8.float() / 255 - MEAN) / STD
 
 
-# The generator sits on the sampler, so the order is one randperm per epoch from a generator seeded with SEED
-# (DataLoader(generator=...) would also draw its workers' seed from it, and shuffle differently).
+# The generator sits on the sampler: one randperm per epoch from a generator seeded with SEED.
+# (DataLoader(generator=...) would also draw its workers' seed from it, and shuffle differently.)
 train_loader = DataLoader(TensorDataset(train_x, train_y), batch_size=BATCH_SIZE,
                           sampler=RandomSampler(train_x, generator=torch.Generator().manual_seed(SEED)),
                           drop_last=len(train_y) >= BATCH_SIZE)
@@ -235,14 +235,14 @@ def sections(cfg: RunConfig, *, script: bool = True) -> list[tuple[str, str]]:
     build = (f"torch.manual_seed(SEED)  # the initial weights: layers created in this order after this seed\n"
              f"{model_code(model, spec.shape)}\n"
              'print(f"parameters: {sum(p.numel() for p in model.parameters())}")')
+    data = (_FASHION_MNIST if cfg.dataset == "fashion-mnist" else _CIFAR10) + "\n\n\n" + \
+        _DATA.format(mean=list(spec.mean), std=list(spec.std))
     out = [("Imports", ("import argparse\n" if script else "") + IMPORTS),
-           ("Training settings (the run's `RunConfig`)", _settings(cfg, script=script)),
-           (f"{spec.label or spec.name}: the images as uint8 tensors, normalised per batch",
-            (_FASHION_MNIST if cfg.dataset == "fashion-mnist" else _CIFAR10) + "\n\n\n" +
-            _DATA.format(mean=list(spec.mean), std=list(spec.std)))]
+           ("Training settings (the run's `RunConfig`)", _settings(cfg, script=script))]
     if helpers:
         out.append(("Layers that are not part of torch.nn (their source, from cnnviz)", helpers))
     out += [(f"The net: {cfg.arch}" + (f", downsampling {cfg.downsample}" if cfg.downsample else ""), build),
+            (f"{spec.label or spec.name}: the images as uint8 tensors, normalised per batch", data),
             ("Loss, optimizer and the training loop", _TRAIN.format(optimizer=_OPTIMIZERS[cfg.optimizer]))]
     return out
 

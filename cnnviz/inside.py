@@ -328,21 +328,25 @@ def pixel_sentence(p: Pixel, size: tuple[int, int]) -> str:
             f"{RULES[p.rule]}.")
 
 
-def panels(p: Pixel, in_channel: int) -> list[tuple[str, np.ndarray, bool, tuple[int, int] | None]]:
-    """The grids to show beside the equation, (title, (kh, kw) values, signed colours, marked cell): the window
-    of input channel `in_channel`, the kernel (or the rule's weights) and their products; max pooling shows its
-    window with the winner marked."""
+def panels(p: Pixel, in_channel: int) -> list[dict]:
+    """The grids to show beside the equation, each a dict of title, (kh, kw) values, signed colours, the marked
+    cell and the input rows and columns the cells come from: the window of input channel `in_channel`, the kernel
+    (or the rule's weights) and their products; max pooling shows its window with the winner marked."""
     k = p.in_channels.index(in_channel) if in_channel in p.in_channels else 0
-    name = f"input channel {p.in_channels[k]}"
+    name, at = f"input channel {p.in_channels[k]}", {"rows": p.rows, "cols": p.cols}
     if p.combine == "max":
         i, j = np.unravel_index(int(np.argmax(p.inputs[k])), p.inputs[k].shape)
-        return [(f"the window ({name}), winner boxed", p.inputs[k], True, (int(i), int(j)))]
-    if p.rule == "blurmax":
-        return [("M: the nine dense 2x2 maxima", p.inputs[0], True, None),
-                ("the blur's weights", p.weights[0], False, None), ("M x weights", p.products[0], True, None)]
+        return [dict(title=f"the window ({name}), winner boxed", values=p.inputs[k], signed=True,
+                     mark=(int(i), int(j)), **at)]
+    if p.rule == "blurmax":  # its cells are the maxima M, at the top-left corner of their 2x2 block
+        return [dict(title="M: the nine dense 2x2 maxima", values=p.inputs[0], signed=True, **at),
+                dict(title="the blur's weights", values=p.weights[0], signed=False, **at),
+                dict(title="M times the weights", values=p.products[0], signed=True, **at)]
     what = "kernel w" if p.rule == "conv" else "the rule's weights"
-    return [(f"window x ({name})", p.inputs[k], True, None), (f"{what} ({name})", p.weights[k], p.rule == "conv", None),
-            ("x times w", p.products[k], True, None)]
+    return [dict(title=f"window x ({name})", values=p.inputs[k], signed=True, **at),
+            dict(title=f"{what} ({name})" if p.rule == "conv" else what, values=p.weights[k],
+                 signed=p.rule == "conv", **at),
+            dict(title="x times w", values=p.products[k], signed=True, **at)]
 
 
 def channel_sums(p: Pixel) -> list[dict]:

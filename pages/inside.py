@@ -7,9 +7,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from cnnviz import conv_arithmetic, export, figures, inside, method_runs, saliency, shipped
+from cnnviz import conv_arithmetic, export, figures, inside, method_runs, saliency, shipped, worked
+from cnnviz.conv_arithmetic import output_size_latex
 from cnnviz.data import DATASETS
 from cnnviz.downsample import downsample_label, get_downsample
+from cnnviz.images import ImageError, load_image
 from cnnviz.figures import inside as inside_figures
 from cnnviz.models import list_archs
 from pages.ui import catalog, loaders, nav, widgets
@@ -32,7 +34,9 @@ with c_pick:
     if not runs:
         st.warning(f"No trained checkpoint for {dataset} yet: train one on the Train & compare page.")
         st.stop()
-    run = widgets.select("Trained network", list(runs), "net", method_runs.default_run(runs) or next(iter(runs)),
+    first = shipped.find_run("downsample_compare", dataset, "max")  # the lecture's net with max pooling
+    run = widgets.select("Trained network", list(runs), "net", first.filename if first and first.filename in runs
+                         else method_runs.default_run(runs) or next(iter(runs)),
                          notices, fmt=lambda k: catalog.menu_label(runs[k]), where=c_net,
                          help="A shipped checkpoint of this dataset, or one of yours.")
     data = loaders.dataset(dataset)
@@ -69,9 +73,10 @@ def unit_picker() -> tuple[str, inside.LayerIO, int, int, int, str]:
 
 
 def pick_map(io, layer, ch, row, col, chart, where=st) -> None:
-    relu = " after its ReLU" if io.relu else ""
-    where.plotly_chart(inside_figures.pick_figure(io.output[ch], (row, col), f"{layer}{relu}, channel {ch}: click a "
-                                                  "pixel"), key=chart, on_select="rerun", selection_mode="points")
+    where.plotly_chart(inside_figures.pick_figure(io.output[ch], (row, col), f"{layer}, channel {ch}"), key=chart,
+                       on_select="rerun", selection_mode="points",
+                       config={"displayModeBar": False})  # its buttons would cover the title
+    where.caption("Click a pixel to pick it" + (" (values after the ReLU)." if io.relu else "."))
 
 
 def one_pixel() -> None:
@@ -87,8 +92,8 @@ def one_pixel() -> None:
                                                    "window"), key="window")
     st.caption(inside.pixel_sentence(pixel, io.input.shape[1:]))
     grids = inside.panels(pixel, shown)
-    for col, (title, values, signed, mark) in zip(st.columns(3), grids):
-        col.plotly_chart(inside_figures.numbers_figure(values, title, signed=signed, mark=mark), key=f"grid_{title}")
+    for col, (i, grid) in zip(st.columns(3), enumerate(grids)):
+        col.plotly_chart(inside_figures.numbers_figure(grid.pop("values"), grid.pop("title"), **grid), key=f"grid{i}")
     if pixel.rule == "conv" and n_in > 1:
         with st.expander(f"The sum S split over the {n_in} input channels"):
             st.dataframe(pd.DataFrame(inside.channel_sums(pixel)), hide_index=True)
@@ -123,13 +128,15 @@ def receptive_field() -> None:
     label = {m: downsample_label(m) if m else "none" for m in dict.fromkeys(r["method"] for r in raw)}
     table = pd.DataFrame([{**r, "method": label[r["method"]]} for r in raw])
     layers = list(dict.fromkeys(table.sort_values("order")["layer"]))
-    c_t, c_f = st.columns([2, 3])
-    c_t.dataframe(table.pivot(index="layer", columns="method", values="rf").reindex(layers)[list(label.values())],
-                  key="rf_table")
+    table["field"] = [f"{r} px, jump {j:g}" for r, j in zip(table["rf"], table["jump"])]
+    st.dataframe(table.pivot(index="method", columns="layer", values="field").reindex(list(label.values()))[layers]
+                 .fillna("no such layer"), key="rf_table")
+    st.caption("Pixels of the input that one unit of each layer sees (rows = columns: square kernels), and the "
+               "jump: input pixels between neighbouring units. Layers that keep both (ReLUs) are left out, and so is "
+               "the classifier, whose every unit sees the whole input. A strided conv downsamples inside the conv, so "
+               "its net has no pool layer.")
     colors = {text: get_downsample(m).color if m else "#333333" for m, text in label.items()}
-    c_f.plotly_chart(inside_figures.fields_per_layer_figure(table.to_dict("records"), colors), key="rf_figure")
-    c_t.caption("Pixels of the input one unit of the layer sees (rows = columns: square kernels); layers that keep "
-                "the field (ReLUs) are left out, and so is the classifier, whose every unit sees the whole input.")
+    st.plotly_chart(inside_figures.fields_per_layer_figure(table.to_dict("records"), colors), key="rf_figure")
 
 
 def where_it_looks() -> None:
@@ -153,7 +160,10 @@ def where_it_looks() -> None:
         maps = np.stack([getattr(lk, kind)[target] for lk in looks])
         st.plotly_chart(figures.labelled_grid_figure(maps, labels[target], cols=len(looks), title=title),
                         key=f"looks_{target}_{kind}")
-    st.caption(f"The shipped downsample_compare net of each method (seed 0) on {image_label}. Grad-CAM reads "
+    right = sum(lk.predicted == true_class for lk in looks)
+    agree = ("" if true_class is None else f"{right} of the {len(looks)} nets predict the true class (for those, its "
+             "two rows are the same maps). ")
+    st.caption(f"The shipped downsample_compare net of each method (seed 0) on {image_label}. {agree}Grad-CAM reads "
                f"{', '.join(sorted({lk.layer for lk in looks}))}: each channel weighted by the mean gradient of the "
                "class score over its map, summed, ReLU, resized to the image. Each map is scaled to its own "
                "range; labels: the predicted class and its probability, or the true class's probability.")
@@ -183,8 +193,60 @@ def export_as_code() -> None:
     st.code(code, language="python")
 
 
+def worked_examples() -> None:
+    st.subheader("Stride 1 or stride 2: the 4x4 data and a 2x2 kernel")
+    out = worked.strided()
+    grids = [("data D: v1..v16", worked.STRIDE_DATA), ("kernel w1..w4, b = 0", worked.STRIDE_KERNEL)] + [
+        (f"stride {s}: {o.shape[0]}x{o.shape[1]} output", o) for s, o in out.items()]
+    for col, (i, (title, values)) in zip(st.columns(4), enumerate(grids)):
+        col.plotly_chart(inside_figures.numbers_figure(values, title, signed=False, height=230), key=f"stride{i}")
+    st.latex(worked.first_window_latex())
+    for s in out:
+        st.latex(output_size_latex(worked.STRIDE_DATA.shape[0], worked.STRIDE_KERNEL.shape[0], 0, s))
+    st.caption("Computed by F.conv2d, no padding: with stride 2 the window jumps two pixels, so it keeps every "
+               "other output of stride 1.")
+
+    st.subheader(f"{worked.POOLED_SIZE} → {worked.POOLED_SIZE // 2} → {worked.POOLED_SIZE // 4}: two 2x2 poolings")
+    photo, source = image, f"{image_label}, enlarged to {worked.POOLED_SIZE}x{worked.POOLED_SIZE} (bilinear)"
+    upload = st.file_uploader(f"A photo of your own (resized to {worked.POOLED_SIZE}x{worked.POOLED_SIZE})",
+                              type=["png", "jpg", "jpeg", "bmp", "webp"], key="pool_upload")
+    if upload is not None:
+        try:
+            photo, _ = load_image(upload.getvalue(), 3, (worked.POOLED_SIZE, worked.POOLED_SIZE))
+            source = f"your photo {upload.name}"
+        except ImageError as e:
+            st.error(f"{upload.name}: {e}. Showing {source} instead.")
+    for p in worked.pooled_twice(photo):
+        panels = [(f"pool_{p.method}_{i}", figures.heatmap(m, height=220), f"{m.shape[0]}x{m.shape[1]}",
+                   None if i == 0 else f"after {i} x {downsample_label(p.method)}") for i, m in enumerate(p.maps)]
+        widgets.figure_rows(panels, per_row=3)
+    st.caption(f"Gray version of {source}; each map drawn at the same size, so the pixels grow.")
+
+    st.subheader("One kernel (1,5,5) on a gray image, one kernel (3,5,5) on a colour image")
+    ch = widgets.number("Output channel of the first conv", 0, 31, "kernel_ch", 0, notices)
+    for name in DATASETS:
+        run = shipped.find_run("downsample_compare", name, "max")
+        if run is None or not run.path.exists():
+            st.info(shipped.missing_sentence("downsample_compare", name, "max"))
+            continue
+        ds = loaders.dataset(name)
+        img = image if name == dataset else ds.test_x[0]
+        k = worked.one_kernel(loaders.checkpoint(run.path).model, ds.normalize(img[None]), ch)
+        c = k.kernel.shape[0]
+        c1, c2, c3 = st.columns(3)
+        c1.plotly_chart(figures.image_figure(img.numpy(), f"{DATASETS[name].label}: {tuple(k.image.shape)}",
+                                             height=220), key=f"k_image_{name}")
+        c2.plotly_chart(figures.labelled_grid_figure(k.kernel, ["gray"] if c == 1 else ["R", "G", "B"], cols=3,
+                                                     signed=True, title=f"kernel {tuple(k.kernel.shape)}",
+                                                     width=420), key=f"k_kernel_{name}")
+        c3.plotly_chart(figures.heatmap(k.output, f"ReLU(conv): {k.output.shape[0]}x{k.output.shape[1]}",
+                                        height=220), key=f"k_out_{name}")
+        st.caption(f"{k.params} parameters: {c} x 5 x 5 weights + 1 bias; channel {ch} of the trained first conv "
+                   f"of `{run.filename}`.")
+
+
 for tab, section in zip(st.tabs(TABS, key="part", bind="query-params"),
-                        (one_pixel, receptive_field, where_it_looks, export_as_code, lambda: None)):
+                        (one_pixel, receptive_field, where_it_looks, export_as_code, worked_examples)):
     with tab:
         if tab.open:
             section()

@@ -255,3 +255,50 @@ def test_grad_cam_reads_the_last_conv_or_the_last_map_of_every_downsampler():
         assert last_map == ("relu1" if method == "stride" else "pool1")
         got = saliency.grad_cam(model, torch.randn(1, 1, 28, 28), 3, last_map)
         assert got.cam.shape == (12, 12) and got.upsampled.shape == (28, 28) and (got.cam >= 0).all()
+
+
+# ---- the lecture's worked examples -------------------------------------------------------------------
+
+def test_stride_1_gives_3x3_and_stride_2_gives_2x2_on_the_4x4_data_with_a_2x2_kernel():
+    from cnnviz import worked
+    from cnnviz.conv_arithmetic import conv_output_size
+
+    out = worked.strided()
+    v, w = worked.STRIDE_DATA, worked.STRIDE_KERNEL
+    for s, expect_size in ((1, 3), (2, 2)):
+        assert out[s].shape == (expect_size, expect_size) == (conv_output_size(4, 2, 0, s),) * 2
+        hand = [[(v[i * s:i * s + 2, j * s:j * s + 2] * w).sum() for j in range(expect_size)]
+                for i in range(expect_size)]  # the oracle: each window times the kernel, by hand
+        np.testing.assert_array_equal(out[s], hand)
+    assert out[1][0, 0] == 1 * 1 + 2 * 2 + 5 * 3 + 6 * 4 == out[2][0, 0]  # m1 is the same window in both
+    np.testing.assert_array_equal(out[2], out[1][::2, ::2])  # stride 2 keeps every other stride-1 output
+
+
+@pytest.mark.data
+def test_two_2x2_poolings_take_a_220x220_map_to_110_then_55(fashion_mnist):
+    from cnnviz import worked
+
+    found = worked.pooled_twice(fashion_mnist.test_x[0])
+    for p in found:
+        assert [m.shape for m in p.maps] == [(220, 220), (110, 110), (55, 55)]
+    x = torch.from_numpy(found[0].maps[0])[None, None]
+    maxed, averaged = (next(p for p in found if p.method == m).maps[2] for m in ("max", "avg"))
+    np.testing.assert_allclose(maxed, F.max_pool2d(x, 4)[0, 0].numpy())  # two 2x2 maxima = one 4x4 maximum
+    np.testing.assert_allclose(averaged, F.avg_pool2d(x, 4)[0, 0].numpy(), atol=1e-6)  # float32 sums
+
+
+@pytest.mark.data
+def test_one_1x5x5_kernel_on_a_gray_image_and_one_3x5x5_kernel_on_a_colour_image(fashion_mnist, cifar10):
+    from cnnviz import worked
+
+    for data, name, c, out_size in ((fashion_mnist, "fashion-mnist", 1, 24), (cifar10, "cifar10", 3, 28)):
+        path = CHECKPOINTS / f"{name}-downsample_compare-max.pt"
+        if not path.exists():
+            pytest.skip(f"{path.name} is not shipped in this checkout")
+        model = load_checkpoint(path).model
+        x = data.normalize(data.test_x[:1])
+        k = worked.one_kernel(model, x, channel=5)
+        assert k.kernel.shape == (c, 5, 5) and k.params == c * 25 + 1 and k.output.shape == (out_size, out_size)
+        for i, j in ((0, 0), (10, 7), (out_size - 1, out_size - 1)):  # the oracle: the window times the kernel
+            hand = max((k.image[:, i:i + 5, j:j + 5] * k.kernel).sum() + k.bias, 0.0)
+            assert k.output[i, j] == pytest.approx(hand, abs=1e-5)

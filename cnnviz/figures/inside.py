@@ -31,6 +31,8 @@ def pick_figure(fmap: np.ndarray, picked: tuple[int, int], title: str = "", heig
                              customdata=fmap.ravel(), hovertemplate="row %{y}, col %{x}: %{customdata:.4f}"
                                                                     "<extra>click to pick</extra>"))
     fig.update_layout(shapes=[_box(*picked, *picked, PICKED)], clickmode="event+select", dragmode=False)
+    fig.update_xaxes(showgrid=False, zeroline=False)
+    fig.update_yaxes(showgrid=False, zeroline=False)
     return fig
 
 
@@ -63,29 +65,33 @@ def window_figure(fmap: np.ndarray, pixel: Pixel, title: str = "", height: int =
 
 def numbers_figure(values: np.ndarray, title: str = "", *, signed: bool = True, rows=None, cols=None,
                    mark: tuple[int, int] | None = None, height: int = 260) -> go.Figure:
-    """A small (kh, kw) grid with each number written in its cell (rounded for the eye; hover for more)."""
+    """A small (kh, kw) grid with each number written in its cell (rounded for the eye; hover for more); `rows`
+    and `cols` label the cells with the input rows and columns they come from."""
     v = np.asarray(values, dtype=float)
     finite = v[np.isfinite(v)]
-    peak = float(np.abs(finite).max()) if finite.size else 1.0
+    peak = float(np.abs(finite).max()) if finite.size and np.abs(finite).max() > 0 else 1.0
     fig = go.Figure(go.Heatmap(z=np.where(np.isfinite(v), v, np.nan), colorscale="RdBu_r" if signed else "Greys",
-                               zmid=0 if signed else None, zmin=-peak if signed else None, zmax=peak if signed else None,
-                               text=[[_short(x) for x in row] for row in v], texttemplate="%{text}" if v.size <= 81
-                               else None, showscale=False, x=list(cols) if cols is not None else None,
-                               y=list(rows) if rows is not None else None,
-                               hovertemplate="row %{y}, col %{x}: %{z:.6f}<extra></extra>"))
+                               zmid=0 if signed else None, zmin=-peak if signed else 0, zmax=peak,
+                               text=[[_short(x) for x in row] for row in v],
+                               texttemplate="%{text}" if v.size <= 81 else None, showscale=False,
+                               hovertemplate="%{z:.6f}<extra></extra>"))
     if mark is not None:
         fig.update_layout(shapes=[_box(mark[0], mark[1], mark[0], mark[1], WINNER, 4)])
-    fig.update_yaxes(autorange="reversed", scaleanchor="x", type="category" if rows is not None else None,
-                     title="input row" if rows is not None else None)
-    fig.update_xaxes(type="category" if cols is not None else None, side="top",
-                     title="input column" if cols is not None else None)
-    fig.update_layout(title=title, height=height, margin=dict(l=5, r=5, t=60 if title else 5, b=5))
+    # Tick labels, not category axes: a bilinear window at the border reads one row twice.
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", showgrid=False, zeroline=False,
+                     tickvals=list(range(v.shape[0])), ticktext=[str(r) for r in rows] if rows is not None else None)
+    fig.update_xaxes(side="top", showgrid=False, zeroline=False, tickvals=list(range(v.shape[1])),
+                     ticktext=[str(c) for c in cols] if cols is not None else None)
+    fig.update_layout(title=dict(text=title, y=0.98, yanchor="top"), height=height,
+                      margin=dict(l=5, r=5, t=70 if title else 25, b=5))
     return fig
 
 
 def _short(x: float) -> str:
     if not np.isfinite(x):
         return "-inf" if x < 0 else "pad"
+    if float(x).is_integer():
+        return f"{x:.0f}"
     return f"{x:.2f}" if abs(x) < 100 else f"{x:.0f}"
 
 
@@ -103,7 +109,8 @@ def effective_figure(grad: np.ndarray, field: Field, title: str = "", height: in
     h, w = grad.shape
     fig = heatmap(grad, title, colorscale="Hot_r", height=height, showscale=True)
     f = field.clipped(h, w)
-    fig.update_layout(shapes=[_box(f.top, f.left, f.bottom, f.right, WINDOW, 2, "dash")])
+    fig.update_layout(shapes=[_box(0, 0, h - 1, w - 1, "#bbbbbb", 1),  # the image's edge: zeros are white
+                              _box(f.top, f.left, f.bottom, f.right, WINDOW, 2, "dash")])
     return fig
 
 
