@@ -18,10 +18,11 @@ from cnnviz.downsample import (Downsample, apply_downsample, downsample_of, list
 from cnnviz.models import (add_head, build_model, count_params, get_arch, list_archs, list_baselines, make_layers,
                            register, unregister)
 from cnnviz.summary import diagram_layers, summary
+from pages.ui import nav
 
 ROOT = Path(__file__).resolve().parent.parent
 FMNIST = (1, 28, 28)
-PAGES = ("pages/architectures.py", "pages/downsampling.py", "pages/engineered.py", "pages/train_compare.py")
+PAGES = tuple(p.path for p in nav.PAGES)  # every lesson page of the app's one list
 
 pytestmark = pytest.mark.slow  # every page runs once or twice
 
@@ -102,6 +103,8 @@ def test_every_page_renders_with_a_registered_method_and_lists_it(min_pool):
     at.selectbox(key="diff_a").select("min").run()
     assert not at.exception and at.query_params["diff"].startswith("min,")
 
+    at = _page("pages/inside.py", part="Receptive field")  # the receptive field of every method of the net
+    assert next(df.value for df in at.dataframe).loc["Min pooling 2x2", "pool1"] == "6 px, jump 2"
     at = _page("pages/architectures.py", arch="downsample_compare", downsample="min")
     assert at.selectbox(key="downsample").value == "min" and not at.exception
     at = _page("pages/train_compare.py", arch="downsample_compare")
@@ -133,6 +136,8 @@ def test_every_page_renders_with_a_registered_architecture_and_lists_it(tiny_net
     assert any(df.value.shape[0] == len(summary(build_model("tiny_test_net"), FMNIST).rows) for df in at.dataframe)
     at = _page("pages/train_compare.py", arch="tiny_test_net")
     assert at.selectbox(key="t_arch").value == "tiny_test_net"
+    at = _page("pages/inside.py", part="Receptive field", rf_arch="tiny_test_net")
+    assert list(next(df.value for df in at.dataframe).columns) == ["conv1", "pool1"]
     at = _page("pages/engineered.py")
     assert "Tiny test net" in at.selectbox(key="e_retrain_arch").options  # a member of the comparison group
     assert any("Tiny test net" in w.value for w in at.warning)  # not shipped: the page says how to train it
