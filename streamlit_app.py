@@ -17,10 +17,13 @@ def home():
         "A companion to the lecture *Construction of Standard CNNs*: conv-only networks on Fashion-MNIST "
         "and CIFAR-10, max and average pooling, strided convolution, interpolation as downsampling, "
         "padding and the output-size formula, 1x1 convolution in place of fully-connected layers, "
-        "LeNet-5 and VGG16, and engineered (Sobel, Scharr, Laplacian) against learned features. "
+        "LeNet-5 and VGG16, engineered (Sobel, Scharr, Laplacian) against learned features, and inside one "
+        "computation: one pixel worked out by hand, receptive fields, Grad-CAM, and the net as plain PyTorch code. "
         "Every number on these pages is computed from real data by the code, while you watch.")
-    for col, page in zip(st.columns(len(nav.PAGES)), nav.PAGES):
-        col.page_link(page.path, label=page.title, icon=page.icon)
+    per_row = 3  # a page's whole title fits in a third of the width
+    for row in range(0, len(nav.PAGES), per_row):
+        for col, page in zip(st.columns(per_row), nav.PAGES[row:row + per_row]):
+            col.page_link(page.path, label=page.title, icon=page.icon)
     st.subheader("On this machine")
     c1, c2, c3 = st.columns(3)
     c1.metric("Compute device", describe_device().split(" (")[0])

@@ -194,6 +194,12 @@ def export_as_code() -> None:
 
 
 def worked_examples() -> None:
+    stride_example()
+    pooling_example()
+    kernel_example()
+
+
+def stride_example() -> None:
     st.subheader("Stride 1 or stride 2: the 4x4 data and a 2x2 kernel")
     out = worked.strided()
     grids = [("data D: v1..v16", worked.STRIDE_DATA), ("kernel w1..w4, b = 0", worked.STRIDE_KERNEL)] + [
@@ -206,6 +212,8 @@ def worked_examples() -> None:
     st.caption("Computed by F.conv2d, no padding: with stride 2 the window jumps two pixels, so it keeps every "
                "other output of stride 1.")
 
+
+def pooling_example() -> None:
     st.subheader(f"{worked.POOLED_SIZE} → {worked.POOLED_SIZE // 2} → {worked.POOLED_SIZE // 4}: two 2x2 poolings")
     photo, source = image, f"{image_label}, enlarged to {worked.POOLED_SIZE}x{worked.POOLED_SIZE} (bilinear)"
     upload = st.file_uploader(f"A photo of your own (resized to {worked.POOLED_SIZE}x{worked.POOLED_SIZE})",
@@ -222,6 +230,8 @@ def worked_examples() -> None:
         widgets.figure_rows(panels, per_row=3)
     st.caption(f"Gray version of {source}; each map drawn at the same size, so the pixels grow.")
 
+
+def kernel_example() -> None:
     st.subheader("One kernel (1,5,5) on a gray image, one kernel (3,5,5) on a colour image")
     ch = widgets.number("Output channel of the first conv", 0, 31, "kernel_ch", 0, notices)
     for name in DATASETS:

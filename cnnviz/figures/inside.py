@@ -91,7 +91,7 @@ def _short(x: float) -> str:
     if not np.isfinite(x):
         return "-inf" if x < 0 else "pad"
     if float(x).is_integer():
-        return f"{x:.0f}"
+        return f"{abs(x) if x == 0 else x:.0f}"  # no "-0"
     return f"{x:.2f}" if abs(x) < 100 else f"{x:.0f}"
 
 
