@@ -130,11 +130,11 @@ else:
                          f"{added.edge_detectors} of {len(added)}" if added is not None else "—"))
     c1, c2 = st.columns(2)
     c1.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(weights), filters.shape_labels(shapes), cols=8,
-                                 signed=True, width=560, lines=2, title=f"Trained filters of {ck.record.label}"),
+                                 signed=True, width=660, lines=2, title=f"Trained filters of {ck.record.label}"),
                     key="e_filters")
     if added is not None:
         c2.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(update), filters.shape_labels(added), cols=8,
-                                     signed=True, width=560, lines=2,
+                                     signed=True, width=660, lines=2,
                                      title=f"What training added: W after epoch {len(snaps) - 1} − W at epoch 0"),
                         key="e_update")
     else:
@@ -188,13 +188,13 @@ else:
                "per-map scaling hides).")
     c1, c2 = st.columns(2)
     c1.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(snaps[epoch]), filters.shape_labels(at_epoch),
-                                 cols=8, signed=True, width=560, lines=2, title=f"Filters after epoch {epoch}"),
+                                 cols=8, signed=True, width=660, lines=2, title=f"Filters after epoch {epoch}"),
                     key="e_epoch_filters")
     if epoch:
         change = filters.training_update(snaps, epoch)
         c2.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(change),
                                                      filters.shape_labels(filters.filter_shapes(change)), cols=8,
-                                                     signed=True, width=560, lines=2,
+                                                     signed=True, width=660, lines=2,
                                                      title=f"What training added by epoch {epoch}"),
                         key="e_epoch_update")
     else:
