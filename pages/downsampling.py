@@ -153,7 +153,8 @@ mad = float(np.abs(delta).mean())
 c_m.metric("mean |A − B|", f"{mad:.4f}", help="Over all channels and pixels of the common size.")
 st.plotly_chart(figures.heatmap(figures.tile(delta[channels], scale=None), colorscale="RdBu", zmid=0, showscale=True,
                                 height=360, title=f"{downsample_label(diff_a)} − {downsample_label(diff_b)}"), key="diff_map")
-st.caption(features.difference_sentence(delta, cmp.downsampled[diff_a].shape, cmp.downsampled[diff_b].shape))
+st.caption(features.difference_sentence(delta, cmp.downsampled[diff_a].shape, cmp.downsampled[diff_b].shape,
+                                       diff_a, diff_b))
 
 # =====================================================================================================
 st.header("3. Trained with each method")
