@@ -36,6 +36,9 @@ HEAVY_PRECISION = "bf16"
 # an epoch at ~4.5 minutes on 2 cores (docs/benchmarks.md, "VGG16").
 VGG16_LR = 1e-4
 VGG16_BATCH_SIZE = 256
+# ~5.5 minutes an epoch on 2 quiet cores (train + fp32 test pass), far more on a loaded one: what a 2-core
+# session could afford. Continue it for more with `python -m cnnviz train --resume` or on Train & compare.
+VGG16_EPOCHS = 5
 LECTURE_LR = 1e-5  # the slides' Adam learning rate (batch 1024); cnnviz's default is 1e-3
 
 
@@ -56,8 +59,8 @@ class ShippedRun:
 
 
 def _run(group, arch, dataset, downsample=None, seed=0, expensive=False, batch_size=1024, lr=1e-3,
-         precision="fp32", stem=None):
-    config = RunConfig(arch=arch, dataset=dataset, downsample=downsample, epochs=EPOCHS, seed=seed, lr=lr,
+         precision="fp32", stem=None, epochs=EPOCHS):
+    config = RunConfig(arch=arch, dataset=dataset, downsample=downsample, epochs=epochs, seed=seed, lr=lr,
                        batch_size=batch_size, half=True, precision=precision).resolved()
     return ShippedRun(group, config, expensive, stem)
 
@@ -82,7 +85,7 @@ def shipped_runs() -> list[ShippedRun]:
     runs += [_run("architectures", "conv_pool", cf, expensive=True)]
     runs += [_run("architectures", "conv_only", cf, expensive=True, precision=HEAVY_PRECISION)]
     runs += [_run("lecture", "vgg16", cf, expensive=True, lr=VGG16_LR, batch_size=VGG16_BATCH_SIZE,
-                  precision=HEAVY_PRECISION)]
+                  precision=HEAVY_PRECISION, epochs=VGG16_EPOCHS)]
     return runs
 
 

@@ -49,7 +49,7 @@ if ck is None:
     st.stop()
 model, x = ck.model, data.normalize(image[None])  # x: (1, C, H, W), normalised as in training
 classes = DATASETS[dataset].classes
-true_class = None if image_label.startswith("your image") else classes.index(st.session_state["class"])
+true_class = widgets.picked_class(dataset, image_label)
 
 
 def unit_picker() -> tuple[str, inside.LayerIO, int, int, int, str]:

@@ -95,6 +95,15 @@ def test_train_tab_renders_the_default_network_and_its_summary(runs_folder):
     assert metric(at, "Total params") == f"{count_params(model):,}"
     assert at.selectbox(key="t_lr").value == "fast (1e-3)" and at.number_input(key="t_batch").value == 1024
     assert any("Output sizes follow the lecture's formula" in c.value for c in at.caption)
+    # the cost before the click, scaled from the shipped run of the same net (10 epochs, all images)
+    from cnnviz.checkpoints import read_record
+    from cnnviz.results import duration_text
+
+    shipped_run = shipped.find_run(arch, "fashion-mnist", "max")
+    if shipped_run.path.exists():
+        r = read_record(shipped_run.path)
+        seconds = sum(h["seconds"] + h["eval_seconds"] for h in r.history) / r.epochs * 10  # its 10 epochs
+        assert any(f"Expected: **{duration_text(seconds)}** for 10 epochs" in i.value for i in at.info)
 
 
 @pytest.mark.slow

@@ -129,8 +129,9 @@ def image_picker(data, dataset: str, notices: list[str], *, key: str = "", where
     """
     spec = DATASETS[dataset]
     c1, c2 = where.columns(2)
-    cls = select("Test-set class", spec.classes, f"{key}class", spec.classes[0], notices, param="class", where=c1,
-                 help="A class of the dataset's test split.")
+    # One widget per dataset: a class kept from another dataset would label an airplane "T-shirt/top".
+    cls = select("Test-set class", spec.classes, f"{key}class_{dataset}", spec.classes[0], notices, param="class",
+                 where=c1, help="A class of the dataset's test split.")
     members = loaders.class_indices(dataset)[spec.classes.index(cls)]
     i = number(f"Image number within the class (0..{len(members) - 1})", 0, len(members) - 1, f"{key}index", 0,
                notices, param="index", where=c2, help="The i-th test image of the class, in test-set order.")
@@ -150,6 +151,14 @@ def image_picker(data, dataset: str, notices: list[str], *, key: str = "", where
             if conversions:
                 where.caption("Converted: " + "; ".join(conversions) + ".")
     return x, label
+
+
+def picked_class(dataset: str, label: str, *, key: str = "") -> int | None:
+    """The class index of the image `image_picker` returned with caption `label`: its test image's class, or
+    None for the user's own image (whose class nobody knows)."""
+    if label.startswith("your image"):
+        return None
+    return DATASETS[dataset].classes.index(st.session_state[f"{key}class_{dataset}"])
 
 
 def percent_columns(df, columns: dict[str, str]):
