@@ -188,11 +188,13 @@ def field_sizes(model: nn.Sequential, input_shape: tuple[int, int, int]) -> list
     return rows
 
 
-def field_sizes_by_method(arch: str, input_shape: tuple[int, int, int]) -> list[dict]:
-    """`field_sizes` of `arch` built with every downsampling it takes (one row per method and layer, `method`
-    None for a net that never downsamples). Built on the meta device: shapes only, no weights allocated."""
+def field_sizes_by_method(arch: str, input_shape: tuple[int, int, int],
+                          methods: tuple[str, ...] | None = None) -> list[dict]:
+    """`field_sizes` of `arch` built with each of `methods` (default: every downsampling it takes), one row per
+    method and layer, `method` None for a net that never downsamples. Built on the meta device: shapes only, no
+    weights allocated."""
     rows = []
-    for method in get_arch(arch).downsamples or (None,):
+    for method in (get_arch(arch).downsamples if methods is None else methods) or (None,):
         with torch.device("meta"):
             model = build_model(arch, input_shape, downsample=method)
             rows += [{"method": method, **r} for r in field_sizes(model, input_shape)]

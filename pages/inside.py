@@ -13,7 +13,7 @@ from cnnviz.data import DATASETS
 from cnnviz.downsample import downsample_label, get_downsample
 from cnnviz.images import ImageError, load_image
 from cnnviz.figures import inside as inside_figures
-from cnnviz.models import list_archs
+from cnnviz.models import get_arch, list_archs
 from pages.ui import catalog, loaders, nav, widgets
 from pages.ui.widgets import Notices
 
@@ -124,7 +124,7 @@ def receptive_field() -> None:
     archs = list_archs()
     arch = widgets.select("Architecture", archs, "rf_arch", ck.record.arch, notices, help="Built for this dataset's "
                           "input with every downsampling it takes (shapes only, no weights).")
-    raw = _field_rows(arch, data.shape)
+    raw = _field_rows(arch, data.shape, get_arch(arch).downsamples)  # the methods in the key: one registered later too
     label = {m: downsample_label(m) if m else "none" for m in dict.fromkeys(r["method"] for r in raw)}
     table = pd.DataFrame([{**r, "method": label[r["method"]]} for r in raw])
     layers = list(dict.fromkeys(table.sort_values("order")["layer"]))
