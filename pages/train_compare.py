@@ -122,7 +122,7 @@ def _checkpoint_actions(snap) -> None:
     widgets.metrics_row(("Final test accuracy", pct(h[-1]["test_acc"]) if h else "—"),
                         ("Epochs trained", f"{len(h)} of {snap.config.epochs}"),
                         ("Seconds per epoch", f"{np.mean([r['seconds'] for r in h]):.1f}" if h else "—"))
-    st.caption(f"Checkpoint: `{path}`")
+    st.caption(f"Checkpoint: `{jobs.checkpoint_name(path)}` (in your runs, on the Compare tab)")
     d1, d2 = st.columns(2)
     # A callable: the file is read when clicked, not held in memory on every rerun (VGG16: 60 MB).
     d1.download_button("Download the checkpoint (.pt)", path.read_bytes, file_name=path.name,
@@ -138,14 +138,12 @@ def train_section() -> None:
     dataset, arch, downsample = _network_choice(Notices())
     choices = _training_choices()
     _model_preview(arch, dataset, downsample)
-    owner = jobs.owner("train_owner")
     if st.button("Train in the background", type="primary", key="t_train"):
-        try:
+        try:  # a bad setting, or one over this server's limits (memory, compute, your runs at a time): one line
             cfg = RunConfig(arch=arch, dataset=dataset, downsample=downsample, **choices).resolved()
+            jobs.remember_job("job", "train_job", jobs.submit(cfg).id)
         except ValueError as e:
             widgets.show_error(e)
-        else:
-            jobs.remember_job("job", "train_job", jobs.registry().submit(cfg, owner=owner).id)
     st.subheader("Training")
     job = jobs.attached_job("job", "train_job", "find them on the Compare tab.")
     if job is None:
@@ -153,7 +151,8 @@ def train_section() -> None:
     else:
         jobs.follow(job, key="t_", title=lambda s: f"**{s.name}** · {s.state}", curves=_curves,
                     finished=_checkpoint_actions)
-    jobs.server_load(owner, key="t_", show=lambda job_id: jobs.remember_job("job", "train_job", job_id))
+    jobs.server_load(jobs.owner(), key="t_", show=lambda job_id: jobs.remember_job("job", "train_job", job_id))
+    jobs.teacher_login()
 
 
 # ---- COMPARE ---------------------------------------------------------------------------------------

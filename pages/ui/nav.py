@@ -84,6 +84,9 @@ def header(intro: str) -> Lesson:
     if here is None:
         runpy.run_path(str(APP), run_name="__main__")
         st.stop()
+    from . import jobs  # jobs -> catalog -> loaders: imported when a page runs, not with the page list
+
+    jobs.keep_owner_in_url()
     st.title(here.title)
     st.caption(intro)
     return here
