@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import weakref
+from pathlib import Path
 
 import streamlit as st
 
