@@ -245,3 +245,39 @@ def test_the_finished_run_names_its_file_not_the_servers_path(page_registry):
     shown = [c.value for c in at.caption if c.value.startswith("Checkpoint: ")]
     assert shown == [f"Checkpoint: `{snap.checkpoint.name}` (in your runs, on the Compare tab)"]
     assert str(snap.checkpoint.parent) not in " ".join(c.value for c in at.caption)
+
+
+def _polling_intervals(monkeypatch) -> list[list[float]]:
+    """Per script run, the `run_every` intervals its fragments asked the browser for (auto_rerun messages)."""
+    from streamlit.testing.v1 import local_script_runner
+
+    runs: list[list[float]] = []
+    real = local_script_runner.parse_tree_from_messages
+
+    def recording(msgs):
+        runs.append([m.auto_rerun.interval for m in msgs if m.WhichOneof("type") == "auto_rerun"])
+        return real(msgs)
+
+    monkeypatch.setattr(local_script_runner, "parse_tree_from_messages", recording)
+    return runs
+
+
+@pytest.mark.slow
+def test_a_queued_job_polls_every_5_s_a_running_one_every_second_and_a_finished_one_not_at_all(
+        page_registry, blocked, monkeypatch):
+    from cnnviz.config import RunConfig
+
+    runs = _polling_intervals(monkeypatch)
+    someone_else = page_registry.submit(RunConfig("mlp"), owner="another student")  # holds the only slot
+    at = _open()
+    _train(at)
+    mine = next(j for j in page_registry.jobs() if j.id != someone_else.id)
+    assert mine.state == "queued" and runs[-1] == [5.0]
+    page_registry.cancel(someone_else.id)
+    assert mine.wait_for(lambda s: s.state == "running", 60).state == "running"
+    at.run()
+    assert runs[-1] == [1.0]
+    page_registry.cancel(mine.id)
+    assert mine.wait(60).done
+    at.run()
+    assert runs[-1] == [] and any("Stopped after 0 of 1 epochs" in w.value for w in at.warning)
