@@ -145,7 +145,7 @@ def train_section() -> None:
         except ValueError as e:
             widgets.show_error(e)
     st.subheader("Training")
-    job = jobs.attached_job("job", "train_job", "find them on the Compare tab.")
+    job = jobs.attached_job("job", "train_job", "find them on the Compare tab.", own_latest=True)
     if job is None:
         st.caption("No training started in this session yet.")
     else:

@@ -112,7 +112,17 @@ def test_a_shared_link_shows_the_job_read_only_and_the_owner_keeps_stop_after_a_
 
     reloaded = _open(_params(first))  # the owner reloads: a new session with the tab's own URL
     assert "t_stop" in _buttons(reloaded)
-    reloaded.button(key="t_stop").click().run()
+    # The owner goes to another page, whose URL the browser starts without parameters (AppTest keeps them:
+    # cleared here), and reloads there: the app wrote the owner's key back, not the job id.
+    key = _params(first)["owner_key"]
+    first.query_params.clear()
+    first.switch_page(nav.lesson("architectures").path).run()
+    assert "job" not in _params(first) and _params(first)["owner_key"] == key == _params(reloaded)["owner_key"]
+    elsewhere = _open({"owner_key": _params(first)["owner_key"]})
+    assert "t_stop" in _buttons(elsewhere) and any(job_id in str(m.value) or "running" in m.value
+                                                   for m in elsewhere.markdown)
+    assert _params(elsewhere)["job"] == job_id
+    elsewhere.button(key="t_stop").click().run()
     assert page_registry.wait(job_id, WAIT).state == "stopped"
 
 

@@ -112,12 +112,13 @@ def remember_job(param: str, state_key: str, job_id: str | None) -> None:
         st.query_params.pop(param, None)
 
 
-def attached_job(param: str, state_key: str, where_runs_are: str):
+def attached_job(param: str, state_key: str, where_runs_are: str, *, own_latest: bool = False):
     """The job this session watches, from the URL (a reload, a shared link) or the session, or None.
 
-    A job id this process does not know (the app restarted) is forgotten with a notice.
+    `own_latest`: else the tab's own latest job (a reload on another page kept the owner's key, not the job
+    id). A job id this process does not know (the app restarted) is forgotten with a notice.
     """
-    job_id = st.query_params.get(param) or st.session_state.get(state_key)
+    job_id = st.query_params.get(param) or st.session_state.get(state_key) or (own_latest and _latest_own_job())
     if not job_id:
         return None
     job = registry().get(job_id)
@@ -128,6 +129,12 @@ def attached_job(param: str, state_key: str, where_runs_are: str):
         return None
     remember_job(param, state_key, job_id)
     return job
+
+
+def _latest_own_job() -> str | None:
+    tag = owner()
+    mine = registry().jobs(owner=tag) if tag else []
+    return mine[-1].id if mine else None
 
 
 def follow(job, *, key: str, title, curves, finished=None) -> None:
