@@ -2,6 +2,8 @@
 
     python benchmarks/train_speed.py [--models lenet5,downsample_compare,conv_only] [--epochs 3]
         [--device auto|cpu|cuda] [--batch-size 1024] [--num-workers N] [--limit-train N] [--json]
+        [--precisions fp32,bf16] [--no-lecture]
+    python benchmarks/train_speed.py --models vgg16 --dataset cifar10 --no-lecture --epochs 2 --batch-size 256
     python benchmarks/train_speed.py --profile      # where the time goes (torch.profiler), no timing
 
 Both loops get the same model (built after `torch.manual_seed(seed)`), the same data, batch size and
@@ -14,7 +16,10 @@ allocator state and worker processes never colour the other's figures.
   the setup, not the loop body): per-batch `.to(device)`, `zero_grad`, forward, `CrossEntropyLoss`,
   `backward`, `step`, `loss.item()` and the accuracy count read back every batch; a test loop in the
   same style under `torch.no_grad()`. torch's default thread count, no autocast, no channels_last.
-- cnnviz: `cnnviz.train.train` on `cnnviz.data.load_dataset(...)`.
+- cnnviz: `cnnviz.train.train` on `cnnviz.data.load_dataset(...)`, once per precision of `--precisions`
+  (fp32, and bf16 autocast with fp32 master weights; see cnnviz/precision.py). `--no-lecture` times cnnviz
+  alone (the lecture loop needs torchvision's own CIFAR-10 files, which the JPEG copy is not): the bf16 /
+  fp32 ratio is then the figure.
 
 Seconds per epoch are the median of the epochs after the first (the first pays for warm-up and, in
 the lecture loop, nothing different: its workers restart every epoch anyway); evaluation is timed
@@ -54,7 +59,8 @@ from cnnviz.paths import data_dir  # noqa: E402
 DEFAULT_MODELS = ("lenet5", "downsample_compare", "conv_only")
 LR = 1e-3
 # Targets from the issue: printed beside the result, never asserted (they depend on the machine).
-SPEEDUP_TARGETS = {"cpu": {"lenet5": 2.0, "conv_only": 1.0}, "cuda": {"lenet5": 10.0}}
+SPEEDUP_TARGETS = {"cpu": {"lenet5": 2.0, "conv_only": 2.0}, "cuda": {"lenet5": 10.0}}
+BF16_TARGETS = {"cpu": {"vgg16": 2.0}}  # bf16 images/s over fp32: a VGG16 epoch at most half as long
 ACC_TOLERANCE = 0.01  # test accuracy within 1 point of the lecture loop's
 MB = 2**20
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
@@ -264,7 +270,7 @@ def run_cnnviz(args, device) -> dict:
     model = build_model(args.model, data.shape)
     setup = time.perf_counter() - t0
     cfg = RunConfig(arch=args.model, dataset=args.dataset, epochs=args.epochs, lr=LR, batch_size=args.batch_size,
-                    device=str(device), seed=args.seed, limit_train=args.limit_train)
+                    device=str(device), seed=args.seed, limit_train=args.limit_train, precision=args.precision)
     result = train(model, data, cfg)
     if not result.completed:
         raise RuntimeError(f"cnnviz.train did not complete: {result.reason}")
@@ -273,7 +279,7 @@ def run_cnnviz(args, device) -> dict:
             "epochs": [(r["seconds"], round(r["images_per_second"] * r["seconds"])) for r in h],
             "test_acc": h[-1]["test_acc"], "train_loss": h[-1]["train_loss"],
             "eval_seconds": sum(r["eval_seconds"] for r in h), "threads": torch.get_num_threads(),
-            "num_workers": 0}
+            "num_workers": 0, "precision": result.precision}
 
 
 def cpu_seconds() -> float:
@@ -297,7 +303,8 @@ def measure(args) -> dict:
     timed = seconds[1:] or seconds  # the first epoch pays for warm-up
     per_epoch = statistics.median(timed)
     images = out["epochs"][-1][1]
-    row = {"model": args.model, "loop": args._worker, "dataset": args.dataset, "device": str(device),
+    row = {"model": args.model, "loop": args._worker, "precision": out.get("precision", "fp32"),
+           "dataset": args.dataset, "device": str(device),
            "epochs": args.epochs, "batch_size": args.batch_size, "limit_train": args.limit_train,
            "limit_test": args.limit_test,
            "seed": args.seed, "threads": out["threads"], "num_workers": out["num_workers"],
@@ -313,8 +320,8 @@ def measure(args) -> dict:
     return row
 
 
-def measure_in_subprocess(args, model: str, loop: str) -> dict:
-    cmd = [sys.executable, __file__, "--_worker", loop, "--models", model, "--dataset", args.dataset,
+def measure_in_subprocess(args, model: str, loop: str, precision: str = "fp32") -> dict:
+    cmd = [sys.executable, __file__, "--_worker", loop, "--precision", precision, "--models", model, "--dataset", args.dataset,
            "--epochs", str(args.epochs), "--device", args.device, "--batch-size", str(args.batch_size),
            "--num-workers", str(args.num_workers), "--seed", str(args.seed)]
     if args.limit_train:
@@ -425,20 +432,30 @@ def profile_model(args, model_name: str, device, rows: int = 15) -> None:
 # ---- the report ----------------------------------------------------------------------------
 
 def ratios(rows: list[dict], device: torch.device) -> dict:
+    """Per model: each cnnviz precision against the lecture loop (speed, accuracy, memory), and bf16 against
+    fp32 (speed, accuracy), with the targets beside them."""
     out = {}
-    by = {(r["model"], r["loop"]): r for r in rows}
-    targets = SPEEDUP_TARGETS.get(device.type, {})
+    targets, bf16_targets = SPEEDUP_TARGETS.get(device.type, {}), BF16_TARGETS.get(device.type, {})
     for model in dict.fromkeys(r["model"] for r in rows):
-        lec, cnv = by.get((model, "lecture")), by.get((model, "cnnviz"))
-        if not lec or not cnv:
-            continue
-        speedup = cnv["images_per_second"] / lec["images_per_second"]
-        diff = cnv["test_acc"] - lec["test_acc"]
-        target = targets.get(model)
-        out[model] = {"speedup": speedup, "acc_diff_points": 100 * diff, "target_speedup": target,
-                      "speedup_met": None if target is None else speedup >= target,
-                      "acc_within_1_point": abs(diff) <= ACC_TOLERANCE,
-                      "memory_ratio": (cnv["peak_mem_mb"] / lec["peak_mem_mb"]) if lec["peak_mem_mb"] > 0 else None}
+        lec = next((r for r in rows if r["model"] == model and r["loop"] == "lecture"), None)
+        mine = {r["precision"]: r for r in rows if r["model"] == model and r["loop"] == "cnnviz"}
+        entry = {}
+        for precision, cnv in mine.items():
+            if lec is None:
+                continue
+            speedup, diff, target = cnv["images_per_second"] / lec["images_per_second"], cnv["test_acc"] - lec["test_acc"], targets.get(model)
+            entry[precision] = {"speedup": speedup, "acc_diff_points": 100 * diff, "target_speedup": target,
+                                "speedup_met": None if target is None else speedup >= target,
+                                "acc_within_1_point": abs(diff) <= ACC_TOLERANCE,
+                                "memory_ratio": (cnv["peak_mem_mb"] / lec["peak_mem_mb"]) if lec["peak_mem_mb"] > 0 else None}
+        if {"fp32", "bf16"} <= set(mine):
+            speedup = mine["bf16"]["images_per_second"] / mine["fp32"]["images_per_second"]
+            target = bf16_targets.get(model)
+            entry["bf16_over_fp32"] = {"speedup": speedup, "target_speedup": target,
+                                       "speedup_met": None if target is None else speedup >= target,
+                                       "acc_diff_points": 100 * (mine["bf16"]["test_acc"] - mine["fp32"]["test_acc"])}
+        if entry:
+            out[model] = entry
     return out
 
 
@@ -447,21 +464,26 @@ def print_table(rows: list[dict], summary: dict, machine: dict) -> None:
           f"torch {machine['torch']}, device {machine['device']}"
           + (f" ({machine['gpu']})" if "gpu" in machine else "")
           + f", load average {machine['load_average']} at start, {machine['date']}")
-    head = (f"{'model':<20}{'loop':<9}{'thr':>4}{'wrk':>4}{'s/epoch':>9}{'images/s':>11}{'test acc':>10}"
+    head = (f"{'model':<20}{'loop':<9}{'prec':>5}{'thr':>4}{'wrk':>4}{'s/epoch':>9}{'images/s':>11}{'test acc':>10}"
             f"{'peak MB':>9}{'total s':>9}{'CPU s':>8}")
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['model']:<20}{r['loop']:<9}{r['threads']:>4}{r['num_workers']:>4}{r['seconds_per_epoch']:>9.2f}"
-              f"{r['images_per_second']:>11,.0f}{r['test_acc']:>10.4f}{r['peak_mem_mb']:>9.0f}"
-              f"{r['total_seconds']:>9.1f}{r['cpu_seconds']:>8.1f}")
+        print(f"{r['model']:<20}{r['loop']:<9}{r['precision']:>5}{r['threads']:>4}{r['num_workers']:>4}"
+              f"{r['seconds_per_epoch']:>9.2f}{r['images_per_second']:>11,.0f}{r['test_acc']:>10.4f}"
+              f"{r['peak_mem_mb']:>9.0f}{r['total_seconds']:>9.1f}{r['cpu_seconds']:>8.1f}")
     print(f"(peak MB: {rows[0]['mem_kind']}; s/epoch: median of the epochs after the first; "
           "total s: data set-up + epochs + evaluation; CPU s: the CPU time of that, workers included)")
-    for model, s in summary.items():
-        t = s["target_speedup"]
-        verdict = "no target" if t is None else f"target >= {t:g}x: {'met' if s['speedup_met'] else 'NOT met'}"
-        acc = f"accuracy {s['acc_diff_points']:+.2f} points ({'within' if s['acc_within_1_point'] else 'NOT within'} 1)"
-        print(f"{model}: cnnviz / lecture = {s['speedup']:.2f}x images/s ({verdict}); {acc}")
+    for model, entry in summary.items():
+        for key, s in entry.items():
+            t = s["target_speedup"]
+            verdict = "no target" if t is None else f"target >= {t:g}x: {'met' if s['speedup_met'] else 'NOT met'}"
+            if key == "bf16_over_fp32":
+                print(f"{model}: cnnviz bf16 / fp32 = {s['speedup']:.2f}x images/s ({verdict}); accuracy "
+                      f"{s['acc_diff_points']:+.2f} points")
+                continue
+            acc = f"accuracy {s['acc_diff_points']:+.2f} points ({'within' if s['acc_within_1_point'] else 'NOT within'} 1)"
+            print(f"{model}: cnnviz {key} / lecture = {s['speedup']:.2f}x images/s ({verdict}); {acc}")
 
 
 def parse_args(argv=None):
@@ -485,7 +507,10 @@ def parse_args(argv=None):
     p.add_argument("--json", action="store_true", help="one JSON object per line: each (model, loop), then ratios")
     p.add_argument("--profile", action="store_true",
                    help="instead of timing: torch.profiler tables for a few batches of both loops")
+    p.add_argument("--precisions", default="fp32,bf16", help="cnnviz's precisions to time (fp32, bf16, auto)")
+    p.add_argument("--no-lecture", action="store_true", help="time cnnviz only (e.g. cifar10 from the JPEG copy)")
     p.add_argument("--_worker", choices=("lecture", "cnnviz"), help=argparse.SUPPRESS)
+    p.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.model_list = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in args.model_list if m not in list_archs()]
@@ -493,6 +518,9 @@ def parse_args(argv=None):
         p.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(list_archs())}")
     if args.epochs < 1:
         p.error("--epochs must be at least 1")
+    args.precision_list = [x.strip() for x in args.precisions.split(",") if x.strip()]
+    if not args.precision_list or set(args.precision_list) - {"fp32", "bf16", "auto"}:
+        p.error("--precisions takes fp32, bf16 and/or auto")
     return args
 
 
@@ -512,13 +540,15 @@ def main(argv=None) -> int:
         for model in args.model_list:
             profile_model(args, model, device)
         return 0
-    lecture_root(args.lecture_root, args.dataset)  # fail early (and unpack once) before any timing
+    if not args.no_lecture:
+        lecture_root(args.lecture_root, args.dataset)  # fail early (and unpack once) before any timing
+    loops = ([] if args.no_lecture else [("lecture", "fp32")]) + [("cnnviz", p) for p in args.precision_list]
     rows = []
     for model in args.model_list:
-        for loop in ("lecture", "cnnviz"):
-            print(f"[train_speed] training {model} with the {loop} loop ({args.epochs} epochs)...",
+        for loop, precision in loops:
+            print(f"[train_speed] training {model} with the {loop} loop ({precision}, {args.epochs} epochs)...",
                   file=sys.stderr if args.json else sys.stdout, flush=True)
-            row = measure_in_subprocess(args, model, loop)
+            row = measure_in_subprocess(args, model, loop, precision)
             rows.append(row)
             if args.json:
                 print(json.dumps(row), flush=True)
@@ -527,6 +557,7 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps({"ratios": summary, "machine": machine,
                           "targets": {"speedup": SPEEDUP_TARGETS.get(device.type, {}),
+                                      "bf16_over_fp32": BF16_TARGETS.get(device.type, {}),
                                       "acc_within_points": 100 * ACC_TOLERANCE}}))
     else:
         print_table(rows, summary, machine)

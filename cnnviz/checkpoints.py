@@ -173,6 +173,7 @@ def load_checkpoint(source: str | Path | bytes, *, expect_dataset: str | None = 
     # Tensors the format does not define (a file may carry any) are dropped: a cached model holds only its own.
     meta = {k: v for k, v in obj.items() if k not in ("state_dict", "optimizer_state", "weight_scales")
             and (k == "filter_snapshots" or not isinstance(v, torch.Tensor))}
+    meta["has_optimizer_state"] = isinstance(obj.get("optimizer_state"), dict)
     optimizer = obj.get("optimizer_state") if with_optimizer else None
     return Checkpoint(meta, model, Path(source) if isinstance(source, (str, Path)) else None,
                       optimizer if isinstance(optimizer, dict) else None)
@@ -277,6 +278,7 @@ def _build(args) -> nn.Module:
 def read_meta(path: str | Path) -> dict:
     """Metadata only (no model rebuilt); raises CheckpointError."""
     obj = _read(path)
+    obj["has_optimizer_state"] = isinstance(obj.get("optimizer_state"), dict)  # before it is dropped
     for heavy in ("state_dict", "filter_snapshots", "optimizer_state", "weight_scales"):
         obj.pop(heavy, None)
     return obj

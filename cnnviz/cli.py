@@ -67,18 +67,20 @@ def cmd_train(a):
 
 
 def _resume(a):
-    """The checkpoint `--resume` names and the config that continues it: its own settings, with
-    `--epochs` (the total) and `--device` from the command line."""
-    from dataclasses import replace
-
+    """The checkpoint `--resume` names and the config that continues it (`runs.continuation`): its own
+    settings, with `--epochs` (the total) and `--device` from the command line."""
     from .checkpoints import load_checkpoint
+    from .runs import continuation
 
     ck = load_checkpoint(a.resume, with_optimizer=True)
-    cfg = replace(ck.record.config, epochs=a.epochs, device=a.device)
     if a.epochs <= ck.record.epochs:
         raise UserError(f"{a.resume} already has {ck.record.epochs} epochs: ask for more with --epochs "
                         f"(the total, e.g. --epochs {ck.record.epochs + 5})")
-    return ck, cfg
+    in_place = bool(a.out) and Path(a.out).resolve() == Path(a.resume).resolve()
+    try:
+        return ck, continuation(ck.record, a.epochs, a.device, half=in_place and ck.record.config.half)
+    except ValueError as e:
+        raise UserError(f"{a.resume}: {e}") from None
 
 
 def cmd_evaluate(a):

@@ -74,6 +74,11 @@ class RunConfig:
         kept.setdefault("precision", "bf16" if str(train.get("device", "")).startswith("cuda") else "fp32")
         return cls(arch=arch, dataset=dataset, downsample=downsample, **kept)
 
+    def as_recorded_by(self, trained: "RunConfig") -> "RunConfig":
+        """This config as a run of it would record itself beside `trained`: "auto" precision becomes the one
+        `trained` used (the machine picks it, so it does not make another run; an explicit one must match)."""
+        return replace(self, precision=trained.precision) if self.precision == "auto" else self
+
     @property
     def name(self) -> str:
         """The checkpoint's file stem: "<dataset>-<arch>[-<downsample>][-s<seed>]"."""

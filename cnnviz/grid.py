@@ -179,9 +179,10 @@ def _inspect(path: Path, cfg: RunConfig) -> tuple[str, RunRecord | None]:
         return "unreadable", None
     if not record.complete:
         return ("resumable" if _can_continue(record, cfg) else "incomplete"), record
-    # "auto" in the config, "cuda"/"cpu" in the file: the device does not make it another run.
-    differ = [f"{f.name}={getattr(record.config, f.name)!r} (wanted {getattr(cfg, f.name)!r})"
-              for f in fields(RunConfig) if f.name != "device" and getattr(record.config, f.name) != getattr(cfg, f.name)]
+    # "auto" in the config, "cuda"/"cpu" (or "bf16"/"fp32") in the file: the machine's choice is not another run.
+    wanted = cfg.as_recorded_by(record.config)
+    differ = [f"{f.name}={getattr(record.config, f.name)!r} (wanted {getattr(wanted, f.name)!r})"
+              for f in fields(RunConfig) if f.name != "device" and getattr(record.config, f.name) != getattr(wanted, f.name)]
     if differ:
         raise GridError(f"{path} was trained with {', '.join(differ)}; use another --out folder")
     return "complete", record
@@ -191,7 +192,7 @@ def _can_continue(record: RunRecord, cfg: RunConfig) -> bool:
     """An incomplete run the grid can go on with: stopped or cut off (not failed), some epochs done but
     not all, and made with the grid's settings apart from the number of epochs and the device."""
     cut_off = record.reason == "stopped" or record.reason.startswith("saved after epoch")
-    same = replace(record.config, epochs=cfg.epochs, device=cfg.device) == cfg
+    same = replace(record.config, epochs=cfg.epochs, device=cfg.device) == cfg.as_recorded_by(record.config)
     return cut_off and same and 0 < record.epochs < cfg.epochs
 
 

@@ -43,6 +43,7 @@ from typing import Callable
 import torch
 
 from . import budget, runs_quota
+from .checkpoints import load_checkpoint, read_record
 from .config import RunConfig
 from .data import DataUnavailable
 from .runs import run_training
@@ -52,7 +53,7 @@ from .train import Progress
 STATES = ("queued", "running", "completed", "stopped", "failed", "cancelled")
 FINISHED = frozenset({"completed", "stopped", "failed", "cancelled"})
 # Errors a user causes (a bad config, a missing dataset, a taken name): the message alone is the reason.
-_USER_ERRORS = (DataUnavailable, ValueError, FileExistsError)
+_USER_ERRORS = (DataUnavailable, ValueError, FileExistsError)  # CheckpointError is a ValueError
 
 
 class JobRefused(ValueError):
@@ -120,8 +121,9 @@ class Job:
     worker thread behind the job's lock: read it with `snapshot()` (or wait for it with `wait_for`).
     """
 
-    def __init__(self, id: str, config: RunConfig, name: str, owner: str | None):
+    def __init__(self, id: str, config: RunConfig, name: str, owner: str | None, resume_from: Path | None = None):
         self.id, self.config, self.name, self.owner = id, config, name, owner
+        self.resume_from = resume_from  # the checkpoint this job continues (into a new file), if any
         self.created = time.time()
         self._cond = threading.Condition()  # its lock guards the fields below; notified on each change
         self._cancel = threading.Event()
@@ -240,13 +242,16 @@ class JobRegistry:
 
     # ---- public API -----------------------------------------------------------------------------
 
-    def submit(self, cfg: RunConfig, name: str | None = None, owner: str | None = None) -> Job:
+    def submit(self, cfg: RunConfig, name: str | None = None, owner: str | None = None,
+               resume_from: str | Path | None = None) -> Job:
         """Queue a run and return at once; it starts now if fewer than `max_concurrent` are running.
+        `resume_from`: a checkpoint whose run this one continues up to `cfg.epochs` (`runs.continuation`),
+        written to a new file.
 
         JobRefused (one line) when it is over this registry's limits. A config that cannot run for other
         reasons is not an error here: the job fails with the reason, as every other failure does.
         """
-        self._check_budget(cfg)
+        self._check_budget(self._still_to_train(cfg, resume_from))
         with self._lock:
             if self._closed:
                 raise RuntimeError("the job registry has been shut down")
@@ -254,7 +259,7 @@ class JobRegistry:
             job_id = secrets.token_hex(4)
             while job_id in self._jobs:
                 job_id = secrets.token_hex(4)
-            job = Job(job_id, cfg, name or cfg.name, owner)
+            job = Job(job_id, cfg, name or cfg.name, owner, Path(resume_from) if resume_from else None)
             self._jobs[job_id] = job
             self._queue.append(job)
             self._start_queued()
@@ -321,6 +326,17 @@ class JobRegistry:
         return not any(job._thread.is_alive() for job in running)
 
     # ---- internals ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _still_to_train(cfg: RunConfig, resume_from: str | Path | None) -> RunConfig:
+        """The part of `cfg` a job will really train: a continued run's epochs after those it has (its cost)."""
+        if resume_from is None:
+            return cfg
+        try:
+            done = read_record(resume_from).epochs
+        except (ValueError, OSError):  # an unreadable file: the job fails with the reason, as others do
+            return cfg
+        return replace(cfg, epochs=max(1, cfg.epochs - done))
 
     def _check_budget(self, cfg: RunConfig) -> None:
         """Memory and compute of the run against this registry's limits, before anything is queued."""
@@ -405,8 +421,9 @@ class JobRegistry:
             if job._cancel.is_set():
                 state, reason = "cancelled", "cancelled before it started"
             else:
+                resume = load_checkpoint(job.resume_from, with_optimizer=True) if job.resume_from else None
                 checkpoint, result = run_training(cfg, out=path, on_progress=job._on_progress,
-                                                  should_stop=job._cancel.is_set,
+                                                  should_stop=job._cancel.is_set, resume_from=resume,
                                                   command=f"cnnviz job {job.id} ({job.name})")
                 done = len(result.history)
                 if result.completed:

@@ -238,6 +238,39 @@ def vgg16(in_shape, num_classes, downsample):
     return add_head(layers, in_shape, (128, 128), num_classes)
 
 
+SLIDE_VGG16_SIZE = 224  # the slide's `Linear(512 * 7 * 7, 128)` is VGG16 for 224x224 inputs
+
+
+@dataclass(frozen=True)
+class SlideDifference:
+    """cnnviz's VGG16 against the slide's code: the only layer that differs is the first classifier layer,
+    whose input is the last block's map, 512 channels of (input size / 2**5) squared."""
+    input_size: int  # what the convs see (after the resize of a small image)
+    final_map: int  # the last block's map size: input_size / 32
+    first_fc_in: int  # 512 * final_map**2
+    first_fc_params: int
+    slide_final_map: int  # 7, for 224x224
+    slide_first_fc_in: int  # 512 * 7 * 7 = 25,088
+    slide_first_fc_params: int
+    total_params: int  # cnnviz's whole net
+    slide_total_params: int  # the same net with the slide's classifier layer
+
+
+def vgg16_slide_difference(in_shape: Shape, num_classes: int = 10) -> SlideDifference:
+    """Build cnnviz's VGG16 for `in_shape` (on the meta device: nothing allocated) and count both variants."""
+    with torch.device("meta"):
+        model = build_model("vgg16", in_shape, num_classes)
+    first_fc = next(m for m in model.modules() if isinstance(m, nn.Linear))
+    size = max(in_shape[1], VGG16_MIN_SIZE)
+    slide_map = SLIDE_VGG16_SIZE // 2 ** 5
+    slide_in = 512 * slide_map ** 2
+    fc_params = count_params(first_fc)
+    slide_fc_params = slide_in * first_fc.out_features + first_fc.out_features
+    total = count_params(model)
+    return SlideDifference(size, size // 2 ** 5, first_fc.in_features, fc_params, slide_map, slide_in, slide_fc_params,
+                           total, total - fc_params + slide_fc_params)
+
+
 # ---- baselines (issue: MLP and engineered features vs learned) --------------------------------
 
 MLP_HIDDEN = (512, 256)

@@ -27,7 +27,8 @@ class RunRecord:
     device: str = ""  # where it trained ("cpu", "cuda"), as opposed to the config's "auto"
     params: int | None = None
     trainable_params: int | None = None
-    weights_dtype: str = "float32"
+    weights_dtype: str = "float32"  # "float32", "float16" or "float16+int8" (checkpoints.compact_state)
+    has_optimizer_state: bool = False  # continuing it is then exactly the run it would have been
     created: str = ""
     versions: dict = field(default_factory=dict)
     path: Path | None = None
@@ -43,7 +44,8 @@ class RunRecord:
                    complete=bool(meta.get("complete", False)), reason=str(meta.get("reason", "")),
                    command=str(meta.get("command", "")), device=str(train.get("device", "")),
                    params=meta.get("params"), trainable_params=meta.get("trainable_params"),
-                   weights_dtype=str(meta.get("weights_dtype", "float32")), created=str(meta.get("created", "")),
+                   weights_dtype=str(meta.get("weights_dtype", "float32")),
+                   has_optimizer_state=bool(meta.get("has_optimizer_state")), created=str(meta.get("created", "")),
                    versions=dict(meta.get("versions") or {}), path=Path(path) if path else None)
 
     # ---- what the run is -------------------------------------------------------------------------

@@ -25,7 +25,7 @@ def run_table(records: list[RunRecord], origins: list[str] | None = None):
 
 
 EXPORT_COLUMNS = ["run", "final_test_acc", "best_test_acc", "best_epoch", "params", "seconds_per_epoch", "epochs",
-                  "complete", "seed", "device", "source", "file"]
+                  "complete", "seed", "device", "precision", "source", "file"]
 
 
 def export_table(records: list[RunRecord], origins: list[str], labels: list[str], files: list[str]):
@@ -100,6 +100,17 @@ class Group:
         values = np.array([r.curve(metric)[:e] for r in self.records], dtype=float)  # (n, E)
         std = values.std(axis=0, ddof=1) if self.n > 1 else np.full(e, np.nan)
         return Curve(np.arange(1, e + 1), values.mean(0), values.min(0), values.max(0), std, self.n)
+
+
+def run_labels(records: list[RunRecord]) -> list[str]:
+    """Each run's legend name: its label, plus the settings that tell it from the other runs of the same
+    net, downsampling and dataset that are another experiment (e.g. "· lr 1e-05" beside "· lr 0.001")."""
+    out = []
+    for r in records:
+        others = [o.trained_config for o in records if o.base_label == r.base_label and o.experiment != r.experiment]
+        extra = r.trained_config.differences(others) if others else ""
+        out.append(r.label + (f" · {extra}" if extra else ""))
+    return out
 
 
 def seed_groups(records: list[RunRecord]) -> list[Group]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -107,6 +107,28 @@ class _Writer:
             update_meta(self.path, reason=result.reason)
         else:
             self.save(result)
+
+
+def continuation(record, epochs: int, device: str = "auto", half: bool = False) -> RunConfig:
+    """The config that continues `record`'s run up to `epochs` in all: its own settings, on `device`, stored
+    in full precision unless `half` (a continued run is the user's, and stays resumable; a run continued
+    in its own file keeps that file's storage)."""
+    if epochs <= record.epochs:
+        raise ValueError(f"the run already has {record.epochs} epochs: ask for more (the total, e.g. "
+                         f"{record.epochs + 5})")
+    return replace(record.config, epochs=epochs, device=device, half=half)
+
+
+def continue_note(record) -> str:
+    """What continuing `record` keeps and what it cannot (a compact file has no optimizer state)."""
+    where = f"{record.epochs} epochs of {record.label}"
+    if record.has_optimizer_state:
+        return (f"Goes on from the {where} with its weights, its Adam state and its shuffling: the same run as "
+                "if it had never stopped. Written to a new file of yours; the original stays as it is.")
+    stored = {"float16": "float16", "float16+int8": "float16 and int8"}.get(record.weights_dtype, record.weights_dtype)
+    return (f"Goes on from the {where} with its weights (stored as {stored}) and its shuffling. The file keeps "
+            "no optimizer state, so Adam's running averages start again from zero: the first steps move "
+            "the weights more than an uninterrupted run would. Written to a new file of yours.")
 
 
 def _start(cfg: RunConfig, data, resume_from: Checkpoint | None) -> tuple[torch.nn.Module, Resume | None]:

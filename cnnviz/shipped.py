@@ -36,6 +36,7 @@ HEAVY_PRECISION = "bf16"
 # an epoch at ~4.5 minutes on 2 cores (docs/benchmarks.md, "VGG16").
 VGG16_LR = 1e-4
 VGG16_BATCH_SIZE = 256
+VGG16_EPOCHS = 8  # ~5.5 minutes an epoch on 2 cores (train + fp32 test pass): what a session could afford
 LECTURE_LR = 1e-5  # the slides' Adam learning rate (batch 1024); cnnviz's default is 1e-3
 
 
@@ -56,8 +57,8 @@ class ShippedRun:
 
 
 def _run(group, arch, dataset, downsample=None, seed=0, expensive=False, batch_size=1024, lr=1e-3,
-         precision="fp32", stem=None):
-    config = RunConfig(arch=arch, dataset=dataset, downsample=downsample, epochs=EPOCHS, seed=seed, lr=lr,
+         precision="fp32", stem=None, epochs=EPOCHS):
+    config = RunConfig(arch=arch, dataset=dataset, downsample=downsample, epochs=epochs, seed=seed, lr=lr,
                        batch_size=batch_size, half=True, precision=precision).resolved()
     return ShippedRun(group, config, expensive, stem)
 
@@ -75,11 +76,14 @@ def shipped_runs() -> list[ShippedRun]:
     runs += [_run("lecture", "downsample_compare", fm, "max", lr=LECTURE_LR,
                   stem=f"{fm}-downsample_compare-max-lr1e-5")]
     runs += [_run("architectures", "lenet_1x1", cf, precision=HEAVY_PRECISION)]
+    runs += [_run("precision", "downsample_compare", fm, "max", seed=s, precision="bf16",
+                  stem=RunConfig(arch="downsample_compare", dataset=fm, downsample="max", seed=s).name + "-bf16")
+             for s in GRID_SEEDS]
     runs += [_run("architectures", a, fm, expensive=True) for a in ("conv_stride", "conv_pool", "same_padding", "conv_only")]
     runs += [_run("architectures", "conv_pool", cf, expensive=True)]
     runs += [_run("architectures", "conv_only", cf, expensive=True, precision=HEAVY_PRECISION)]
     runs += [_run("lecture", "vgg16", cf, expensive=True, lr=VGG16_LR, batch_size=VGG16_BATCH_SIZE,
-                  precision=HEAVY_PRECISION)]
+                  precision=HEAVY_PRECISION, epochs=VGG16_EPOCHS)]
     return runs
 
 
@@ -93,7 +97,9 @@ def _borrowed(group: str, r: ShippedRun) -> bool:
     if group == "seeds":  # the downsampling group's runs are the seed-0 members of the seed group
         return r.group == "downsampling"
     key = (r.config.arch, r.config.dataset, r.config.downsample)
-    return group == "lecture" and r.group != "lecture" and r.config.seed == 0 and key in LECTURE_COMPANIONS
+    if group == "precision":  # the fp32 seeds of the same net beside the bf16 ones
+        return r.group in ("downsampling", "seeds") and key == ("downsample_compare", "fashion-mnist", "max")
+    return group == "lecture" and r.group != "lecture" and r.stem is None and r.config.seed == 0 and key in LECTURE_COMPANIONS
 
 
 def runs_of_group(group: str, dataset: str | None = None) -> list[ShippedRun]:
@@ -117,8 +123,14 @@ def missing_sentence(arch: str, dataset: str, downsample: str | None) -> str:
     """Why no shipped run of this net is shown, and which downsampling to pick instead where one is shipped."""
     others = shipped_downsamples(arch, dataset)
     which = f"{arch} ({downsample_label(downsample)})" if downsample else arch
-    hint = (f"Shipped for {dataset} with: {', '.join(downsample_label(d) for d in others)}; pick it "
-            "above." if others and downsample else availability(arch))
+    planned = find_run(arch, dataset, downsample)
+    if others and downsample:
+        hint = f"Shipped for {dataset} with: {', '.join(downsample_label(d) for d in others)}; pick it above."
+    elif planned is not None:
+        hint = (f"It is planned but not trained yet: make it with `{command_for(planned)}` (from the repository "
+                "root), or train it on the Train & compare page.")
+    else:
+        hint = availability(arch)
     return f"No shipped checkpoint of {which} on {dataset}. {hint}"
 
 
@@ -139,13 +151,15 @@ def standings(table, dataset: str):
     runs = [planned[f] for f in rows["file"]]
     spec = DATASETS[dataset]
     rows = rows.assign(group=[r.group for r in runs], batch_size=[r.config.batch_size for r in runs],
+                       lr=[r.config.lr for r in runs], precision=[r.config.precision for r in runs],
                        macs=[arch_macs(r.config.arch, spec.shape, len(spec.classes), r.config.downsample)
                              for r in runs])
     return rows.sort_values("test_acc", ascending=False, kind="stable").reset_index(drop=True)
 
 
 GROUP_TITLES = {"seeds": "Downsampling, seeds 0-2", "downsampling": "Downsampling", "baselines": "Baselines",
-                "architectures": "Architectures", "lecture": "The lecture's comparisons"}
+                "architectures": "Architectures", "lecture": "The lecture's comparisons",
+                "precision": "bf16 vs fp32, seeds 0-2"}
 
 
 def comparison_groups() -> dict[str, list[str]]:
@@ -199,8 +213,9 @@ def availability(arch: str) -> str:
         text = f"Shipped checkpoints (trained by this project): {', '.join(present)}."
         return text + (f" Not yet for {', '.join(waiting)}." if waiting else "")
     if planned:
-        return (f"No shipped checkpoint yet ({', '.join(waiting)}): too slow to train on this project's CPU "
-                "machines so far. Train it on the Train & compare page, or all of them at once with "
-                "`python scripts/train_all.py` (much faster on a GPU).")
+        groups = " or ".join(f"`python scripts/train_all.py --group {g}`"
+                             for g in sorted({r.group for r in planned if not r.path.exists()}))
+        return (f"No shipped checkpoint yet ({', '.join(waiting)}): make it with {groups} (much faster on a GPU), "
+                "or train it on the Train & compare page.")
     return ("Not shipped: this net must be trained by you (Train & compare page, or "
             f"`python -m cnnviz train --arch {arch}`).")

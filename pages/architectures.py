@@ -9,7 +9,8 @@ import streamlit as st
 from cnnviz import conv_arithmetic, figures, score_maps, shipped
 from cnnviz.checkpoints import CheckpointError
 from cnnviz.data import DATASETS
-from cnnviz.models import build_model, get_arch, list_archs
+from cnnviz.config import RunConfig
+from cnnviz.models import SLIDE_VGG16_SIZE, build_model, get_arch, list_archs, vgg16_slide_difference
 from cnnviz.conv_arithmetic import OUTPUT_SIZE_LATEX, conv_output_size, output_size_latex
 from cnnviz.summary import resize_note, summary, summary_table
 from pages.ui import catalog, loaders, nav, widgets
@@ -27,6 +28,20 @@ def _summary(arch: str, dataset: str, downsample: str | None):
 
 _fc_vs_1x1 = st.cache_data(show_spinner=False, max_entries=16)(score_maps.fc_vs_1x1_params)
 _measure = st.cache_data(show_spinner=False, max_entries=256)(conv_arithmetic.measure_conv_output)
+
+
+def vgg16_note(shape) -> str:
+    """How cnnviz's VGG16 differs from the slide's code, every number counted from the built model."""
+    d = vgg16_slide_difference(shape)
+    return (f"**cnnviz's VGG16 and the slide's.** The slide's classifier starts with `Linear(512 * 7 * 7, 128)`: "
+            f"that is VGG16 for {SLIDE_VGG16_SIZE}x{SLIDE_VGG16_SIZE} inputs, whose five 2x2 poolings end at "
+            f"{SLIDE_VGG16_SIZE}/32 = {d.slide_final_map}x{d.slide_final_map}. On {d.input_size}x{d.input_size} "
+            f"inputs they end at {d.final_map}x{d.final_map}, so cnnviz's first classifier layer is "
+            f"`Linear({d.first_fc_in}, 128)`: {d.first_fc_params:,} parameters instead of "
+            f"{d.slide_first_fc_params:,}, and {d.total_params:,} in the whole net instead of "
+            f"{d.slide_total_params:,}. The 3x3 convolutions (padding 1) and 2x2 max poolings are the slide's; its "
+            "listing shows four of the five blocks, but the 7x7 of its classifier needs all five "
+            f"({SLIDE_VGG16_SIZE}/16 would be {SLIDE_VGG16_SIZE // 16}).")
 
 
 nav.header("Every network of the lecture as its summary table (computed by running the "
@@ -49,6 +64,8 @@ downsample = widgets.downsample_select(spec, "downsample", "downsample_none", no
 notices.show()
 st.markdown(f"**{arch}**: {spec.description}")
 st.caption(shipped.availability(arch))
+if arch == "vgg16":
+    st.markdown(vgg16_note(DATASETS[dataset].shape))
 
 s = _summary(arch, dataset, downsample)
 shape = DATASETS[dataset].shape
@@ -97,7 +114,13 @@ if record and record.history:
     curve = {"label": record.label, "history": record.history, "color": figures.RUN_COLORS[0]}
     st.plotly_chart(figures.curves_figure([curve], title="Accuracy per epoch (train dashed, test solid)"),
                     key="trained_acc")
-    st.caption(f"The shipped checkpoint `checkpoints/{run.filename}`, made by `{record.command or '?'}`.")
+    c = record.config
+    st.caption(f"The shipped checkpoint `checkpoints/{run.filename}`: {c.optimizer} at learning rate {c.lr:g}, batch "
+               f"{c.batch_size}, trained in {c.precision}, made by `{record.command or '?'}`.")
+    if arch == "vgg16":
+        st.caption(f"Why learning rate {c.lr:g} and not cnnviz's default {RunConfig.lr:g}: this VGG16 has no batch "
+                   f"normalisation, and at {RunConfig.lr:g} its 13 ReLU convolutions stay at chance (the loss stays "
+                   "at ln 10 = 2.303); the smaller rate learns. Measured in docs/benchmarks.md.")
     st.page_link(nav.lesson("train_compare").path, label="Open it on Train & compare: errors per class, other runs "
                  "beside it", icon=":material/show_chart:",
                  query_params={"part": "Compare", "runs": catalog.run_id("shipped", run.filename)})
@@ -107,15 +130,16 @@ else:
 standing = shipped.standings(catalog.runs_table(include_user=False), dataset)
 if not standing.empty:
     st.subheader(f"Every shipped net on {dataset}, best first")
-    shown, pct = widgets.percent_columns(standing[["label", "group", "params", "macs", "batch_size", "epochs",
-                                              "test_acc"]], {"test_acc": "final test accuracy"})
+    shown, pct = widgets.percent_columns(standing[["label", "group", "params", "macs", "batch_size", "lr", "precision",
+                                                   "epochs", "test_acc"]], {"test_acc": "final test accuracy"})
     st.dataframe(shown, hide_index=True, key="standings", column_config={
         **pct, "params": st.column_config.NumberColumn("parameters", format="localized"),
         "macs": st.column_config.NumberColumn("multiply-adds per image", format="localized"),
-        "batch_size": st.column_config.NumberColumn("batch size")})
+        "batch_size": st.column_config.NumberColumn("batch size"),
+        "lr": st.column_config.NumberColumn("learning rate", format="%.0e")})
     st.caption("Seed 0 of each shipped run; multiply-adds are counted by torch on one forward pass. Within a "
                "group the runs were trained alike (optimiser, learning rate, batch size, epochs); across groups "
-               "the batch size may differ (its column), so compare across groups with that in mind.")
+               "the batch size, learning rate and precision may differ (their columns), so compare across groups with that in mind.")
 
 # ---- the calculator ----------------------------------------------------------------------------
 st.header("Padding, stride and kernel size")
@@ -187,13 +211,11 @@ st.markdown(
 
 found = {i: r for i, r in catalog.runs_by_id(dataset).items() if r["arch"] == "lenet_1x1"}
 if not found:
-    st.warning(f"No lenet_1x1 checkpoint for {dataset} yet (the shipped one is "
-               f"`checkpoints/{dataset}-lenet_1x1-max.pt`). Train it on the Train & compare page or with "
-               f"`python -m cnnviz train --arch lenet_1x1 --dataset {dataset} --downsample max "
-               f"--out checkpoints/{dataset}-lenet_1x1-max.pt`.")
+    st.warning(shipped.missing_sentence("lenet_1x1", dataset, lenet_ds))
     st.stop()
 
-shipped_1x1 = f"{dataset}-lenet_1x1-max.pt"
+planned_1x1 = shipped.find_run("lenet_1x1", dataset, lenet_ds)
+shipped_1x1 = planned_1x1.filename if planned_1x1 else None
 run_id = st.selectbox("Checkpoint", sorted(found, key=lambda i: i != shipped_1x1), key="ckpt_1x1",
                       format_func=lambda i: catalog.menu_label(found[i]),
                       help="Shipped runs first; your own runs appear here too.")

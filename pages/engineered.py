@@ -24,6 +24,8 @@ ARCH_COLORS = {a: figures.RUN_COLORS[i] for i, a in enumerate(list_baselines())}
 SOBEL_LATEX = (r"G_x = \begin{bmatrix} -1 & 0 & +1 \\ -2 & 0 & +2 \\ -1 & 0 & +1 \end{bmatrix} * I"
                r"\qquad G_y = \begin{bmatrix} -1 & -2 & -1 \\ 0 & 0 & 0 \\ +1 & +2 & +1 \end{bmatrix} * I"
                r"\qquad |G| = \sqrt{G_x^2 + G_y^2}")
+EDGE_SHARE_LATEX = (r"\text{edge share}(w) = \frac{\lVert P_{D_x, D_y}(w - \bar w) \rVert^2}"
+                    r"{\lVert w - \bar w \rVert^2},\qquad \text{an edge detector: share} > 0.5")
 COSINE_LATEX = (r"\cos(w, k) = \frac{\sum_{ij} (w_{ij} - \bar w)\, k_{ij}}"
                 r"{\lVert w - \bar w \rVert\, \lVert k \rVert}")
 
@@ -102,62 +104,101 @@ else:
                "not shown (train it below or with "
                f"`{shipped.command_for(eng_run)}`).")
 
-# ---- 2. learned filters vs engineered kernels ------------------------------------------------------
-st.header("2. Learned filters vs Sobel / Scharr / Laplacian kernels")
+# ---- 2. are the learned filters edge detectors? -------------------------------------------------
+st.header("2. Are the learned filters edge detectors?")
 evolution = _evolution(runs[ck_id]["path"], Path(runs[ck_id]["path"]).stat().st_mtime) if ck is not None else None
+snaps = filters.snapshots_of(ck.meta) if ck is not None else None
 if ck is None:
     st.info("Choose (or train) a network with a conv layer above to compare its filters.")
 else:
     conv_name, weights = filters.first_conv_weights(ck.model)  # (O, I, k, k)
     k = weights.shape[-1]
-    matches = filters.closest_engineered(weights)
-    kernels = engineered_kernels(k)
-    st.caption(f"Each learned {k}x{k} filter of `{conv_name}` (averaged over its {weights.shape[1]} input "
-               "channel(s)) is compared with every engineered kernel of the same size by the cosine of the angle "
-               "between them, after removing the filter's mean (every engineered kernel sums to 0). A sign flip is "
-               "the same edge detector the other way round, so the best match is the largest |cos|. Colours: red "
-               "positive, blue negative, white 0; each kernel scaled by its largest |weight|.")
-    st.latex(COSINE_LATEX)
-    c1, c2 = st.columns([1, 2])
-    kernel_names = [filters.short_label(n) for n in kernels]
-    c1.plotly_chart(figures.labelled_grid_figure(np.stack(list(kernels.values())), kernel_names, cols=4, signed=True,
-                                 width=360, title=f"Engineered kernels ({k}x{k})"), key="e_kernels")
-    c2.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(weights), filters.filter_labels(matches), cols=8,
-                                 signed=True, width=720, lines=2,
-                                 title=f"Learned filters of {ck.record.label}: closest kernel, cos"), key="e_filters")
-    st.markdown(f"**{filters.similarity_sentence(matches, THRESHOLD)}**")
-    if evolution is not None:
-        _, mean_best, n_close = evolution
-        st.caption(filters.chance_sentence(mean_best, n_close, len(matches), k, THRESHOLD))
-    st.dataframe(pd.DataFrame(filters.match_table(matches, short=True)), hide_index=True, key="e_match_table",
-                 column_config={"cosine": st.column_config.NumberColumn(format="%+.3f"),
-                                "|cosine|": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,
-                                                                            format="%.3f")})
+    shapes = filters.filter_shapes(weights)
+    st.caption(f"An edge detector takes a derivative: along x (Sobel x), along y (Sobel y), or along any direction "
+               f"in between, a·d/dx + b·d/dy. So the share of a filter's energy (its mean removed, averaged over its "
+               f"{weights.shape[1]} input channel(s)) that lies in the span of the two {k}x{k} derivative kernels "
+               "says how much of an edge detector it is, whatever its orientation; the angle is the edge's "
+               "(0° horizontal, 90° vertical). Random filters of the same size are the yardstick: by chance alone "
+               "they put some energy there too. Colours: red positive, blue negative, white 0.")
+    st.latex(EDGE_SHARE_LATEX)
+    update = filters.training_update(snaps) if snaps is not None else None
+    added = filters.filter_shapes(update) if update is not None else None
+    rnd = filters.random_shapes(k)
+    widgets.metrics_row(("Edge detectors, trained", f"{shapes.edge_detectors} of {len(shapes)}"),
+                        (f"Random {k}x{k} filters", f"{100 * rnd.edge_detectors / len(rnd):.0f} %"),
+                        ("Edge detectors in what training added",
+                         f"{added.edge_detectors} of {len(added)}" if added is not None else "—"))
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(weights), filters.shape_labels(shapes), cols=8,
+                                 signed=True, width=660, lines=2, title=f"Trained filters of {ck.record.label}"),
+                    key="e_filters")
+    if added is not None:
+        c2.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(update), filters.shape_labels(added), cols=8,
+                                     signed=True, width=660, lines=2,
+                                     title=f"What training added: W after epoch {len(snaps) - 1} − W at epoch 0"),
+                        key="e_update")
+    else:
+        c2.info("This checkpoint kept no per-epoch filter snapshots, so what training added cannot be shown.")
+    st.markdown(f"**{filters.edge_sentence(shapes)}**")
+    if added is not None:
+        st.markdown(f"**What training added:** {filters.edge_sentence(added, 'changes')} Training moves the first "
+                    f"layer little (‖W − W₀‖ / ‖W₀‖ = {filters.relative_change(snaps):.2f}), so much of the "
+                    "initial noise stays in the trained filter; the change itself is where the learning shows.")
+    with st.expander("Closest single engineered kernel (cosine), and why it says too little"):
+        matches = filters.closest_engineered(weights)
+        kernels = engineered_kernels(k)
+        st.caption("Each filter against each engineered kernel of its size on its own, by the cosine of the angle "
+                   "between them (mean removed). A Sobel x or y kernel is one orientation: an edge detector at 45° "
+                   "scores about 0.7 against both, so few filters pass a 0.8 threshold although many are edge "
+                   "detectors by the measure above.")
+        st.latex(COSINE_LATEX)
+        c1, c2 = st.columns([1, 2])
+        c1.plotly_chart(figures.labelled_grid_figure(np.stack(list(kernels.values())),
+                                                     [filters.short_label(n) for n in kernels], cols=4, signed=True,
+                                                     width=360, title=f"Engineered kernels ({k}x{k})"), key="e_kernels")
+        c2.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(weights), filters.filter_labels(matches),
+                                                     cols=8, signed=True, width=720, lines=2,
+                                                     title="Learned filters: closest kernel, cos"), key="e_cos_filters")
+        st.markdown(filters.similarity_sentence(matches, THRESHOLD))
+        if evolution is not None:
+            _, mean_best, n_close = evolution
+            st.caption(filters.chance_sentence(mean_best, n_close, len(matches), k, THRESHOLD))
+        st.dataframe(pd.DataFrame(filters.match_table(matches, short=True)), hide_index=True, key="e_match_table",
+                     column_config={"cosine": st.column_config.NumberColumn(format="%+.3f"),
+                                    "|cosine|": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,
+                                                                                format="%.3f")})
 
 # ---- 3. watch the filters learn ---------------------------------------------------------------------
 st.header("3. Watch the filters learn")
 if ck is None:
     st.info("Choose (or train) a network with a conv layer above.")
-elif evolution is None:
+elif snaps is None:
     st.info(f"{ck.record.label} has no per-epoch filter snapshots (they are kept only for small first layers); "
             "choose another checkpoint.")
 else:
-    per_epoch, mean_best, n_close = evolution
-    snaps = filters.snapshots_of(ck.meta)
-    epochs = len(per_epoch) - 1
+    epochs = len(snaps) - 1
     epoch = widgets.number("Epoch (0 = the random initialisation)", 0, epochs, "e_epoch", epochs, notices,
                            param="epoch", widget="slider", persist_state="session",
                            help="The checkpoint kept the first layer's weights after every epoch.")
     notices.show(notice_box)
-    matches_e = per_epoch[epoch]
-    st.caption(f"At epoch {epoch}: mean best |cos| {mean_best[epoch]:.3f}; {n_close[epoch]} of {len(matches_e)} "
-               f"filters within |cos| > {THRESHOLD:g} (at initialisation: {mean_best[0]:.3f}, {n_close[0]}). "
-               "The maps apply that epoch's weights to the image (bias not stored, so left out: it would only "
-               "shift each map, which the per-map scaling hides).")
-    st.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(snaps[epoch]), filters.filter_labels(matches_e),
-                                 cols=8, signed=True, width=1000, lines=2,
-                                 title=f"Filters after epoch {epoch}: closest kernel, cos"),
+    at_epoch = filters.filter_shapes(snaps[epoch])
+    st.caption(f"After epoch {epoch}: {at_epoch.edge_detectors} of {len(at_epoch)} filters are edge detectors "
+               f"(at initialisation {filters.filter_shapes(snaps[0]).edge_detectors}). The maps apply that epoch's "
+               "weights to the image (bias not stored, so left out: it would only shift each map, which the "
+               "per-map scaling hides).")
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(snaps[epoch]), filters.shape_labels(at_epoch),
+                                 cols=8, signed=True, width=660, lines=2, title=f"Filters after epoch {epoch}"),
                     key="e_epoch_filters")
+    if epoch:
+        change = filters.training_update(snaps, epoch)
+        c2.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(change),
+                                                     filters.shape_labels(filters.filter_shapes(change)), cols=8,
+                                                     signed=True, width=660, lines=2,
+                                                     title=f"What training added by epoch {epoch}"),
+                        key="e_epoch_update")
+    else:
+        c2.caption("Epoch 0 is the initialisation: nothing has been added yet.")
     maps_e = filters.snapshot_maps(ck.model, snaps[epoch], x_norm)
     c0, c1, c2 = st.columns(3)
     c0.plotly_chart(figures.labelled_grid_figure(maps_e, [str(i) for i in range(len(maps_e))], cols=8, width=360,
@@ -165,11 +206,14 @@ else:
     run = [{"label": ck.record.label, "history": ck.record.history, "color": figures.RUN_COLORS[0]}]
     c1.plotly_chart(figures.curves_figure(run, ("train_acc", "test_acc"), title=f"Accuracy (epoch {epoch} marked)",
                                           mark_epoch=epoch), key="e_epoch_curves")
-    sim_history = [{"epoch": e, "mean best |cos|": float(v)} for e, v in enumerate(mean_best)]
-    sim = figures.curves_figure([{"label": ck.record.label, "color": figures.RUN_COLORS[1], "history": sim_history}],
-                                ("mean best |cos|",), title="Mean best |cos| to a kernel", mark_epoch=epoch,
-                                yaxis="mean best |cos|")
-    c2.plotly_chart(sim, key="e_epoch_similarity")
+    filt, add = filters.edge_share_per_epoch(snaps)
+    lines = [{"label": label, "color": figures.RUN_COLORS[i + 1],
+              "history": [{"epoch": e, "median edge share": float(v)} for e, v in enumerate(values) if v == v]}
+             for i, (label, values) in enumerate((("filters", filt), ("what training added", add)))]
+    c2.plotly_chart(figures.curves_figure(lines, ("median edge share",), title="Median edge share",
+                                          mark_epoch=epoch, yaxis="median edge share"), key="e_epoch_similarity")
+    st.caption(f"Median edge share of a random {snaps.shape[-1]}x{snaps.shape[-1]} filter: "
+               f"{np.median(filters.random_shapes(snaps.shape[-1]).edge):.2f}.")
 
 # ---- 4. engineered features vs CNN features --------------------------------------------------------
 st.header("4. Engineering features vs CNN features")

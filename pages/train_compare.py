@@ -17,10 +17,12 @@ from cnnviz.config import OPTIMIZERS, RunConfig
 from cnnviz.data import DATASETS, list_datasets
 from cnnviz.device import available_devices, describe_device
 from cnnviz.models import build_model, get_arch, list_archs
+from cnnviz.precision import PRECISIONS
 from cnnviz.conv_arithmetic import OUTPUT_SIZE_LATEX
+from cnnviz.runs import continuation, continue_note
 from cnnviz.summary import summary
 from cnnviz.train import LR_PRESETS
-from pages.ui import catalog, jobs, nav, run_picker, run_views, widgets
+from pages.ui import catalog, jobs, loaders, nav, run_picker, run_views, widgets
 from pages.ui.widgets import Notices, pct
 
 CUSTOM_LR = "custom"
@@ -76,7 +78,7 @@ def _training_choices() -> dict:
     batch_size = c3.number_input("Batch size", 1, 8192, 1024, key="t_batch", persist_state="session",
                                  help="Images per optimiser step; the lecture's loaders use 1024.")
     optimizer = c4.selectbox("Optimizer", OPTIMIZERS, key="t_opt", persist_state="session")
-    c1, c2, c3, _ = st.columns(4)
+    c1, c2, c3, c4 = st.columns(4)
     device = c1.selectbox("Device", available_devices(), key="t_device", persist_state="session",
                           help=f"auto = the fastest here: {describe_device()}")
     seed = c2.number_input("Seed", 0, 10_000, 0, key="t_seed", persist_state="session",
@@ -85,8 +87,13 @@ def _training_choices() -> dict:
     subset = c3.selectbox("Training images", TRAIN_SUBSETS, key="t_subset", persist_state="session",
                           format_func=lambda s: "all" if s == "all" else f"first {s:,}",
                           help="A subset trains faster (for a quick look); the test set is always complete.")
+    precision = c4.selectbox("Precision", PRECISIONS, key="t_precision", persist_state="session",
+                             help="auto: bf16 autocast (float32 master weights) on a GPU, and on a CPU with native "
+                                  "bf16 where a short probe of this net measured it faster; else fp32. The run "
+                                  "records which it used. fp32 forces full precision.")
     return {"epochs": int(epochs), "lr": float(lr), "optimizer": optimizer, "batch_size": int(batch_size),
-            "device": device, "seed": int(seed), "limit_train": None if subset == "all" else int(subset)}
+            "device": device, "seed": int(seed), "limit_train": None if subset == "all" else int(subset),
+            "precision": precision}
 
 
 def _model_preview(arch: str, dataset: str, downsample: str | None) -> None:
@@ -131,6 +138,27 @@ def _checkpoint_actions(snap) -> None:
               args=(catalog.run_id("yours", path.name),))
 
 
+def _continue_choice() -> None:
+    """Continue any finished run (shipped or yours) for more epochs, as a new file of yours."""
+    with st.expander("Continue a run for more epochs (shipped or yours)"):
+        runs = catalog.runs_by_id()
+        if not runs:
+            st.caption("No runs yet.")
+            return
+        run_id = st.selectbox("Run", list(runs), key="t_continue_run", format_func=lambda i: catalog.menu_label(runs[i]))
+        record = loaders.record(runs[run_id]["path"])
+        total = st.number_input("Epochs in all", record.epochs + 1, record.epochs + 200, record.epochs + 5,
+                                key=f"t_continue_epochs_{run_id}", help=f"It has {record.epochs}; training goes on from there.")
+        st.caption(continue_note(record))
+        if st.button("Continue in the background", key="t_continue"):
+            try:  # a bad total, or over this server's limits: one line
+                cfg = continuation(record, int(total))
+                job = jobs.submit(cfg, name=f"{cfg.name}-e{int(total)}", resume_from=runs[run_id]["path"])
+                jobs.remember_job("job", "train_job", job.id)
+            except ValueError as e:
+                widgets.show_error(e)
+
+
 def train_section() -> None:
     st.caption("Choose a network and its training; the table below shows the model before anything is "
                "trained. Training runs on the server in the background: clicking, switching tabs or pages, "
@@ -144,6 +172,7 @@ def train_section() -> None:
             jobs.remember_job("job", "train_job", jobs.submit(cfg).id)
         except ValueError as e:
             widgets.show_error(e)
+    _continue_choice()
     st.subheader("Training")
     job = jobs.attached_job("job", "train_job", "find them on the Compare tab.", own_latest=True)
     if job is None:
@@ -232,7 +261,7 @@ def compare_section() -> None:
         return
     entries = {**runs, **uploaded}
     records = [run_picker.record_of(entries[r]) for r in selected]
-    labels = catalog.unique_labels(selected, [rec.label for rec in records])
+    labels = catalog.unique_labels(selected, results.run_labels(records))
     colors = {r: figures.RUN_COLORS[i % len(figures.RUN_COLORS)] for i, r in enumerate(selected)}
     grouped, groups = _curves_section(selected, records, labels, colors)
     _tables_section(selected, records, labels, entries, grouped, groups)

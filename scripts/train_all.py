@@ -6,7 +6,9 @@
     python scripts/train_all.py --force         # retrain even what exists
 
 A file whose recorded command differs from the planned one (the group's settings changed) is stale:
-it is retrained too.
+it is retrained too. A file of the planned command that did not finish (the process was killed: every
+epoch is saved) is continued in place from its last finished epoch, with its optimizer state, and keeps
+the planned command as its record (its `resumed_from` says it was continued).
 """
 import argparse
 import os
@@ -19,18 +21,35 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cnnviz.checkpoints import read_record  # noqa: E402
+from cnnviz.checkpoints import read_record, update_meta  # noqa: E402
 from cnnviz.manifest import write_manifest  # noqa: E402
 from cnnviz.paths import shipped_dir  # noqa: E402
 from cnnviz.shipped import command_for, shipped_runs  # noqa: E402
 
 
-def up_to_date(run) -> bool:
-    """The file exists and was made by the command planned for it now."""
+def state_of(run) -> str:
+    """"done" (made by the planned command, finished), "unfinished" (planned command, killed part-way),
+    or "todo" (missing, unreadable, or made by another command)."""
     try:
-        return read_record(run.path).command == command_for(run)
-    except Exception:  # noqa: BLE001 - missing, unreadable or foreign: not up to date
-        return False
+        record = read_record(run.path)
+    except Exception:  # noqa: BLE001 - missing, unreadable or foreign
+        return "todo"
+    if record.command != command_for(run):
+        return "todo"
+    return "done" if record.complete else "unfinished"
+
+
+def up_to_date(run) -> bool:
+    return state_of(run) == "done"
+
+
+def train_command(run, device: str) -> list[str]:
+    """The CLI arguments that make `run`: the planned command, or `--resume` of its unfinished file."""
+    extra = ["--device", device] if device != "auto" else []
+    if state_of(run) == "unfinished":
+        return ["-m", "cnnviz", "train", "--resume", str(run.path), "--epochs", str(run.config.epochs),
+                "--out", str(run.path), *extra]
+    return shlex.split(command_for(run))[1:] + extra
 
 
 def main():
@@ -64,16 +83,21 @@ def main():
             print(f"    being trained by another process ({lock.name}), skipped", flush=True)
             continue
         try:
-            if run.path.exists():  # --force, or stale: the CLI never overwrites a file
+            resuming = not a.force and state_of(run) == "unfinished"
+            if run.path.exists() and not resuming:  # --force, or stale: the CLI never overwrites a file
                 print(f"    replacing {run.path.name} ({'--force' if a.force else 'made by another command'})",
                       flush=True)
                 run.path.unlink()
-            args = shlex.split(cmd)[1:] + (["--device", a.device] if a.device != "auto" else [])
+            args = train_command(run, a.device)
+            if resuming:
+                print(f"    continuing its unfinished file: {shlex.join(args)}", flush=True)
             t0 = time.time()
             env = {**os.environ, **({"CNNVIZ_THREADS": str(a.threads)} if a.threads else {})}
             rc = subprocess.call([sys.executable, *args], cwd=ROOT, env=env)
         finally:
             lock.unlink(missing_ok=True)
+        if resuming and rc == 0:
+            update_meta(run.path, command=cmd)  # the same run, continued: its record keeps the planned command
         print(f"    rc={rc} in {time.time() - t0:.0f}s", flush=True)
         failed += rc != 0
         write_manifest(shipped_dir())

@@ -25,12 +25,13 @@ def run_script(*args: str, timeout: float) -> list[dict]:
 
 @pytest.mark.slow
 @pytest.mark.data
-def test_train_speed_reports_both_loops_with_positive_speed_and_valid_accuracy(fashion_mnist):
+def test_train_speed_reports_both_loops_and_both_precisions_with_positive_speed_and_valid_accuracy(fashion_mnist):
     rows = run_script(str(BENCH / "train_speed.py"), "--models", "lenet5", "--epochs", "2",
                       "--limit-train", "2048", "--limit-test", "1024", "--num-workers", "1", "--device", "cpu",
                       "--json", timeout=900)
     *loops, final = rows
-    assert [(r["model"], r["loop"]) for r in loops] == [("lenet5", "lecture"), ("lenet5", "cnnviz")]
+    assert [(r["model"], r["loop"], r["precision"]) for r in loops] == [
+        ("lenet5", "lecture", "fp32"), ("lenet5", "cnnviz", "fp32"), ("lenet5", "cnnviz", "bf16")]
     for r in loops:
         assert r["images_per_second"] > 0
         assert 0.0 <= r["test_acc"] <= 1.0
@@ -38,10 +39,19 @@ def test_train_speed_reports_both_loops_with_positive_speed_and_valid_accuracy(f
         assert len(r["epoch_seconds"]) == 2 and r["seconds_per_epoch"] == r["epoch_seconds"][1]
         assert r["peak_mem_mb"] > 0
     assert loops[0]["num_workers"] == 1 and loops[1]["num_workers"] == 0
+    lecture, fp32, bf16 = loops
     ratio = final["ratios"]["lenet5"]
-    assert ratio["speedup"] == pytest.approx(loops[1]["images_per_second"] / loops[0]["images_per_second"])
-    assert ratio["target_speedup"] == 2.0  # printed beside the result, not asserted
+    assert ratio["fp32"]["speedup"] == pytest.approx(fp32["images_per_second"] / lecture["images_per_second"])
+    assert ratio["fp32"]["target_speedup"] == 2.0  # printed beside the result, not asserted
+    assert ratio["bf16_over_fp32"]["speedup"] == pytest.approx(bf16["images_per_second"] / fp32["images_per_second"])
     assert final["machine"]["device"] == "cpu" and final["machine"]["cpus_usable"] >= 1
+
+
+def test_train_speed_times_cnnviz_alone_without_the_lecture_loop(fashion_mnist):
+    *loops, final = run_script(str(BENCH / "train_speed.py"), "--models", "lenet5", "--epochs", "1",
+                               "--limit-train", "1024", "--limit-test", "256", "--device", "cpu", "--no-lecture",
+                               "--precisions", "bf16", "--json", timeout=600)
+    assert [(r["loop"], r["precision"]) for r in loops] == [("cnnviz", "bf16")] and final["ratios"] == {}
 
 
 def test_train_speed_rejects_an_unknown_model():
@@ -95,3 +105,11 @@ def test_class_load_starts_a_job_opens_tabs_that_follow_it_and_times_a_new_visit
     # The server imported torch and trained: its peak was measured above its idle size.
     assert report["rss_peak_mb"] >= report["rss_with_all_tabs_mb"] > report["rss_idle_mb"] > 0
     assert report["post_script_gc"] is False and report["server_cpu_share_while_holding"] >= 0
+
+
+def test_precision_steps_times_both_modes_and_says_what_auto_would_pick():
+    rows = run_script(str(BENCH / "precision_steps.py"), "--models", "lenet5,mlp", "--datasets", "fashion-mnist",
+                      "--batch", "16", "--repeats", "1", "--json", timeout=300)
+    assert [r["model"] for r in rows] == ["lenet5", "mlp"]
+    for r in rows:
+        assert r["fp32_ms"] > 0 and r["bf16_ms"] > 0 and r["auto"] == ("bf16" if r["speedup"] >= 1.15 else "fp32")

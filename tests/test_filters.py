@@ -216,3 +216,49 @@ def test_only_runs_with_a_learned_first_conv_are_offered_and_the_default_is_the_
     assert filters.default_run(no_max, "fashion-mnist") == "fashion-mnist-learned_conv-max.pt"
     assert filters.default_run({"yours/a.pt": {}}, "fashion-mnist") == "yours/a.pt"
     assert filters.default_run({}, "fashion-mnist") is None
+
+
+# ---- edge detectors, orientation-free ---------------------------------------------------------
+
+@pytest.mark.parametrize("k", [3, 5, 7])
+def test_every_rotation_of_a_derivative_kernel_is_a_full_edge_detector_at_its_angle(k):
+    dx, dy, lap = filters.derivative_basis(k)
+    assert float((dx * dy).sum()) == pytest.approx(0.0)  # orthogonal: the two shares add up
+    for theta in (0, 30, 45, 90, 135):
+        # a derivative along direction theta (y up), i.e. cos * d/dx - sin * d/dy in image rows (y down)
+        t = np.radians(theta)
+        s = filters.filter_shapes(np.stack([np.cos(t) * dx - np.sin(t) * dy]))
+        assert s.edge[0] == pytest.approx(1.0) and s.blob[0] == pytest.approx(0.0, abs=1e-9)
+        assert s.angle[0] == pytest.approx((theta + 90) % 180)  # the edge runs across the gradient
+        assert s.describe(0) == f"an edge detector at {(theta + 90) % 180}°"
+    blob = filters.filter_shapes(lap[None])
+    assert blob.blob[0] == pytest.approx(1.0) and blob.edge[0] == pytest.approx(0.0, abs=1e-9)
+    assert blob.describe(0) == "a blob (Laplacian) detector"
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_random_filters_put_two_of_k2_minus_1_dimensions_of_energy_in_the_edge_span(k):
+    rnd = filters.random_shapes(k)
+    assert rnd.edge.mean() == pytest.approx(2 / (k * k - 1), rel=0.05)  # isotropic noise, mean removed
+    flat = filters.filter_shapes(np.ones((1, k, k)))  # a constant filter: no edge, no blob, no error
+    assert flat.edge[0] == 0 and flat.blob[0] == 0
+
+
+def test_the_engineered_page_opens_on_the_shipped_net_with_the_most_edge_detectors():
+    """The page's default is measured, not assumed: lenet_fc has the largest share of edge detectors among
+    every shipped seed-0 net with a learned first layer, on both datasets."""
+    from cnnviz import shipped
+
+    for dataset in ("fashion-mnist", "cifar10"):
+        share = {}
+        for run in shipped.shipped_runs():
+            if run.config.dataset != dataset or run.config.seed or not run.path.exists():
+                continue
+            found = first_conv(load_checkpoint(run.path).model)
+            if found is not None:
+                s = filters.filter_shapes(found[1].weight)
+                share[run.filename] = s.edge_detectors / len(s)
+        assert share, f"no shipped net with a conv layer on {dataset}"
+        default = filters.default_run(share, dataset)
+        assert share[default] == max(share.values()), (dataset, default, sorted(share.items(), key=lambda kv: -kv[1])[:3])
+        assert share[default] > 2 * filters.random_shapes(3).edge_detectors / len(filters.random_shapes(3))

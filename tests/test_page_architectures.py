@@ -241,3 +241,20 @@ def test_page_imports_no_torch():
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert "torch" not in imported
+
+
+@pytest.mark.parametrize("dataset", ["cifar10", "fashion-mnist"])
+def test_vgg16_says_how_it_differs_from_the_slides_code_with_counted_parameters(dataset):
+    import torch.nn as nn
+
+    from cnnviz.models import count_params
+
+    shape = DATASETS[dataset].shape
+    model = build_model("vgg16", shape)
+    first = next(i for i, m in enumerate(model) if isinstance(m, nn.Linear))
+    slide = nn.Sequential(*[nn.Linear(512 * 7 * 7, 128) if i == first else m for i, m in enumerate(model)])
+    at = open_page(arch="vgg16", dataset=dataset)
+    (note,) = [m.value for m in at.markdown if "the slide's" in m.value]
+    assert f"`Linear({model[first].in_features}, 128)`" in note and model[first].in_features == 512
+    assert f"{count_params(model[first]):,} parameters instead of {512 * 49 * 128 + 128:,}" in note
+    assert f"{count_params(model):,} in the whole net instead of {count_params(slide):,}" in note

@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from pages.ui import catalog, jobs, nav
 from cnnviz import baselines, shipped
-from cnnviz.checkpoints import make_meta, read_meta, save_checkpoint
+from cnnviz.checkpoints import load_checkpoint, make_meta, read_meta, save_checkpoint
 from cnnviz.data import DATASETS
 from cnnviz.record import RunRecord
 from cnnviz.engineered import KIND_LABELS, engineered_kernels
@@ -172,15 +172,34 @@ def test_cifar10_mlp_is_shown_next_to_the_lectures_53_percent(app):
     assert "-1.9 points vs the lecture's" in metric.delta
 
 
-def test_filter_grid_labels_each_filter_with_its_closest_kernel(app):
+def _edge_share(w: np.ndarray) -> float:
+    """Oracle: the share of a zero-mean filter's energy in the least-squares span of OpenCV's d/dx, d/dy kernels."""
+    import cv2
+
+    k = w.shape[-1]
+    kx, ky = cv2.getDerivKernels(1, 0, k)
+    dx = ky @ kx.T
+    basis = np.stack([dx.ravel(), dx.T.ravel()], 1)
+    f = w.ravel() - w.mean()
+    proj = basis @ np.linalg.lstsq(basis, f, rcond=None)[0]
+    return float(proj @ proj / (f @ f))
+
+
+def test_filter_grid_labels_each_filter_as_an_edge_detector_and_its_orientation(app, fake_shipped):
     at = app()
     spec = _chart(at, "e_filters")
     labels = [a["text"] for a in spec["layout"]["annotations"]]
     assert len(labels) == 32
-    assert labels[0] == "0: Sobel x<br>+1.00" and labels[1] == "1: Laplacian<br>+1.00"
-    table = _table(at, "e_match_table")
+    w = load_checkpoint(fake_shipped / "fashion-mnist-downsample_compare-max.pt").model.conv1.weight.detach().numpy()
+    share = _edge_share(w[0].mean(0))  # filter 0 is Sobel x (3x3, zero-padded to 5x5): a vertical edge
+    assert labels[0] == f"0: edge 90°<br>edge {share:.2f}" and share > 0.5
+    assert labels[1].startswith("1: blob") or labels[1].startswith("1: —")  # filter 1 is a Laplacian
+    hits = sum(_edge_share(f.mean(0)) > 0.5 for f in w)
+    assert any(m.value.startswith(f"**{hits} of 32 filters are edge detectors") for m in at.markdown)
+    assert next(m.value for m in at.metric if m.label == "Edge detectors, trained") == f"{hits} of 32"
+    table = _table(at, "e_match_table")  # the single-kernel cosine, kept in an expander
     assert table.iloc[0]["closest kernel"] == "Sobel x" and table.iloc[0]["cosine"] == pytest.approx(1.0, abs=1e-3)
-    assert any(m.value.startswith("**") and "of 32 filters" in m.value for m in at.markdown)
+    assert any("of 32 filters" in m.value for m in at.markdown)
     chance = next(c.value for c in at.caption if c.value.startswith("Chance level"))
     assert f"after epoch {EPOCHS}: " in chance  # the random initialisation is the reference
 
@@ -195,9 +214,10 @@ def test_epoch_slider_moves_and_the_marked_epoch_follows(app):
     assert _chart(at, "e_epoch_similarity")["layout"]["shapes"][0]["x0"] == 1
     assert "after epoch 1" in _chart(at, "e_epoch_filters")["layout"]["title"]["text"]
     assert at.query_params["epoch"] in ("1", ["1"])
-    # At the last epoch filter 0 IS Sobel x; at epoch 1 it is only a third of the way there.
+    # At the last epoch filter 0 IS (padded) Sobel x; at epoch 1 it is only a third of the way there.
     first = _chart(at, "e_epoch_filters")["layout"]["annotations"][0]["text"]
-    assert first != "0: Sobel x<br>+1.00"
+    last = _chart(app(), "e_epoch_filters")["layout"]["annotations"][0]["text"]
+    assert first != last and last.startswith("0: edge 90°")
 
 
 def test_url_reopens_the_same_view(app):

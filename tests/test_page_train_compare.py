@@ -183,6 +183,28 @@ def test_stop_ends_a_running_job_as_stopped_and_keeps_its_checkpoint(runs_folder
     assert snap.checkpoint.exists()
 
 
+@pytest.mark.slow
+def test_continue_a_run_trains_more_epochs_into_a_new_file_with_the_history_carried_on(user_runs):
+    folder, ids = user_runs
+    at = open_page()
+    at.selectbox(key="t_continue_run").select(ids[0]).run()
+    assert at.number_input(key=f"t_continue_epochs_{ids[0]}").value == 2 + 5
+    assert any("its Adam state" in c.value for c in at.caption)  # a user run keeps its optimizer state
+    at.number_input(key=f"t_continue_epochs_{ids[0]}").set_value(3).run()
+    at.button(key="t_continue").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    snap = jobs.registry().get(at.session_state["train_job"]).wait(WAIT)
+    assert snap.state == "completed", snap.reason
+    meta = read_meta(snap.checkpoint)
+    original = read_meta(folder / ids[0].removeprefix("yours/"))
+    assert snap.checkpoint.name != original and len(meta["history"]) == 3 and len(original["history"]) == 2
+    assert meta["history"][:2] == original["history"]  # the first two epochs are the original's
+    assert meta["resumed_from"] == {"file": ids[0].removeprefix("yours/"), "epochs": 2, "optimizer_state": True}
+    # A shipped (compact) file says that its optimizer state is gone.
+    at.selectbox(key="t_continue_run").select("fashion-mnist-mlp.pt").run()
+    assert any("keeps no optimizer state" in c.value for c in at.caption)
+
+
 def test_an_unknown_job_in_the_url_shows_a_notice(runs_folder):
     at = open_page(job="nope1234")
     assert any("not on this server" in i.value for i in at.info)
@@ -361,6 +383,28 @@ def test_one_click_loads_a_shipped_comparison_group(group, dataset, runs_folder)
     assert at.query_params["runs"] == ",".join(present)
     shared = open_page(part="Compare", runs=",".join(present))  # a link to the group names it in the picker
     assert shared.selectbox(key="c_shipped_group").value == f"{shipped.GROUP_TITLES[group]} on {dataset}"
+
+
+@pytest.mark.parametrize("dataset, differs", [("fashion-mnist", "lr 1e-05"), ("cifar10", "arch")])
+def test_the_lectures_comparisons_set_its_settings_and_nets_side_by_side(dataset, differs, runs_folder):
+    """lr 1e-5 (the slides) against cnnviz's 1e-3 on the same net; conv-only (case 2) and VGG16 beside the MLP."""
+    runs = shipped.runs_of_group("lecture", dataset)
+    present = [r.filename for r in runs if r.path.exists()]
+    if len(present) < len(runs):
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"the lecture's {dataset} runs are not all trained yet: {sorted(set(r.filename for r in runs) - set(present))}")
+    at = open_page(part="Compare")
+    at.selectbox(key="c_shipped_group").set_value(f"{shipped.GROUP_TITLES['lecture']} on {dataset}").run()
+    at.button(key="c_load_group").click().run()
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if "final_test_acc" in d.value.columns)
+    assert sorted(table["file"]) == sorted(present)
+    records = {f: read_meta(shipped.shipped_dir() / f) for f in present}
+    for _, row in table.iterrows():  # every figure read from its file
+        assert row["final_test_acc"] == pytest.approx(100 * records[row["file"]]["history"][-1]["test_acc"])
+    if dataset == "fashion-mnist":
+        lrs = {records[f]["train"]["lr"] for f in present}
+        assert lrs == {1e-3, shipped.LECTURE_LR}
+        assert any(differs in r for r in table["run"])  # the legend names what differs
 
 
 def test_a_link_opens_the_train_form_with_its_net_and_the_sidebar_gives_the_link_back(runs_folder):

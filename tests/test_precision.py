@@ -43,6 +43,7 @@ def test_auto_without_native_bf16_is_fp32_and_never_probes(monkeypatch):
 
 def test_the_probe_measures_both_modes_and_caches_its_answer_per_net(monkeypatch, tmp_path):
     monkeypatch.setenv("CNNVIZ_DATA", str(tmp_path))
+    monkeypatch.setattr(precision, "machine_busy", lambda: False)
     calls = []
     real = precision.probe_step_ms
     monkeypatch.setattr(precision, "probe_step_ms", lambda *a, **k: calls.append(a) or real(*a, batch=8, repeats=1))
@@ -110,3 +111,11 @@ def test_small_nets_stay_plain_float16_and_readable_by_older_cnnviz():
     state, scales = compact_state(build_model("lenet5", (1, 28, 28), 10).state_dict())
     assert not scales and all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
     assert PLAIN_FORMAT_VERSION == 1
+
+
+def test_a_probe_on_a_busy_machine_answers_but_is_not_kept(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNNVIZ_DATA", str(tmp_path))
+    monkeypatch.setattr(precision, "machine_busy", lambda: True)
+    monkeypatch.setattr(precision, "probe_step_ms", lambda *a, **k: (30.0, 10.0))
+    assert precision.cpu_speedup("lenet5", (1, 28, 28), 10, "max") == 3.0
+    assert not (tmp_path / "precision-probe.json").exists()

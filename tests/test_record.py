@@ -36,7 +36,8 @@ def test_the_record_derives_final_best_and_seconds_from_the_history():
     assert (r.final_test_acc, r.best_test_acc, r.best_epoch, r.final_train_acc) == (0.68, 0.7, 2, 0.7)
     assert r.seconds_per_epoch == pytest.approx(3.0) and r.epochs == 3
     assert r.label == "lenet5 · avg · cifar10 · seed 2" and r.base_label == "lenet5 · avg · cifar10"
-    assert r.config == RunConfig(arch="lenet5", dataset="cifar10", downsample="avg", seed=2, lr=1e-5)
+    # a file from before precision was recorded, trained on the CPU: fp32
+    assert r.config == RunConfig(arch="lenet5", dataset="cifar10", downsample="avg", seed=2, lr=1e-5, precision="fp32")
     row = r.row()
     assert (row["test_acc"], row["best_epoch"], row["seed"], row["params"]) == (0.68, 2, 2, 62006)
 
@@ -45,7 +46,7 @@ def test_a_record_without_epochs_or_with_empty_rows_has_nan_figures_not_an_error
     empty = RunRecord.from_meta({"arch": "mlp", "dataset": {"name": "fashion-mnist"}, "history": [{}],
                                  "train": "not a dict"})
     assert math.isnan(empty.final_test_acc) and math.isnan(empty.best_test_acc) and empty.best_epoch is None
-    assert empty.config == RunConfig(arch="mlp")  # a malformed train record falls back to the defaults
+    assert empty.config == RunConfig(arch="mlp", precision="fp32")  # a malformed train record: the defaults
 
 
 def test_same_experiment_except_the_seed_ignores_only_seed_device_and_storage():
@@ -53,7 +54,7 @@ def test_same_experiment_except_the_seed_ignores_only_seed_device_and_storage():
     for field in NOT_THE_EXPERIMENT:
         other = dataclasses.replace(base.config, **{field: {"seed": 9, "device": "cuda", "half": True}[field]})
         assert dataclasses.replace(base, config=other).experiment == base.experiment
-    for change in ({"lr": 1e-3}, {"batch_size": 64}, {"optimizer": "sgd"}, {"limit_train": 100}):
+    for change in ({"lr": 1e-3}, {"batch_size": 64}, {"optimizer": "sgd"}, {"limit_train": 100}, {"precision": "bf16"}):
         assert dataclasses.replace(base, config=dataclasses.replace(base.config, **change)).experiment != base.experiment
     stopped = dataclasses.replace(base, history=base.history[:1])  # fewer epochs trained: another group
     assert stopped.experiment != base.experiment

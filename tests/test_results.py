@@ -204,3 +204,20 @@ def test_groups_are_compared_per_dataset_and_only_where_there_are_two():
         assert out.get(ds) == (results.compare_sentence(on_ds) if len(on_ds) > 1 else None)
     one = [g for g in groups if g.first.dataset_name == "cifar10"][:1]
     assert results.sentences_by_dataset(one) == []
+
+
+def test_run_labels_name_what_tells_runs_of_one_net_apart_and_nothing_else():
+    import dataclasses
+
+    from cnnviz.config import RunConfig
+    from cnnviz.record import RunRecord
+    from cnnviz.results import run_labels
+
+    history = ({"epoch": 1, "test_acc": 0.5},)
+    cfg = RunConfig(arch="lenet5", downsample="max", precision="fp32")
+    make = lambda **c: RunRecord(config=dataclasses.replace(cfg, **c), history=history, dataset={"name": "fashion-mnist"},
+                                 in_shape=(1, 28, 28), num_classes=10, complete=True)
+    runs = [make(), make(lr=1e-5), make(seed=1), make(arch="mlp", downsample=None)]
+    assert run_labels(runs) == ["lenet5 · max · fashion-mnist · lr 0.001", "lenet5 · max · fashion-mnist · lr 1e-05",
+                                "lenet5 · max · fashion-mnist · seed 1 · lr 0.001", "mlp · fashion-mnist"]
+    assert run_labels([make(), make(precision="bf16")])[1] == "lenet5 · max · fashion-mnist · precision bf16"

@@ -58,7 +58,9 @@ def test_a_stopped_run_continued_equals_the_run_trained_in_one_go(fashion_mnist,
     assert resumed.completed and [r["epoch"] for r in resumed.history] == [1, 2, 3]
     _close(resumed.history, straight)
     record = read_record(second)
-    assert record.complete and record.config == dataclasses.replace(CFG, device="auto").resolved()
+    assert record.config.precision in ("fp32", "bf16")  # "auto", as resolved on this machine
+    assert record.complete and record.config == dataclasses.replace(CFG, device="auto",
+                                                                    precision=record.config.precision).resolved()
     assert load_checkpoint(second).meta["resumed_from"] == {"file": "first.pt", "epochs": 1, "optimizer_state": True}
     assert read_record(first).epochs == 1  # the file it continued is left as it was
 
@@ -116,3 +118,40 @@ def test_a_killed_training_process_keeps_its_finished_epochs_and_the_cli_resumes
     again = subprocess.run([sys.executable, "-m", "cnnviz", "train", "--resume", str(out), "--epochs", "1"],
                            cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 2 and "ask for more with --epochs" in again.stderr
+
+
+def test_train_all_continues_an_unfinished_shipped_file_in_place_and_retrains_a_stale_one(tmp_path, monkeypatch):
+    """A killed `train_all.py` leaves the planned run's file with its finished epochs: the next one resumes
+    it (the same file, its optimizer state) instead of starting the run again."""
+    import importlib.util
+
+    import torch
+
+    from cnnviz.checkpoints import make_meta, save_checkpoint
+    from cnnviz.models import build_model
+    from cnnviz.shipped import command_for, shipped_runs
+
+    monkeypatch.setenv("CNNVIZ_CHECKPOINTS", str(tmp_path))
+    spec = importlib.util.spec_from_file_location("train_all", Path(__file__).parent.parent / "scripts" / "train_all.py")
+    train_all = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_all)
+    run = next(r for r in shipped_runs() if r.config.arch == "lenet5")
+    model = build_model("lenet5", (1, 28, 28))
+    opt = torch.optim.Adam(model.parameters())
+
+    def write(command, complete):
+        meta = make_meta(arch="lenet5", downsample="max", dataset={"name": "fashion-mnist"}, in_shape=(1, 28, 28),
+                         num_classes=10, train={"epochs": 10}, history=[{"epoch": 1, "test_acc": 0.5}],
+                         complete=complete, reason="", model=model, command=command)
+        save_checkpoint(run.path, meta, model, optimizer_state=opt.state_dict(), overwrite=True)
+
+    assert train_all.state_of(run) == "todo"  # missing
+    write(command_for(run), complete=False)
+    assert train_all.state_of(run) == "unfinished" and not train_all.up_to_date(run)
+    args = train_all.train_command(run, "auto")
+    assert args[:4] == ["-m", "cnnviz", "train", "--resume"] and args[4] == str(run.path)
+    assert args[args.index("--out") + 1] == str(run.path) and args[args.index("--epochs") + 1] == "10"
+    write(command_for(run) + " --extra", complete=False)
+    assert train_all.state_of(run) == "todo" and train_all.train_command(run, "cpu")[-2:] == ["--device", "cpu"]
+    write(command_for(run), complete=True)
+    assert train_all.state_of(run) == "done" and train_all.up_to_date(run)

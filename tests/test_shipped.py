@@ -33,7 +33,7 @@ def test_checkpoints_folder_is_small_and_listed_in_the_manifest():
     manifest = json.loads((SHIPPED_DIR / "manifest.json").read_text())
     listed = {e["file"]: e for e in manifest["runs"]}
     assert sorted(listed) == [p.name for p in FILES]
-    assert sum(p.stat().st_size for p in FILES) < 60 * 2**20
+    assert sum(p.stat().st_size for p in FILES) < 100 * 2**20  # the project's budget for checkpoints/
     for p in FILES:
         e = listed[p.name]
         assert e["sha256"] == sha256(p) and e["size_bytes"] == p.stat().st_size
@@ -47,7 +47,8 @@ def test_every_shipped_file_is_a_planned_run_made_by_its_recorded_command():
         assert p.name in planned, f"{p.name} is not one of cnnviz.shipped.shipped_runs()"
         meta = load_checkpoint(p).meta
         assert meta["command"] == command_for(planned[p.name])
-        assert meta["weights_dtype"] == "float16" and len(meta["history"]) >= 10
+        # Compact storage: float16, and int8 per output channel for the large layers (VGG16, conv_only)
+        assert meta["weights_dtype"] in ("float16", "float16+int8") and len(meta["history"]) >= 10
 
 
 @pytest.mark.parametrize("grid", grid_commands(), ids=lambda g: g["dataset"])
@@ -87,12 +88,13 @@ def test_shipped_checkpoint_reevaluates_to_its_recorded_accuracy(path, request):
     assert abs(acc - recorded) <= 0.005, f"recomputed {acc:.4f} vs recorded {recorded:.4f}"
 
 
-def test_the_pages_say_which_nets_are_shipped_and_that_vgg16_must_be_trained_by_the_user():
+def test_the_pages_say_which_nets_are_shipped_and_how_to_make_the_missing_ones():
     from cnnviz.models import list_archs
     from cnnviz.shipped import availability
 
-    assert "must be trained by you" in availability("vgg16")
     for arch in list_archs():
+        waiting = {r.group for r in shipped_runs() if r.config.arch == arch and not r.path.exists()}
+        assert all(f"python scripts/train_all.py --group {g}" in availability(arch) for g in waiting), arch
         datasets = {r.config.dataset for r in shipped_runs() if r.config.arch == arch and r.path.exists()}
         text = availability(arch)
         assert text.startswith("Shipped") == bool(datasets), (arch, text)
@@ -115,5 +117,12 @@ def test_the_missing_run_sentence_points_to_the_shipped_downsamplings():
     if (SHIPPED_DIR / "cifar10-lenet5-max.pt").exists():
         assert text == (f"No shipped checkpoint of lenet5 ({downsample_label('avg')}) on cifar10. Shipped for cifar10 "
                         f"with: {downsample_label('max')}; pick it above.")
-    plain = shipped.missing_sentence("vgg16", "cifar10", None)
-    assert plain == f"No shipped checkpoint of vgg16 on cifar10. {shipped.availability('vgg16')}"
+    # A planned run not trained yet names its own command; a net never planned says how to train it.
+    lenet5_avg = shipped.missing_sentence("lenet5", "fashion-mnist", "avg")
+    assert "Shipped for fashion-mnist with" in lenet5_avg
+    planned = shipped.find_run("vgg16", "cifar10", "max")
+    assert planned is not None and planned.config.lr == shipped.VGG16_LR
+    if not planned.path.exists():
+        assert shipped.command_for(planned) in shipped.missing_sentence("vgg16", "cifar10", "max")
+    assert shipped.find_run("vgg16", "fashion-mnist") is None
+    assert shipped.missing_sentence("vgg16", "fashion-mnist", "max").startswith("No shipped checkpoint of vgg16")

@@ -97,9 +97,10 @@ def can_stop(snap) -> bool:
     return is_teacher() or (tag is not None and hmac.compare_digest(tag, snap.owner or ""))
 
 
-def submit(cfg) -> "jobs.Job":
-    """Queue `cfg` as this tab's job; JobRefused (one line) when it is over a limit."""
-    return registry().submit(cfg, owner=owner(create=True))
+def submit(cfg, **options) -> "jobs.Job":
+    """Queue `cfg` as this tab's job (`options`: JobRegistry.submit's name, resume_from); JobRefused (one
+    line) when it is over a limit."""
+    return registry().submit(cfg, owner=owner(create=True), **options)
 
 
 def remember_job(param: str, state_key: str, job_id: str | None) -> None:
