@@ -227,3 +227,21 @@ def test_a_job_that_needs_room_removes_the_oldest_runs_and_says_which(tmp_path, 
     with pytest.raises(JobRefused, match="bigger than the runs folder's 5 MB limit"):
         _registry(tmp_path / "small", runs_max_mb=5).submit(RunConfig("mlp"))
     assert reg.shutdown(timeout=30)
+
+
+def test_a_continued_run_is_charged_only_for_the_epochs_it_still_trains(tmp_path, blocked):
+    from cnnviz.checkpoints import read_record
+    from cnnviz.runs import continuation
+
+    shipped_mlp = ROOT / "checkpoints" / "fashion-mnist-mlp.pt"
+    if not shipped_mlp.exists():
+        pytest.skip("no shipped fashion-mnist-mlp.pt")
+    record = read_record(shipped_mlp)
+    cfg = continuation(record, record.epochs + 2, device="cpu")
+    per_epoch = budget.cost(cfg) / cfg.epochs  # mlp: 535,040 multiply-adds x 60,000 images
+    reg = _registry(tmp_path, max_tmacs=3 * per_epoch / 1e12)  # room for 3 epochs, not for all of them
+    with pytest.raises(JobRefused, match="at most 3 epochs fit"):
+        reg.submit(cfg, owner="ann")  # the same epochs trained from scratch
+    job = reg.submit(cfg, owner="ann", resume_from=shipped_mlp)  # 2 epochs still to train
+    assert job.state == "running"
+    assert reg.shutdown(timeout=30)
