@@ -28,7 +28,7 @@ import streamlit as st
 from cnnviz import jobs, limits
 
 from . import catalog
-from .widgets import OWNER_PARAM, pct
+from .widgets import OWNER_PARAM, link_value, pct
 
 RUNNING_POLL_S = 1.0
 QUEUED_POLL_S = 5.0
@@ -124,7 +124,7 @@ def attached_job(param: str, state_key: str, where_runs_are: str, *, own_latest:
         return None
     job = registry().get(job_id)
     if job is None:
-        st.info(f"Training job `{job_id[:40]}` is not on this server (the app restarted, or the link comes from "
+        st.info(f"Training job `{link_value(job_id)}` is not on this server (the app restarted, or the link comes from "
                 f"another server). Finished runs stay on disk as checkpoints: {where_runs_are}")
         remember_job(param, state_key, None)
         return None
