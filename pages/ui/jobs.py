@@ -93,6 +93,7 @@ def teacher_login(where=st) -> None:
 
 
 def can_stop(snap) -> bool:
+    """Whether this tab may stop the job: it started it (its owner tag) or a teacher signed in here."""
     tag = owner()
     return is_teacher() or (tag is not None and hmac.compare_digest(tag, snap.owner or ""))
 
