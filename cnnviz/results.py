@@ -207,12 +207,14 @@ def expected_seconds(cfg, records: list[RunRecord]) -> Estimate | None:
     if not same_net:
         return None
     basis = max(same_net, key=lambda r: (r.downsample == cfg.downsample, r.config.batch_size == cfg.batch_size,
-                                         r.config.precision == cfg.precision, r.config.lr == cfg.lr))
+                                         r.config.precision == cfg.precision, r.config.lr == cfg.lr,
+                                         r.seed == cfg.seed))
     per_image = sum(row["seconds"] for row in basis.history) / sum(row["seconds"] * row["images_per_second"]
                                                                    for row in basis.history)
     evaluation = float(np.mean([row.get("eval_seconds", 0.0) for row in basis.history]))
     full = int(basis.dataset.get("train_size") or 0) or round(basis.history[0]["seconds"] * basis.history[0]["images_per_second"])
     images = min(full, cfg.limit_train or full)
+    images = images // cfg.batch_size * cfg.batch_size or images  # the loop drops the last partial batch
     return Estimate(cfg.epochs * (images * per_image + evaluation), basis)
 
 
