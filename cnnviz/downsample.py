@@ -34,6 +34,7 @@ class Downsample:
     factory: Callable[[], nn.Module]  # a fresh parameter-free layer halving H and W
     steps: Steps  # its geometry, for receptive fields: max pooling is ((2, 2),)
     strides_conv: bool = False  # in a conv trunk: no layer, the conv before it gets stride 2
+    twin: tuple[str, str] | None = None  # (a method it equals on even sizes, why): the same numbers by construction
 
     def layer(self) -> nn.Module:
         """A fresh layer, tagged with this entry so summaries and diagrams can find the method again."""
@@ -43,6 +44,20 @@ class Downsample:
 
 
 _REGISTRY: dict[str, Downsample] = {}
+
+
+def twin_pairs() -> tuple[tuple[str, str], ...]:
+    """(method, its twin) pairs that give the same numbers on even sizes, e.g. ("avg", "bilinear")."""
+    return tuple((e.twin[0], e.name) for e in _REGISTRY.values() if e.twin and e.twin[0] in _REGISTRY)
+
+
+def twin_reason(a: str, b: str) -> str | None:
+    """Why methods `a` and `b` give the same numbers on even sizes, or None when they are not twins."""
+    for x, y in ((a, b), (b, a)):
+        entry = _REGISTRY.get(y)
+        if entry is not None and entry.twin and entry.twin[0] == x:
+            return entry.twin[1]
+    return None
 
 
 def register_downsample(entry: Downsample) -> Downsample:
@@ -172,11 +187,15 @@ register_downsample(Downsample("avg", "Average pooling 2x2", "average pooling", 
                                lambda: nn.AvgPool2d(2, 2), ((2, 2),)))
 # x0.5 bilinear (align_corners=False) reads the 2 neighbouring pixels around each centre; nearest reads 1.
 register_downsample(Downsample("bilinear", "Bilinear interpolation x0.5", "bilinear x0.5", "#2ca02c",
-                               lambda: Interpolate(0.5, "bilinear"), ((2, 2),)))
+                               lambda: Interpolate(0.5, "bilinear"), ((2, 2),),
+                               twin=("avg", "bilinear x0.5 (align_corners=False) reads each output at the centre "
+                                            "of a 2x2 block with weight 1/4 on each of its pixels: average pooling")))
 register_downsample(Downsample("nearest", "Nearest interpolation x0.5", "nearest x0.5", "#9467bd",
                                lambda: Interpolate(0.5, "nearest"), ((1, 2),)))
 register_downsample(Downsample("stride", "Strided convolution (stride 2)", "the strided conv", "#d62728",
-                               EveryOther, ((1, 2),), strides_conv=True))
+                               EveryOther, ((1, 2),), strides_conv=True,
+                               twin=("nearest", "the strided conv computes the conv at rows and columns 0, 2, 4, "
+                                                "..., exactly the pixels nearest x0.5 keeps")))
 # The dense 2x2 max (stride 1), then the 3x3 blur with stride 2.
 register_downsample(Downsample("blurmax", "Max pooling + blur (anti-aliased, Zhang 2019)", "blurmax", "#17becf",
                                BlurMaxPool, ((2, 1), (3, 2))))

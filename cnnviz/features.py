@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .downsample import apply_downsample, get_downsample, list_downsamples
+from .downsample import apply_downsample, get_downsample, list_downsamples, twin_reason
 
 _HOOK_LOCK = threading.Lock()
 
@@ -145,11 +145,17 @@ def worked_example_remark(results: dict[str, np.ndarray]) -> str | None:
     return None
 
 
-def difference_sentence(delta: np.ndarray, shape_a: tuple, shape_b: tuple) -> str:
-    """How to read the map of A - B (`delta`, cropped to the common size of A's and B's shapes)."""
+def difference_sentence(delta: np.ndarray, shape_a: tuple, shape_b: tuple, a: str | None = None,
+                        b: str | None = None) -> str:
+    """How to read the map of A - B (`delta`, cropped to the common size of A's and B's shapes); when it is 0
+    everywhere, why (methods `a` and `b` may be twins: `downsample.twin_reason`)."""
     if float(np.abs(delta).mean()) == 0:
-        return ("The two methods give identical maps here (bilinear x0.5 with align_corners=False "
-                "averages each 2x2 block, exactly like average pooling, on even sizes).")
+        if a is not None and a == b:
+            return "A and B are the same method: the difference is 0 everywhere."
+        why = twin_reason(a, b) if a and b else None
+        return (f"The two methods give identical maps here, by construction (the map they halve has even "
+                f"sides): {why}." if why else
+                "The two methods give identical maps on this image.")
     return (f"Blue: A larger, red: B larger (colour scale centred on 0). Shapes {tuple(shape_a)} and "
             f"{tuple(shape_b)}, compared on the common {delta.shape[-2]}x{delta.shape[-1]}.")
 

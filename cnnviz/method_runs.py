@@ -1,6 +1,6 @@
 """What training the lecture's net once per downsampling method gave: one row per method, and the twins.
 
-Twins are method pairs that compute the same network on the even 24x24 map (bilinear x0.5 with
+Twins are method pairs that compute the same network on an even map (24x24 on Fashion-MNIST) (bilinear x0.5 with
 align_corners=False averages each 2x2 block like average pooling; nearest x0.5 keeps the pixels a stride-2
 conv reads), so with the same seed their curves differ only by floating-point rounding.
 """
@@ -9,10 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from . import results
-from .downsample import downsample_label, get_downsample
+from .conv_arithmetic import conv_output_size
+from .downsample import downsample_label, get_downsample, twin_pairs, twin_reason
+from .models import build_model, first_conv
 from .record import RunRecord
 
-TWINS = (("avg", "bilinear"), ("nearest", "stride"))
+TWINS = twin_pairs()  # (("avg", "bilinear"), ("nearest", "stride")): the same numbers on even sizes
 
 
 def seed0_by_method(records: list[RunRecord]) -> dict[str, RunRecord]:
@@ -61,10 +63,18 @@ def twins_sentence(records: list[RunRecord]) -> str | None:
             "test accuracy over the epochs" for a, b, gap in twin_gaps(records)]
     if not gaps:
         return None
-    return ("Twins: " + "; ".join(gaps) + ". On the even 24x24 map bilinear x0.5 (align_corners=False) "
-            "averages each 2x2 block like average pooling, and nearest x0.5 keeps the same pixels a "
-            "stride-2 conv computes, so with the same seed these pairs train the same network up to "
-            "floating-point rounding.")
+    h = downsampled_size(records[0])
+    why = "; ".join(twin_reason(a, b) for a, b, _ in twin_gaps(records))
+    return ("Twins: " + "; ".join(gaps) + f". On the even {h}x{h} map {why}; so with the same seed these pairs "
+            "train the same network up to floating-point rounding.")
+
+
+def downsampled_size(record: RunRecord) -> int:
+    """The side of the map the net's first downsampling halves: its first conv's output, by the lecture's
+    formula (Fashion-MNIST 28 -> 24 for downsample_compare's 5x5 conv, CIFAR-10 32 -> 28)."""
+    conv = first_conv(build_model(record.arch, record.in_shape, record.num_classes, record.downsample))[1]
+    return conv_output_size(record.in_shape[-1], conv.kernel_size[0], conv.padding[0], conv.stride[0],
+                            conv.dilation[0])
 
 
 def twin_gaps(records: list[RunRecord]) -> list[tuple[str, str, float]]:

@@ -198,7 +198,7 @@ def lenet_fc(in_shape, num_classes, downsample):
     return add_head(layers, in_shape, (128,), num_classes)
 
 
-@register("lenet_1x1", "lenet_fc with its FC layers replaced by a conv over the whole 7x7 map and a "
+@register("lenet_1x1", "lenet_fc with its FC layers replaced by a conv over the whole last map and a "
           "1x1 conv: same parameters, and it accepts larger inputs (a map of class scores).")
 def lenet_1x1(in_shape, num_classes, downsample):
     layers, c = make_layers(_LENET_TRUNK, in_shape[0], downsample)

@@ -36,7 +36,9 @@ HEAVY_PRECISION = "bf16"
 # an epoch at ~4.5 minutes on 2 cores (docs/benchmarks.md, "VGG16").
 VGG16_LR = 1e-4
 VGG16_BATCH_SIZE = 256
-VGG16_EPOCHS = 8  # ~5.5 minutes an epoch on 2 cores (train + fp32 test pass): what a session could afford
+# ~5.5 minutes an epoch on 2 quiet cores (train + fp32 test pass), far more on a loaded one: what a 2-core
+# session could afford. Continue it for more with `python -m cnnviz train --resume` or on Train & compare.
+VGG16_EPOCHS = 5
 LECTURE_LR = 1e-5  # the slides' Adam learning rate (batch 1024); cnnviz's default is 1e-3
 
 

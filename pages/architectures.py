@@ -85,7 +85,7 @@ m1.metric("Total params", f"{s.total_params:,}")
 m2.metric("Trainable params", f"{s.trainable_params:,}")
 m3.metric("Non-trainable params", f"{s.total_params - s.trainable_params:,}")
 m4.metric("Estimated total size (MB)", f"{s.total_mb:.2f}")
-st.caption(f"Sizes in float32 for a batch of one: input {s.input_mb:.2f} MB, forward/backward pass "
+st.caption(f"Sizes in float32 for a batch of one: input {s.input_mb:.3g} MB, forward/backward pass "
            f"{s.forward_backward_mb:.2f} MB (every layer's output, twice), params {s.params_mb:.2f} MB.")
 with st.expander("The same table as text (torchsummary's format)"):
     st.code(s.to_text(), language=None)
@@ -182,8 +182,10 @@ if measured is not None:
 
 # ---- 1x1 convolution ---------------------------------------------------------------------------
 st.header("1x1 convolution instead of fully-connected layers")
-st.caption("lenet_fc ends in Flatten + Linear layers; lenet_1x1 replaces them with a conv whose kernel "
-           "covers the whole 7x7 map and a 1x1 conv. Both are built live here for the chosen dataset.")
+last_map = [r for r in _summary("lenet_fc", dataset, "max").rows if len(r["output_shape"]) == 3][-1]["output_shape"]
+st.caption(f"lenet_fc ends in Flatten + Linear layers; lenet_1x1 replaces them with a conv whose kernel "
+           f"covers the whole {last_map[-2]}x{last_map[-1]} map and a 1x1 conv. Both are built live here for the "
+           "chosen dataset.")
 lenet_ds = "max"
 pair = _fc_vs_1x1(tuple(DATASETS[dataset].shape), lenet_ds)
 left, right = st.columns(2)

@@ -153,7 +153,8 @@ mad = float(np.abs(delta).mean())
 c_m.metric("mean |A − B|", f"{mad:.4f}", help="Over all channels and pixels of the common size.")
 st.plotly_chart(figures.heatmap(figures.tile(delta[channels], scale=None), colorscale="RdBu", zmid=0, showscale=True,
                                 height=360, title=f"{downsample_label(diff_a)} − {downsample_label(diff_b)}"), key="diff_map")
-st.caption(features.difference_sentence(delta, cmp.downsampled[diff_a].shape, cmp.downsampled[diff_b].shape))
+st.caption(features.difference_sentence(delta, cmp.downsampled[diff_a].shape, cmp.downsampled[diff_b].shape,
+                                       diff_a, diff_b))
 
 # =====================================================================================================
 st.header("3. Trained with each method")
@@ -175,9 +176,10 @@ if order:
               for m in order]
     widgets.curve_pair(curves, ("runs_acc", "runs_loss"))
     rows = pd.DataFrame(method_runs.method_rows(records, order, {m: downsample_label(m) for m in order}))
-    st.dataframe(rows, hide_index=True, key="runs_table", column_config={
-        **{c: st.column_config.NumberColumn(format="%.4f")
-           for c in ("final test acc", "± std (seeds)", "best test acc")},
+    rows["± std (seeds)"] = [widgets.pct(v) for v in rows["± std (seeds)"]]  # a dash for one seed, not "None"
+    shown, pcts = widgets.percent_columns(rows, {"final test acc": "final test acc", "best test acc": "best test acc"})
+    st.dataframe(shown, hide_index=True, key="runs_table", column_config={
+        **pcts, "params": st.column_config.NumberColumn("parameters", format="localized"),
         "seconds/epoch": st.column_config.NumberColumn(format="%.1f")})
     st.caption("Final and best test accuracy are means over the seeds present; seconds per epoch is "
                "training time only, on the device each run was trained on.")

@@ -159,6 +159,24 @@ def _continue_choice() -> None:
                 widgets.show_error(e)
 
 
+def _expected_time(arch: str, dataset: str, downsample: str | None, choices: dict) -> None:
+    """What the click will cost, before it: scaled from the most similar finished run of this net."""
+    try:
+        cfg = RunConfig(arch=arch, dataset=dataset, downsample=downsample, **choices).resolved()
+    except ValueError:
+        return  # the button says why
+    rows = [r for r in catalog.runs_by_id(dataset).values() if r["arch"] == arch]
+    estimate = results.expected_seconds(cfg, [loaders.record(r["path"]) for r in rows])
+    if estimate is None:
+        st.caption("No finished run of this net on this dataset yet to tell how long it takes.")
+        return
+    b = estimate.basis
+    st.info(f"Expected: **{results.duration_text(estimate.seconds)}** for {cfg.epochs} epoch"
+            f"{'s' if cfg.epochs != 1 else ''}, scaled from `{b.file}` ({b.seconds_per_epoch:.1f} s per epoch of "
+            f"training on {b.device or 'its device'}, batch {b.config.batch_size}, {b.config.precision}). This "
+            "server's speed and load may differ.", icon=":material/schedule:")
+
+
 def train_section() -> None:
     st.caption("Choose a network and its training; the table below shows the model before anything is "
                "trained. Training runs on the server in the background: clicking, switching tabs or pages, "
@@ -166,6 +184,7 @@ def train_section() -> None:
     dataset, arch, downsample = _network_choice(Notices())
     choices = _training_choices()
     _model_preview(arch, dataset, downsample)
+    _expected_time(arch, dataset, downsample, choices)
     if st.button("Train in the background", type="primary", key="t_train"):
         try:  # a bad setting, or one over this server's limits (memory, compute, your runs at a time): one line
             cfg = RunConfig(arch=arch, dataset=dataset, downsample=downsample, **choices).resolved()

@@ -170,6 +170,16 @@ def test_the_worked_example_remark_and_the_difference_sentence_follow_the_number
     x = torch.rand(1, 4, 24, 24)
     same = (F.avg_pool2d(x, 2) - F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)).numpy()
     assert features.difference_sentence(same, (4, 12, 12), (4, 12, 12)).startswith("The two methods give identical")
+    # the reason named is the pair's own: nearest and the strided conv are equal for another reason than avg/bilinear
+    nearest = F.interpolate(x, scale_factor=0.5, mode="nearest")
+    strided_pixels = x[..., ::2, ::2]  # what a stride-2 conv computes, at rows and columns 0, 2, 4, ...
+    zero = (nearest - strided_pixels).numpy()
+    assert np.abs(zero).max() == 0
+    text = features.difference_sentence(zero, (4, 12, 12), (4, 12, 12), "nearest", "stride")
+    assert "0, 2, 4" in text and "average" not in text
+    text = features.difference_sentence(same, (4, 12, 12), (4, 12, 12), "bilinear", "avg")
+    assert "average pooling" in text and "0, 2, 4" not in text
+    assert "same method" in features.difference_sentence(zero, (4, 12, 12), (4, 12, 12), "max", "max")
     delta = (F.max_pool2d(x, 2) - F.avg_pool2d(x, 2)).numpy()
     assert features.difference_sentence(delta, (4, 12, 12), (4, 12, 12)) == (
         "Blue: A larger, red: B larger (colour scale centred on 0). Shapes (4, 12, 12) and (4, 12, 12), compared on "

@@ -188,7 +188,7 @@ def test_query_params_round_trip():
     params = {"dataset": "fashion-mnist", "class": "Bag", "index": "3", "layer": "conv1",
               "diff": "nearest,stride", "k": "2", "n": "40", "fill": "edge", "fft_channel": "5"}
     at = open_page(params)
-    assert at.selectbox(key="class").value == "Bag"
+    assert at.selectbox(key="class_fashion-mnist").value == "Bag"
     assert at.number_input(key="index").value == 3
     assert (at.selectbox(key="diff_a").value, at.selectbox(key="diff_b").value) == ("nearest", "stride")
     assert at.number_input(key="k").value == 2 and at.selectbox(key="fill").value == "edge"
@@ -196,7 +196,7 @@ def test_query_params_round_trip():
     for key, value in params.items():
         assert at.query_params[key] == value, key
     assert not any("Ignored URL parameters" in i.value for i in at.info)
-    at.selectbox(key="class").select("Sandal").run()
+    at.selectbox(key="class_fashion-mnist").select("Sandal").run()
     assert at.query_params["class"] == "Sandal"
 
 
@@ -208,7 +208,7 @@ def test_garbage_query_params_fall_back_to_defaults_with_a_notice():
     for key in ("dataset", "class", "index", "k", "diff", "source", "fill", "fft_channel"):
         assert f"{key}=" in notice[0], key
     assert at.selectbox(key="dataset").value == "fashion-mnist"
-    assert at.selectbox(key="class").value == "T-shirt/top"
+    assert at.selectbox(key="class_fashion-mnist").value == "T-shirt/top"
     assert at.number_input(key="index").value == 0 and at.number_input(key="k").value == 4
     assert (at.selectbox(key="diff_a").value, at.selectbox(key="diff_b").value) == ("max", "avg")
     assert at.query_params["k"] == "4"  # the URL now says what is shown

@@ -224,7 +224,7 @@ def test_url_reopens_the_same_view(app):
     at = app(dataset="fashion-mnist", **{"class": "Sneaker"}, index="4", epoch="2",
              checkpoint=_file("baselines", "fashion-mnist", "learned_conv"))
     assert not at.info or not any("in the link" in i.value for i in at.info)
-    assert at.selectbox(key="e_class").value == "Sneaker"
+    assert at.selectbox(key="e_class_fashion-mnist").value == "Sneaker"
     assert at.number_input(key="e_index").value == 4
     assert at.slider(key="e_epoch").value == 2
     assert at.selectbox(key="e_checkpoint").value == _file("baselines", "fashion-mnist", "learned_conv")
@@ -235,7 +235,7 @@ def test_garbage_query_params_fall_back_with_a_notice(app):
     notices = [i.value for i in at.info if "in the link" in i.value]
     assert len(notices) == 5, notices
     assert at.segmented_control(key="e_dataset").value == "fashion-mnist"
-    assert at.selectbox(key="e_class").value == "T-shirt/top" and at.number_input(key="e_index").value == 0
+    assert at.selectbox(key="e_class_fashion-mnist").value == "T-shirt/top" and at.number_input(key="e_index").value == 0
     assert at.selectbox(key="e_checkpoint").value == DEFAULT_FM
     assert at.slider(key="e_epoch").value == EPOCHS
 
@@ -304,3 +304,12 @@ def test_shipped_comparison_group_is_shown_with_recorded_accuracy(dataset, monke
     if dataset == "cifar10" and "mlp" in metas:
         metric = next(m for m in at.metric if "MLP on CIFAR-10" in m.label)
         assert metric.value == f"{100 * metas['mlp']['history'][-1]['test_acc']:.1f} %"
+
+
+def test_switching_the_dataset_shows_a_class_of_the_new_dataset_under_its_image(app):
+    at = app()
+    at.segmented_control(key="e_dataset").set_value("cifar10").run()
+    assert not at.exception
+    (box,) = [s for s in at.selectbox if s.label == "Test-set class"]
+    assert box.value == DATASETS["cifar10"].classes[0] and box.options == list(DATASETS["cifar10"].classes)
+    assert any(f"({DATASETS['cifar10'].classes[0]})" in c.value for c in at.caption)  # the image's own caption

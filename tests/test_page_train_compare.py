@@ -95,6 +95,17 @@ def test_train_tab_renders_the_default_network_and_its_summary(runs_folder):
     assert metric(at, "Total params") == f"{count_params(model):,}"
     assert at.selectbox(key="t_lr").value == "fast (1e-3)" and at.number_input(key="t_batch").value == 1024
     assert any("Output sizes follow the lecture's formula" in c.value for c in at.caption)
+    # the cost before the click, scaled from the shipped run of the same net (10 epochs, all images)
+    from cnnviz.checkpoints import read_record
+    from cnnviz.results import duration_text
+
+    shipped_run = shipped.find_run(arch, "fashion-mnist", "max")
+    if shipped_run.path.exists():
+        (text,) = [i.value for i in at.info if i.value.startswith("Expected:")]
+        assert f"`{shipped_run.filename}`" in text  # the same net, downsampling, batch, precision, lr and seed
+        r = read_record(shipped_run.path)  # trained like the form's default: 10 epochs of the same images
+        seconds = sum(h["seconds"] + h["eval_seconds"] for h in r.history) / r.epochs * 10
+        assert text.startswith(f"Expected: **{duration_text(seconds)}** for 10 epochs")
 
 
 @pytest.mark.slow

@@ -221,3 +221,24 @@ def test_run_labels_name_what_tells_runs_of_one_net_apart_and_nothing_else():
     assert run_labels(runs) == ["lenet5 · max · fashion-mnist · lr 0.001", "lenet5 · max · fashion-mnist · lr 1e-05",
                                 "lenet5 · max · fashion-mnist · seed 1 · lr 0.001", "mlp · fashion-mnist"]
     assert run_labels([make(), make(precision="bf16")])[1] == "lenet5 · max · fashion-mnist · precision bf16"
+
+
+def test_expected_seconds_scale_the_most_similar_finished_run_by_images_and_epochs():
+    import dataclasses
+
+    from cnnviz.config import RunConfig
+    from cnnviz.record import RunRecord
+    from cnnviz.results import duration_text, expected_seconds
+
+    row = {"epoch": 1, "test_acc": 0.5, "seconds": 60.0, "images_per_second": 1000.0, "eval_seconds": 5.0}
+    make = lambda **c: RunRecord(config=dataclasses.replace(RunConfig(arch="lenet5", downsample="max", precision="fp32"), **c),
+                                 history=(row, row), dataset={"name": "fashion-mnist", "train_size": 60000},
+                                 in_shape=(1, 28, 28), num_classes=10, complete=True)
+    avg, maxed = make(downsample="avg"), make()
+    cfg = RunConfig(arch="lenet5", downsample="max", epochs=3, limit_train=30000, precision="fp32")
+    est = expected_seconds(cfg, [avg, maxed])
+    assert est.basis is maxed  # the same downsampling first
+    images = 30000 // 1024 * 1024  # drop_last: whole batches of 1024 only
+    assert est.seconds == pytest.approx(3 * (images * 60.0 / 60000 + 5.0))  # about half the images, three epochs
+    assert expected_seconds(RunConfig(arch="mlp"), [avg]) is None
+    assert [duration_text(s) for s in (40, 720, 9000)] == ["about 40 s", "about 12 min", "about 2.5 h"]

@@ -132,8 +132,9 @@ def image_picker(data, dataset: str, notices: list[str], *, key: str = "", where
     """
     spec = DATASETS[dataset]
     c1, c2 = where.columns(2)
-    cls = select("Test-set class", spec.classes, f"{key}class", spec.classes[0], notices, param="class", where=c1,
-                 help="A class of the dataset's test split.")
+    # One widget per dataset: a class kept from another dataset would label an airplane "T-shirt/top".
+    cls = select("Test-set class", spec.classes, f"{key}class_{dataset}", spec.classes[0], notices, param="class",
+                 where=c1, help="A class of the dataset's test split.")
     members = loaders.class_indices(dataset)[spec.classes.index(cls)]
     i = number(f"Image number within the class (0..{len(members) - 1})", 0, len(members) - 1, f"{key}index", 0,
                notices, param="index", where=c2, help="The i-th test image of the class, in test-set order.")
