@@ -6,6 +6,7 @@ browser), so both start, wait for and stop the server the same way.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -44,13 +45,17 @@ def wait_healthy(port: int, server: subprocess.Popen, timeout: float = 60) -> No
 
 
 @contextlib.contextmanager
-def running_app(log, timeout: float = 60):
-    """`streamlit run streamlit_app.py` headless on a free port, healthy: yields (port, process)."""
+def running_app(log, timeout: float = 60, *, env: dict | None = None, options: tuple[str, ...] = ()):
+    """`streamlit run streamlit_app.py` headless on a free port, healthy: yields (port, process).
+
+    `env`: variables added to this process's environment (e.g. CNNVIZ_RUNS); `options`: more command-line
+    options (e.g. "--runner.postScriptGC", "true" to measure Streamlit's default)."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+         "--server.port", str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+         *options],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     try:
         wait_healthy(port, server, timeout)
         yield port, server

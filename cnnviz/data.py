@@ -230,6 +230,11 @@ def load_dataset(name: str, root: str | Path | None = None, download: bool = Tru
         return _MEMORY[key]
 
 
+def in_memory(name: str) -> bool:
+    """Whether this process already holds dataset `name` (loaded from any root): a job adds no copy of it."""
+    return any(key[0] == name for key in list(_MEMORY))  # no lock: a load holds it for seconds
+
+
 def _cache_path(name: str, root: Path) -> Path:
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
     # v2: image folders interleave their classes (_interleave); a v1 cache holds them class after class

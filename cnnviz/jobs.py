@@ -16,11 +16,20 @@ Why a cap of 1 on CPU: Streamlit Community Cloud gives one process 1-2 cores and
 for ALL its viewers. Two trainings would split the cores (each twice as slow) and together risk the
 memory limit (LeNet-5 ~360 MB, VGG16 ~850 MB), so further jobs wait in line. With GPUs: one job per GPU.
 
+Why limits at submit time (a UI's registry sets them; the CLI's has none): one process serves a whole
+class, so a job over the memory or compute budget (`cnnviz.budget`), or a student's third unfinished job,
+is refused with one line before it is queued, and the runs folder is kept under its size
+(`cnnviz.runs_quota`) before each job starts.
+
+Why owners: a job belongs to whoever submitted it. `owner` is a tag (`owner_tag(secret)`: a hash, so a
+snapshot shown to others never carries the secret itself); `cancel(id, owner=tag)` refuses any other tag.
+
 Nothing is persisted but checkpoints: the registry lives in memory and dies with the process; the
 checkpoint on disk is the durable result of a job.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import threading
@@ -33,7 +42,8 @@ from typing import Callable
 
 import torch
 
-from .checkpoints import load_checkpoint
+from . import budget, runs_quota
+from .checkpoints import load_checkpoint, read_record
 from .config import RunConfig
 from .data import DataUnavailable
 from .runs import run_training
@@ -44,6 +54,20 @@ STATES = ("queued", "running", "completed", "stopped", "failed", "cancelled")
 FINISHED = frozenset({"completed", "stopped", "failed", "cancelled"})
 # Errors a user causes (a bad config, a missing dataset, a taken name): the message alone is the reason.
 _USER_ERRORS = (DataUnavailable, ValueError, FileExistsError)  # CheckpointError is a ValueError
+
+
+class JobRefused(ValueError):
+    """A job not queued (over a budget, or too many of one owner's); the message is one line for the user."""
+
+
+class NotYourJob(PermissionError):
+    """Only the job's owner (or someone acting without an owner: the CLI, a teacher) may stop it."""
+
+
+def owner_tag(secret: str) -> str:
+    """The tag a job records for the owner holding `secret`: equal secrets, equal tags; the tag does not
+    reveal the secret (it is shown in snapshots that other sessions may read)."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -76,6 +100,7 @@ class JobSnapshot:
     checkpoint: Path | None  # set once written (also for stopped and failed-mid-run jobs)
     error: str  # the traceback or train's error text when failed, else ""
     cancel_requested: bool = False
+    note: str = ""  # one line for the user about what starting it did (runs removed to make room)
 
     @property
     def done(self) -> bool:
@@ -110,6 +135,7 @@ class Job:
         self._history: list[dict] = []
         self._checkpoint: Path | None = None
         self._error = ""
+        self._note = ""
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
@@ -147,7 +173,7 @@ class Job:
         return JobSnapshot(self.id, self.name, self.owner, self.config, self._state, self._reason,
                            self.created, self._started, self._finished, self._progress,
                            tuple(dict(row) for row in self._history), self._checkpoint, self._error,
-                           self._cancel.is_set())
+                           self._cancel.is_set(), self._note)
 
     def _set(self, **fields) -> None:
         with self._cond:
@@ -192,13 +218,20 @@ class JobRegistry:
     Jobs beyond the cap wait in a FIFO queue; a worker that finishes starts the next one. One lock
     guards the queue and the set of running jobs (the registry's lock is always taken before a job's).
     Checkpoints go to `folder` under the job's name, made unique so two jobs never share a file.
+
+    Limits (None: none): `memory_mb` and `max_tmacs` per job (`cnnviz.budget`), `max_per_owner` unfinished
+    jobs per owner tag, `runs_max_mb` for the folder (the oldest runs there make room for a new one).
     """
 
-    def __init__(self, max_concurrent: int | None = None, folder: str | Path = "runs"):
+    def __init__(self, max_concurrent: int | None = None, folder: str | Path = "runs", *,
+                 memory_mb: int | None = None, max_tmacs: float | None = None,
+                 max_per_owner: int | None = None, runs_max_mb: int | None = None):
         self.max_concurrent = default_max_jobs() if max_concurrent is None else max_concurrent
         if self.max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
         self.folder = Path(folder)
+        self.memory_mb, self.max_tmacs = memory_mb, max_tmacs
+        self.max_per_owner, self.runs_max_mb = max_per_owner, runs_max_mb
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}  # every job ever submitted, in submission order
         self._queue: deque[Job] = deque()
@@ -215,11 +248,14 @@ class JobRegistry:
         `resume_from`: a checkpoint whose run this one continues up to `cfg.epochs` (`runs.continuation`),
         written to a new file.
 
-        A bad config is not an error here: the job fails with the reason, as every other failure does.
+        JobRefused (one line) when it is over this registry's limits. A config that cannot run for other
+        reasons is not an error here: the job fails with the reason, as every other failure does.
         """
+        self._check_budget(self._still_to_train(cfg, resume_from))
         with self._lock:
             if self._closed:
                 raise RuntimeError("the job registry has been shut down")
+            self._check_owner(owner)
             job_id = secrets.token_hex(4)
             while job_id in self._jobs:
                 job_id = secrets.token_hex(4)
@@ -245,14 +281,16 @@ class JobRegistry:
             job = self._require(job_id)
             return self._queue.index(job) + 1 if job in self._queue else 0
 
-    def cancel(self, job_id: str) -> bool:
-        """Cancel a job; False when it had already finished.
+    def cancel(self, job_id: str, owner: str | None = None) -> bool:
+        """Cancel a job; False when it had already finished. With `owner`, NotYourJob unless it is the job's.
 
         A queued job is removed and marked "cancelled" without running. A running one is asked to
         stop: it ends at its next batch as "stopped" and still writes its checkpoint.
         """
         with self._lock:
             job = self._require(job_id)
+            if owner is not None and owner != job.owner:
+                raise NotYourJob("only the session that started this run can stop it")
             if job in self._queue:
                 self._queue.remove(job)
                 job._set(state="cancelled", reason="cancelled before it started", finished=time.time())
@@ -289,6 +327,56 @@ class JobRegistry:
 
     # ---- internals ------------------------------------------------------------------------------
 
+    @staticmethod
+    def _still_to_train(cfg: RunConfig, resume_from: str | Path | None) -> RunConfig:
+        """The part of `cfg` a job will really train: a continued run's epochs after those it has (its cost)."""
+        if resume_from is None:
+            return cfg
+        try:
+            done = read_record(resume_from).epochs
+        except (ValueError, OSError):  # an unreadable file: the job fails with the reason, as others do
+            return cfg
+        return replace(cfg, epochs=max(1, cfg.epochs - done))
+
+    def _check_budget(self, cfg: RunConfig) -> None:
+        """Memory and compute of the run against this registry's limits, before anything is queued."""
+        if self.memory_mb is None and self.max_tmacs is None and self.runs_max_mb is None:
+            return
+        try:
+            cfg = cfg.resolved()
+        except ValueError:
+            return  # the job fails with this reason, like every bad config
+        try:
+            budget.check(cfg, memory_mb=self.memory_mb, max_tmacs=self.max_tmacs)
+            if self.runs_max_mb is not None and budget.known(cfg):
+                need = runs_quota.run_file_bytes(cfg)
+                if need > self.runs_max_mb * runs_quota.MB:
+                    raise JobRefused(f"the run's file (about {need / runs_quota.MB:,.0f} MB) is bigger than "
+                                     f"the runs folder's {self.runs_max_mb:,} MB limit")
+        except budget.OverBudget as e:
+            raise JobRefused(str(e)) from None
+
+    def _check_owner(self, owner: str | None) -> None:
+        """At most `max_per_owner` unfinished jobs per owner; the caller holds the registry's lock."""
+        if owner is None or self.max_per_owner is None:
+            return
+        unfinished = sum(j.owner == owner and not j.done for j in self._jobs.values())
+        if unfinished >= self.max_per_owner:
+            raise JobRefused(f"you already have {unfinished} run{'s' if unfinished != 1 else ''} waiting or "
+                             f"running (at most {self.max_per_owner} at a time here): stop one or wait for it")
+
+    def _make_room(self, job: Job) -> None:
+        """Keep the runs folder under its limit before `job` starts; the job's note names what went."""
+        if self.runs_max_mb is None or not budget.known(job.config):
+            return
+        try:
+            cfg = job.config.resolved()
+        except ValueError:
+            return
+        removed = runs_quota.make_room(self.folder, runs_quota.run_file_bytes(cfg), self.runs_max_mb,
+                                       keep=self._paths.values())
+        job._set(note=runs_quota.removal_note(removed, self.runs_max_mb))
+
     def _require(self, job_id: str) -> Job:
         try:
             return self._jobs[job_id]
@@ -299,6 +387,11 @@ class JobRegistry:
         """Start queued jobs while there is room; the caller holds the registry's lock."""
         while self._queue and len(self._running) < self.max_concurrent:
             job = self._queue.popleft()
+            try:
+                self._make_room(job)
+            except runs_quota.RunsFolderFull as e:
+                job._set(state="failed", reason=str(e), finished=time.time())
+                continue
             self._running[job.id] = job
             self._paths[job.id] = self._reserve_path(job.name)
             cfg = self._place(job)

@@ -201,18 +201,20 @@ class Estimate:
 def expected_seconds(cfg, records: list[RunRecord]) -> Estimate | None:
     """How long `cfg` (resolved) will take, scaled from the most similar finished run of the same net on the
     same dataset: seconds per training image and evaluation seconds per epoch, measured, times this run's
-    images and epochs. Same downsampling, batch size and precision are preferred, in that order."""
+    images and epochs. Same downsampling, batch size, precision and learning rate are preferred, in that order."""
     same_net = [r for r in records if r.arch == cfg.arch and r.dataset_name == cfg.dataset and r.history
                 and all("seconds" in row and "images_per_second" in row for row in r.history)]
     if not same_net:
         return None
     basis = max(same_net, key=lambda r: (r.downsample == cfg.downsample, r.config.batch_size == cfg.batch_size,
-                                         r.config.precision == cfg.precision))
+                                         r.config.precision == cfg.precision, r.config.lr == cfg.lr,
+                                         r.seed == cfg.seed))
     per_image = sum(row["seconds"] for row in basis.history) / sum(row["seconds"] * row["images_per_second"]
                                                                    for row in basis.history)
     evaluation = float(np.mean([row.get("eval_seconds", 0.0) for row in basis.history]))
     full = int(basis.dataset.get("train_size") or 0) or round(basis.history[0]["seconds"] * basis.history[0]["images_per_second"])
     images = min(full, cfg.limit_train or full)
+    images = images // cfg.batch_size * cfg.batch_size or images  # the loop drops the last partial batch
     return Estimate(cfg.epochs * (images * per_image + evaluation), basis)
 
 

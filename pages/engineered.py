@@ -264,8 +264,10 @@ n_epochs = c2.number_input("Epochs", 1, shipped.EPOCHS, shipped.EPOCHS, key="e_r
                            persist_state="session")
 c3.write("")
 if c3.button("Retrain", type="primary", key="e_retrain", help="Starts a background training job on the server."):
-    cfg = shipped.retrain_config(by_arch[arch], int(n_epochs))
-    jobs.remember_job("retrain", "e_job", jobs.registry().submit(cfg, owner=jobs.owner("e_owner")).id)
+    try:  # over this server's limits (your runs at a time, compute): one line
+        jobs.remember_job("retrain", "e_job", jobs.submit(shipped.retrain_config(by_arch[arch], int(n_epochs))).id)
+    except ValueError as e:
+        widgets.show_error(e)
 
 
 def _title(snap) -> str:
@@ -284,7 +286,8 @@ def _yours_vs_shipped(snap) -> None:
 
 def _where_it_is(snap) -> None:
     if snap.state == "completed":
-        st.caption(f"Checkpoint `{snap.checkpoint}`: choose it above as a network to inspect.")
+        st.caption(f"Checkpoint `{jobs.checkpoint_name(snap.checkpoint)}` (in your runs): choose it above as a "
+                   "network to inspect.")
 
 
 job = jobs.attached_job("retrain", "e_job", "the comparison above lists the shipped runs.")

@@ -129,7 +129,7 @@ def _checkpoint_actions(snap) -> None:
     widgets.metrics_row(("Final test accuracy", pct(h[-1]["test_acc"]) if h else "—"),
                         ("Epochs trained", f"{len(h)} of {snap.config.epochs}"),
                         ("Seconds per epoch", f"{np.mean([r['seconds'] for r in h]):.1f}" if h else "—"))
-    st.caption(f"Checkpoint: `{path}`")
+    st.caption(f"Checkpoint: `{jobs.checkpoint_name(path)}` (in your runs, on the Compare tab)")
     d1, d2 = st.columns(2)
     # A callable: the file is read when clicked, not held in memory on every rerun (VGG16: 60 MB).
     d1.download_button("Download the checkpoint (.pt)", path.read_bytes, file_name=path.name,
@@ -138,7 +138,7 @@ def _checkpoint_actions(snap) -> None:
               args=(catalog.run_id("yours", path.name),))
 
 
-def _continue_choice(owner: str) -> None:
+def _continue_choice() -> None:
     """Continue any finished run (shipped or yours) for more epochs, as a new file of yours."""
     with st.expander("Continue a run for more epochs (shipped or yours)"):
         runs = catalog.runs_by_id()
@@ -151,14 +151,12 @@ def _continue_choice(owner: str) -> None:
                                 key=f"t_continue_epochs_{run_id}", help=f"It has {record.epochs}; training goes on from there.")
         st.caption(continue_note(record))
         if st.button("Continue in the background", key="t_continue"):
-            try:
+            try:  # a bad total, or over this server's limits: one line
                 cfg = continuation(record, int(total))
+                job = jobs.submit(cfg, name=f"{cfg.name}-e{int(total)}", resume_from=runs[run_id]["path"])
+                jobs.remember_job("job", "train_job", job.id)
             except ValueError as e:
                 widgets.show_error(e)
-            else:
-                job = jobs.registry().submit(cfg, name=f"{cfg.name}-e{int(total)}", owner=owner,
-                                             resume_from=runs[run_id]["path"])
-                jobs.remember_job("job", "train_job", job.id)
 
 
 def _expected_time(arch: str, dataset: str, downsample: str | None, choices: dict) -> None:
@@ -187,23 +185,22 @@ def train_section() -> None:
     choices = _training_choices()
     _model_preview(arch, dataset, downsample)
     _expected_time(arch, dataset, downsample, choices)
-    owner = jobs.owner("train_owner")
     if st.button("Train in the background", type="primary", key="t_train"):
-        try:
+        try:  # a bad setting, or one over this server's limits (memory, compute, your runs at a time): one line
             cfg = RunConfig(arch=arch, dataset=dataset, downsample=downsample, **choices).resolved()
+            jobs.remember_job("job", "train_job", jobs.submit(cfg).id)
         except ValueError as e:
             widgets.show_error(e)
-        else:
-            jobs.remember_job("job", "train_job", jobs.registry().submit(cfg, owner=owner).id)
-    _continue_choice(owner)
+    _continue_choice()
     st.subheader("Training")
-    job = jobs.attached_job("job", "train_job", "find them on the Compare tab.")
+    job = jobs.attached_job("job", "train_job", "find them on the Compare tab.", own_latest=True)
     if job is None:
         st.caption("No training started in this session yet.")
     else:
         jobs.follow(job, key="t_", title=lambda s: f"**{s.name}** · {s.state}", curves=_curves,
                     finished=_checkpoint_actions)
-    jobs.server_load(owner, key="t_", show=lambda job_id: jobs.remember_job("job", "train_job", job_id))
+    jobs.server_load(jobs.owner(), key="t_", show=lambda job_id: jobs.remember_job("job", "train_job", job_id))
+    jobs.teacher_login()
 
 
 # ---- COMPARE ---------------------------------------------------------------------------------------

@@ -90,6 +90,23 @@ def test_app_speed_reads_a_real_servers_memory_after_chromium_opens_the_home_pag
     assert all(v > 50 for v in report["baselines"].values())
 
 
+@pytest.mark.slow
+@pytest.mark.data
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists() and not os.environ.get("CI"),
+                    reason="Debian's chromium is not installed (scripts/setup_test_env.sh installs it)")
+def test_class_load_starts_a_job_opens_tabs_that_follow_it_and_times_a_new_visitor(fashion_mnist):
+    (report,) = run_script(str(BENCH / "class_load.py"), "--sessions", "2", "--epochs", "1", "--hold", "2",
+                           "--json", timeout=900)
+    assert "ready_s" in report["owner_visit"], report["owner_visit"]
+    assert len(report["job"]) == 8  # the job id the first tab wrote into its URL
+    assert [("ready_s" in v, v.get("exceptions")) for v in report["followers"]] == [(True, 0), (True, 0)]
+    assert report["follower_ready_s"]["n"] == 2 and report["followers_not_ready"] == 0
+    assert all("ready_s" in v for v in report["new_visitor"].values()), report["new_visitor"]
+    # The server imported torch and trained: its peak was measured above its idle size.
+    assert report["rss_peak_mb"] >= report["rss_with_all_tabs_mb"] > report["rss_idle_mb"] > 0
+    assert report["post_script_gc"] is False and report["server_cpu_share_while_holding"] >= 0
+
+
 def test_precision_steps_times_both_modes_and_says_what_auto_would_pick():
     rows = run_script(str(BENCH / "precision_steps.py"), "--models", "lenet5,mlp", "--datasets", "fashion-mnist",
                       "--batch", "16", "--repeats", "1", "--json", timeout=300)

@@ -101,9 +101,11 @@ def test_train_tab_renders_the_default_network_and_its_summary(runs_folder):
 
     shipped_run = shipped.find_run(arch, "fashion-mnist", "max")
     if shipped_run.path.exists():
-        r = read_record(shipped_run.path)
-        seconds = sum(h["seconds"] + h["eval_seconds"] for h in r.history) / r.epochs * 10  # its 10 epochs
-        assert any(f"Expected: **{duration_text(seconds)}** for 10 epochs" in i.value for i in at.info)
+        (text,) = [i.value for i in at.info if i.value.startswith("Expected:")]
+        assert f"`{shipped_run.filename}`" in text  # the same net, downsampling, batch, precision, lr and seed
+        r = read_record(shipped_run.path)  # trained like the form's default: 10 epochs of the same images
+        seconds = sum(h["seconds"] + h["eval_seconds"] for h in r.history) / r.epochs * 10
+        assert text.startswith(f"Expected: **{duration_text(seconds)}** for 10 epochs")
 
 
 @pytest.mark.slow

@@ -279,22 +279,38 @@ def test_uploads_over_the_limit_are_refused_before_hashing_or_reading(ui_module,
     _one_line(str(e.value))
 
 
-def test_upload_limit_defaults_to_100_mb_follows_the_env_and_survives_garbage(ui_module, monkeypatch):
+def test_upload_limit_defaults_to_100_mib_can_be_lowered_by_the_env_and_survives_garbage(ui_module, monkeypatch):
+    from cnnviz import limits
+
     monkeypatch.delenv("CNNVIZ_MAX_UPLOAD_MB", raising=False)
-    assert ui_module._upload_limit_mb() == 100
-    for value, mb in (("7", 7), ("250", 250), ("lots", 100), ("", 100), ("0", 100), ("-5", 100)):
-        monkeypatch.setenv("CNNVIZ_MAX_UPLOAD_MB", value)
-        assert ui_module._upload_limit_mb() == mb, value  # a typo must not take the app down
-    # The module's limit is that function's value at import (the environment of this test run).
+    assert limits.upload_limit_mib() == limits.MAX_UPLOAD_MIB == 100
+    for value, mib in (("7", 7), ("250", 100), ("lots", 100), ("", 100), ("0", 100), ("-5", 100)):
+        monkeypatch.setenv("CNNVIZ_MAX_UPLOAD_MB", value)  # above 100: the server would refuse the file anyway
+        assert limits.upload_limit_mib() == mib, value  # a typo must not take the app down
+    # The page's limit is that function's value at import (the environment of this test run).
     monkeypatch.undo()
-    assert ui_module.MAX_UPLOAD_MB == ui_module._upload_limit_mb()
+    assert ui_module.MAX_UPLOAD_MB == limits.upload_limit_mib()
 
 
-def test_streamlit_server_upload_limit_matches_the_default():
+def test_streamlit_lets_every_file_up_to_cnnviz_limit_through_and_cnnviz_refuses_the_rest():
+    """cnnviz's limit is MAX_UPLOAD_MIB x 2**20 bytes. Streamlit's server counts maxUploadSize in 2**20 bytes
+    (its upload route, read below) and refuses a request whose body (the file plus ~200 bytes of multipart
+    framing) is bigger; its browser uploader counts 10**6 bytes per "MB" outside Windows. config.toml holds
+    the smallest whole number under which neither refuses a file of exactly cnnviz's limit."""
+    import inspect
     import tomllib
 
-    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
-    assert config["server"]["maxUploadSize"] == 100
+    from streamlit.web.server.starlette import starlette_routes
+
+    from cnnviz import limits
+
+    setting = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]["maxUploadSize"]
+    assert setting == limits.streamlit_upload_setting(limits.MAX_UPLOAD_MIB) == 105
+    cnnviz_bytes = limits.MAX_UPLOAD_MIB * 2**20
+    assert 'get_option("server.maxUploadSize") * 1024 * 1024' in inspect.getsource(starlette_routes)
+    assert setting * 2**20 >= cnnviz_bytes + 2**20  # the server: the file and its framing fit
+    assert setting * 10**6 >= cnnviz_bytes > (setting - 1) * 10**6  # the browser on Linux and macOS: the least that fits
+    assert cnnviz_bytes == 104_857_600
 
 
 # ---- the page: each bad upload is one st.error, no exception ----------------------------------------
@@ -335,6 +351,8 @@ def test_train_compare_page_shows_one_error_per_bad_upload_and_no_exception(good
                                                                           monkeypatch):
     # tests/test_page_train_compare.py uploads a truncated and a hostile file together, and a good one;
     # here every kind of bad file, one at a time and all together, and one over the upload limit.
+    from cnnviz import limits
+
     _require_page("train_compare.py")
     monkeypatch.setattr(ui_module, "MAX_UPLOAD_MB", 1)  # so an over-limit file is small enough to build
     at = _app()
@@ -343,7 +361,8 @@ def test_train_compare_page_shows_one_error_per_bad_upload_and_no_exception(good
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     uploader = at.file_uploader(key="c_upload")
-    assert uploader.proto.max_upload_size_mb == 1  # the widget's own limit follows loaders.MAX_UPLOAD_MB
+    # the widget's own limit follows loaders.MAX_UPLOAD_MB (in the browser's "MB", see above)
+    assert uploader.proto.max_upload_size_mb == limits.streamlit_upload_setting(1) == 2
     baseline = len(at.error)
     bad = _bad_uploads(good[1], mlp, tmp_path)
     assert len(good[1]) > 2**20

@@ -6,27 +6,17 @@ The library never imports streamlit: datasets and models are held once per proce
 from __future__ import annotations
 
 import hashlib
-import os
+import threading
+import weakref
 from pathlib import Path
 
 import streamlit as st
 
-from cnnviz import analysis, checkpoints, data
+from cnnviz import analysis, checkpoints, data, limits
 from cnnviz.checkpoints import CheckpointError
 from cnnviz.record import RunRecord
 
-
-def _upload_limit_mb(default: int = 100) -> int:
-    """`CNNVIZ_MAX_UPLOAD_MB`, or the default when unset or not a whole number >= 1 (a typo must not
-    take the app down; st.file_uploader refuses a limit below 1)."""
-    try:
-        mb = int(os.environ.get("CNNVIZ_MAX_UPLOAD_MB", default))
-    except ValueError:
-        return default
-    return mb if mb >= 1 else default
-
-
-MAX_UPLOAD_MB = _upload_limit_mb()  # matches server.maxUploadSize in .streamlit/config.toml
+MAX_UPLOAD_MB = limits.upload_limit_mib()  # MiB; .streamlit/config.toml's maxUploadSize lets such files through
 
 
 @st.cache_resource(show_spinner="Loading the dataset (decoded once, then shared)...")
@@ -98,20 +88,77 @@ def record(path: str | Path) -> RunRecord:
     return _record(str(p), stat.st_mtime, stat.st_size)
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def _uploaded(digest: str, _raw: bytes) -> checkpoints.Checkpoint:  # keyed by the digest only
-    return checkpoints.load_checkpoint(_raw, max_bytes=MAX_UPLOAD_MB * 2**20, registered_dataset=True)
-
-
 def digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+def held_bytes(ck: checkpoints.Checkpoint) -> int:
+    """Memory an uploaded checkpoint holds: its model's tensors and the tensors kept in its record."""
+    tensors = [*ck.model.state_dict().values(), *(v for v in ck.meta.values() if hasattr(v, "nbytes"))]
+    return sum(t.nbytes for t in tensors)
+
+
+class SharedUploads:
+    """Uploaded checkpoints, one copy per file however many sessions upload it, under a byte cap for all.
+
+    Why weak references: an upload is held by the sessions that show it (each keeps its own strong
+    reference in `st.session_state`), not by this cache. When the last of them removes the file or ends
+    (Streamlit drops a closed tab's session state after `server.disconnectedSessionTTL`), the checkpoint is
+    freed with it. An LRU cache (`max_entries`, `ttl`) would instead keep files that nobody looks at and
+    drop ones still shown (which their sessions keep in memory anyway: a second copy on the next load).
+    Why a cap that refuses: memory held by open sessions cannot be taken back, so a new upload that would
+    go over it is refused with one line, and loads run one at a time so their peaks never add up.
+    """
+
+    def __init__(self, limit_mb: int):
+        self.limit_mb = limit_mb
+        self._lock = threading.Lock()
+        self._entries: weakref.WeakValueDictionary[str, checkpoints.Checkpoint] = weakref.WeakValueDictionary()
+
+    def held(self) -> int:
+        return sum(held_bytes(ck) for ck in list(self._entries.values()))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str, raw: bytes) -> checkpoints.Checkpoint:
+        with self._lock:
+            ck = self._entries.get(key)
+            if ck is not None:
+                return ck
+            ck = checkpoints.load_checkpoint(raw, max_bytes=MAX_UPLOAD_MB * 2**20, registered_dataset=True)
+            held, size = self.held(), held_bytes(ck)
+            if held + size > self.limit_mb * 2**20:
+                raise CheckpointError(f"the server already holds {held / 2**20:,.0f} MB of uploaded checkpoints "
+                                      f"(at most {self.limit_mb:,} MB for everyone together) and this one needs "
+                                      f"{size / 2**20:,.0f} MB; try again when fewer are open")
+            self._entries[key] = ck
+            return ck
+
+
+@st.cache_resource(show_spinner=False)
+def shared_uploads() -> SharedUploads:
+    return SharedUploads(limits.upload_cache_mb())
+
+
 def uploaded_checkpoint(raw: bytes) -> checkpoints.Checkpoint:
+    """The checkpoint of an uploaded file, shared with other sessions holding the same file and held by this
+    session until `keep_uploads` no longer lists it; CheckpointError (one line) when refused."""
     limit = MAX_UPLOAD_MB * 2**20
     if len(raw) > limit:  # refused before it is hashed or read
         raise CheckpointError(f"file is {len(raw) / 2**20:.1f} MB, over the {MAX_UPLOAD_MB} MB limit")
-    return _uploaded(digest(raw), raw)
+    key = digest(raw)
+    ck = shared_uploads().get(key, raw)
+    st.session_state.setdefault("_uploads_held", {})[key] = ck
+    return ck
+
+
+def keep_uploads(digests) -> None:
+    """Let go of this session's uploads that are no longer in its uploader (they are freed once no session
+    holds them)."""
+    held = st.session_state.get("_uploads_held", {})
+    for key in set(held) - set(digests):
+        del held[key]
 
 
 @st.cache_resource(show_spinner="Evaluating on the test set...", max_entries=64)

@@ -63,6 +63,9 @@ def run_app(home) -> None:
     pages = {p.url_path: (p, st.Page(p.path, title=p.title, icon=p.icon)) for p in PAGES}
     chosen = st.navigation([st.Page(home, title=HOME_TITLE, icon=":material/home:", default=True),
                             *(page for _, page in pages.values())])
+    from . import jobs  # jobs -> catalog -> loaders: imported when the app runs, not with the page list
+
+    jobs.keep_owner_in_url()  # on every page, the home page too: a reload anywhere keeps the tab's jobs its own
     token = _CURRENT.set(pages[chosen.url_path][0] if chosen.url_path in pages else None)
     try:
         chosen.run()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cnnviz import shipped
+from cnnviz import limits, shipped
 from cnnviz.checkpoints import CheckpointError
 from cnnviz.images import gallery_images
 
@@ -17,8 +17,8 @@ from .widgets import Notices
 
 def uploads() -> dict[str, dict]:
     """id -> entry for each uploaded checkpoint that loads; one error line for each that does not."""
-    files = st.file_uploader(f"Or upload checkpoints (.pt, up to {loaders.MAX_UPLOAD_MB} MB each)", type=["pt"],
-                             accept_multiple_files=True, key="c_upload", max_upload_size=loaders.MAX_UPLOAD_MB,
+    files = st.file_uploader(f"Or upload checkpoints (.pt, up to {loaders.MAX_UPLOAD_MB} MiB each)", type=["pt"],
+                             accept_multiple_files=True, key="c_upload", max_upload_size=limits.streamlit_upload_setting(loaders.MAX_UPLOAD_MB),
                              help="Files written by this app or by `python -m cnnviz train`; they are read "
                                   "safely (no code runs) and kept only in this session.")
     out = {}
@@ -33,6 +33,7 @@ def uploads() -> dict[str, dict]:
         out[run_id] = {"id": run_id, "path": None, "origin": "uploaded", "file": f.name,
                        "dataset": ck.record.dataset_name, "label": ck.record.label, "checkpoint": ck,
                        "digest": loaders.digest(raw)}
+    loaders.keep_uploads(entry["digest"] for entry in out.values())
     return out
 
 

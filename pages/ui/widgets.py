@@ -18,6 +18,9 @@ from cnnviz.images import ImageError, load_image
 
 from . import loaders
 
+# The owner's secret of a tab's training jobs (pages/ui/jobs.py): in its URL, never in a link it shares.
+OWNER_PARAM = "owner_key"
+
 
 class Notices(list):
     """Lines about the link ("`arch=x` in the link is not a choice here..."), shown where the page wants them."""
@@ -197,8 +200,9 @@ def figure_rows(panels: list[tuple], per_row: int = 4) -> None:
 
 def share_link() -> None:
     """The exact view as a link, in the sidebar (st.code has a copy button). Call it last on a page:
-    every choice the page made has been written to st.query_params by then."""
-    query = urlencode(st.query_params.to_dict())
+    every choice the page made has been written to st.query_params by then. The owner's key of the tab's
+    jobs is left out: whoever opens the link watches a job, only its owner can stop it."""
+    query = urlencode({k: v for k, v in st.query_params.to_dict().items() if k != OWNER_PARAM})
     base = st.context.url or ""  # None when no browser is attached (AppTest)
     st.sidebar.markdown("**Link to this view**")
     st.sidebar.code(f"{base}?{query}" if query else base or "(no choices on this page)", language=None,
@@ -207,9 +211,16 @@ def share_link() -> None:
                        "on this same view.")
 
 
+def one_line(e: Exception) -> str:
+    """A user-caused failure as one line: its message (CheckpointError, ValueError...), else its type and the
+    first line of its message; never a traceback."""
+    text = (str(e).strip().splitlines() or [""])[0]
+    return text if isinstance(e, (CheckpointError, ValueError, PermissionError)) and text else \
+        f"{type(e).__name__}: {text}".rstrip(": ")
+
+
 def show_error(e: Exception) -> None:
-    """A user-caused failure as one line (CheckpointError, ImageError, ValueError...)."""
-    st.error(str(e) if isinstance(e, (CheckpointError, ValueError)) else f"{type(e).__name__}: {e}")
+    st.error(one_line(e))
 
 
 def take_click(chart_key: str, row_key: str, col_key: str) -> None:
