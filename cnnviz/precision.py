@@ -5,7 +5,8 @@ the run really uses, and that concrete value is what its checkpoint records (so 
 it on any machine). "auto" means:
 - CUDA: bf16 where the GPU supports it (tensor cores, no loss scaling needed), else fp32.
 - CPU: bf16 only where the CPU has native bf16 (AVX512-BF16 or AMX) *and* a short probe of this very
-  net measured it faster; the answer is cached per machine. Measured on a 2-core Xeon with AMX, one
+  net measured it faster; the answer is cached per machine. A busy machine with no answer cached trains
+  in fp32 without probing. `CNNVIZ_AUTO_PRECISION=fp32|bf16` pins what "auto" means on a CPU. Measured on a 2-core Xeon with AMX, one
   Adam step at batch 256 (docs/benchmarks.md): conv_only on CIFAR-10 1577 -> 471 ms, vgg16 3041 ->
   1391 ms, while learned_conv got slower (11 -> 13 ms) and lenet5 gained 6 %: no size rule predicts
   it, so it is measured.
@@ -65,8 +66,11 @@ def resolve_precision(precision: str, dev: torch.device, arch: str, in_shape: tu
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     if dev.type != "cpu" or not cpu_has_native_bf16():
         return "fp32"
+    pinned = os.environ.get("CNNVIZ_AUTO_PRECISION", "").strip()
+    if pinned in ("fp32", "bf16"):
+        return pinned  # a server (or a test suite) that wants "auto" to mean one thing everywhere
     speedup = cpu_speedup(arch, in_shape, num_classes, downsample)
-    return "bf16" if speedup >= SPEEDUP_NEEDED else "fp32"
+    return "bf16" if speedup is not None and speedup >= SPEEDUP_NEEDED else "fp32"
 
 
 def _cache_file() -> Path:
@@ -84,16 +88,18 @@ def _machine_key(arch, in_shape, num_classes, downsample) -> str:
     return f"{cpu}|torch {torch.__version__}|{torch.get_num_threads()} threads|{arch}|{downsample}|{shape}|{num_classes}"
 
 
-def cpu_speedup(arch: str, in_shape: tuple[int, ...], num_classes: int, downsample: str | None = None) -> float:
-    """fp32 step time / bf16 step time of this net on this CPU (cached in the data folder)."""
+def cpu_speedup(arch: str, in_shape: tuple[int, ...], num_classes: int, downsample: str | None = None) -> float | None:
+    """fp32 step time / bf16 step time of this net on this CPU (cached in the data folder), or None on a busy
+    machine with nothing cached: a probe there would measure the load (bf16's kernels suffer most), and two
+    runs of one experiment must not get different precisions from two noisy probes. Auto is then fp32."""
     key = _machine_key(arch, in_shape, num_classes, downsample)
     cache = _read_cache()
     if key in cache:
         return float(cache[key]["speedup"])
+    if machine_busy():
+        return None
     fp32_ms, bf16_ms = probe_step_ms(arch, in_shape, num_classes, downsample)
     speedup = round(fp32_ms / bf16_ms, 3)
-    if machine_busy():
-        return speedup  # measured on a loaded machine (bf16's kernels suffer most): not kept, probed again later
     cache[key] = {"fp32_ms": round(fp32_ms, 2), "bf16_ms": round(bf16_ms, 2), "speedup": speedup}
     try:
         text = json.dumps(cache, indent=1)

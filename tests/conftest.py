@@ -21,6 +21,9 @@ from cnnviz.data import DataUnavailable, load_dataset  # noqa: E402
 from cnnviz.device import configure_threads  # noqa: E402
 
 configure_threads()  # torch would otherwise start one thread per host core, not per usable core
+# What "auto" precision means in the suite's own runs: fixed, not a probe of a machine busy running the suite
+# (two seeds of one experiment must not get two precisions). tests/test_precision.py tests the probe itself.
+os.environ.setdefault("CNNVIZ_AUTO_PRECISION", "fp32")
 
 
 def _load_or_give_up(name: str):

@@ -85,9 +85,10 @@ def test_image_folder_loads_every_readable_image_and_counts_the_broken_one(image
     assert ds.classes == CLASSES
     assert ds.skipped == 1
     assert ds.train_x.shape == (6, 3, 8, 6) and ds.test_x.shape == (4, 3, 8, 6)
-    assert ds.train_y.tolist() == [0, 0, 0, 1, 1, 1] and ds.test_y.tolist() == [0, 0, 1, 1]
-    # PNG is lossless: the pixels are exactly those written, in (C, H, W) order.
-    assert np.array_equal(ds.train_x[4].permute(1, 2, 0).numpy(), _pixels(1, 1))
+    # One image of each class in turn: a prefix ("the first N images") holds every class.
+    assert ds.train_y.tolist() == [0, 1, 0, 1, 0, 1] and ds.test_y.tolist() == [0, 1, 0, 1]
+    # PNG is lossless: the pixels are exactly those written, in (C, H, W) order; dog 01 is the 4th image.
+    assert np.array_equal(ds.train_x[3].permute(1, 2, 0).numpy(), _pixels(1, 1))
     assert ds.lossy and ds.source.startswith("image-folder:")
 
 

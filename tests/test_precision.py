@@ -30,6 +30,7 @@ def test_an_explicit_precision_is_kept_and_an_unknown_one_is_refused():
 
 @pytest.mark.parametrize("speedup, expected", [(2.0, "bf16"), (1.05, "fp32")])
 def test_auto_on_a_cpu_with_native_bf16_follows_the_measured_speedup(monkeypatch, speedup, expected):
+    monkeypatch.delenv("CNNVIZ_AUTO_PRECISION", raising=False)
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
     monkeypatch.setattr(precision, "cpu_speedup", lambda *a, **k: speedup)
     assert precision.resolve_precision("auto", CPU, "vgg16", (3, 32, 32), 10) == expected
@@ -43,6 +44,7 @@ def test_auto_without_native_bf16_is_fp32_and_never_probes(monkeypatch):
 
 def test_the_probe_measures_both_modes_and_caches_its_answer_per_net(monkeypatch, tmp_path):
     monkeypatch.setenv("CNNVIZ_DATA", str(tmp_path))
+    monkeypatch.delenv("CNNVIZ_AUTO_PRECISION", raising=False)
     monkeypatch.setattr(precision, "machine_busy", lambda: False)
     calls = []
     real = precision.probe_step_ms
@@ -113,9 +115,26 @@ def test_small_nets_stay_plain_float16_and_readable_by_older_cnnviz():
     assert PLAIN_FORMAT_VERSION == 1
 
 
-def test_a_probe_on_a_busy_machine_answers_but_is_not_kept(monkeypatch, tmp_path):
+def test_a_busy_machine_with_nothing_cached_does_not_probe_and_trains_in_fp32(monkeypatch, tmp_path):
     monkeypatch.setenv("CNNVIZ_DATA", str(tmp_path))
+    monkeypatch.delenv("CNNVIZ_AUTO_PRECISION", raising=False)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
     monkeypatch.setattr(precision, "machine_busy", lambda: True)
-    monkeypatch.setattr(precision, "probe_step_ms", lambda *a, **k: (30.0, 10.0))
-    assert precision.cpu_speedup("lenet5", (1, 28, 28), 10, "max") == 3.0
+    monkeypatch.setattr(precision, "probe_step_ms", lambda *a, **k: pytest.fail("probed a busy machine"))
+    assert precision.cpu_speedup("lenet5", (1, 28, 28), 10, "max") is None
+    assert precision.resolve_precision("auto", CPU, "lenet5", (1, 28, 28), 10, "max") == "fp32"
     assert not (tmp_path / "precision-probe.json").exists()
+
+
+def test_a_cached_answer_holds_on_a_busy_machine_and_the_setting_pins_auto(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNNVIZ_DATA", str(tmp_path))
+    monkeypatch.delenv("CNNVIZ_AUTO_PRECISION", raising=False)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(precision, "machine_busy", lambda: False)
+    monkeypatch.setattr(precision, "probe_step_ms", lambda *a, **k: (30.0, 10.0))
+    assert precision.resolve_precision("auto", CPU, "lenet5", (1, 28, 28), 10, "max") == "bf16"
+    monkeypatch.setattr(precision, "machine_busy", lambda: True)  # later, under load: the same answer
+    assert precision.resolve_precision("auto", CPU, "lenet5", (1, 28, 28), 10, "max") == "bf16"
+    monkeypatch.setenv("CNNVIZ_AUTO_PRECISION", "fp32")
+    assert precision.resolve_precision("auto", CPU, "lenet5", (1, 28, 28), 10, "max") == "fp32"
+    assert precision.resolve_precision("bf16", CPU, "lenet5", (1, 28, 28), 10, "max") == "bf16"  # explicit wins
