@@ -35,7 +35,8 @@ OPTIMIZER_SLOTS = {"adam": 2, "adamw": 2, "sgd": 1}  # float32 tensors of the we
 # at 0.7-0.9x of saved + 3 x the largest output for lenet5, downsample_compare and conv_only, 0.6x for vgg16.
 GRADIENT_LAYERS = 3
 BATCH_COPIES = 3  # the gathered uint8 batch, its float32 copy and the normalised one
-WORKSPACE_MB = 150  # oneDNN primitive caches, thread pools, the checkpoint write: measured 110-120 MB
+WORKSPACE_MB = 200  # oneDNN primitive caches, thread pools, the checkpoint write: measured 110-120 MB, and
+# on a fresh CI clone the MLP job measured 251 MB against an estimate of 235 with 150 here (first run on that machine)
 
 
 class OverBudget(ValueError):
