@@ -211,12 +211,12 @@ def availability(arch: str) -> str:
     planned = [r for r in shipped_runs() if r.config.arch == arch]
     present = sorted({r.config.dataset for r in planned if r.path.exists()})
     waiting = sorted({r.config.dataset for r in planned if not r.path.exists()})
+    groups = " or ".join(f"`python scripts/train_all.py --group {g}`"
+                         for g in sorted({r.group for r in planned if not r.path.exists()}))
     if present:
         text = f"Shipped checkpoints (trained by this project): {', '.join(present)}."
-        return text + (f" Not yet for {', '.join(waiting)}." if waiting else "")
+        return text + (f" More are planned but not trained yet: make them with {groups}." if groups else "")
     if planned:
-        groups = " or ".join(f"`python scripts/train_all.py --group {g}`"
-                             for g in sorted({r.group for r in planned if not r.path.exists()}))
         return (f"No shipped checkpoint yet ({', '.join(waiting)}): make it with {groups} (much faster on a GPU), "
                 "or train it on the Train & compare page.")
     return ("Not shipped: this net must be trained by you (Train & compare page, or "
