@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from .downsample import downsample_of
-from .models import build_model, get_arch
+from .models import build_model, device_of, get_arch
 
 
 def conv_output_size(size: int, kernel: int, padding: int = 0, stride: int = 1, dilation: int = 1) -> int:
@@ -120,7 +120,7 @@ def receptive_fields(model: nn.Sequential, input_shape: tuple[int, int, int]) ->
     """Per top-level layer: receptive field `rf`, jump and `start` in input pixels (unit u of the layer sees
     input rows start + u * jump .. start + u * jump + rf - 1, columns alike); after Flatten, the whole input."""
     rows, r, j, start, full = [], 1.0, 1.0, 0.0, False
-    x = torch.zeros(1, *input_shape)  # (1, C, H, W), run through the layers one by one
+    x = torch.zeros(1, *input_shape, device=device_of(model))  # (1, C, H, W), through the layers one by one
     with torch.no_grad():
         for name, layer in model.named_children():
             in_hw = x.shape[-1] if x.dim() == 4 else None

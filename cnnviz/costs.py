@@ -13,7 +13,7 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .engineered import EngineeredFrontEnd
-from .models import build_model
+from .models import device_of, shape_only
 
 
 @torch.no_grad()
@@ -23,7 +23,7 @@ def macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     model.eval()
     try:
         with FlopCounterMode(display=False) as counter:
-            model(torch.zeros(1, *input_shape))
+            model(torch.zeros(1, *input_shape, device=device_of(model)))
     finally:
         model.train(was_training)
     return counter.get_total_flops() // 2
@@ -31,8 +31,9 @@ def macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
 
 @lru_cache(maxsize=256)
 def arch_macs(arch: str, input_shape: tuple[int, ...], num_classes: int = 10, downsample: str | None = None) -> int:
-    """Multiply-adds per image of a registered net, counted once per process: they depend on nothing else."""
-    return macs(build_model(arch, input_shape, num_classes, downsample), input_shape)
+    """Multiply-adds per image of a registered net, counted once per process (on the meta device: no weights
+    are made and nothing is computed): they depend on nothing else."""
+    return macs(shape_only(arch, input_shape, num_classes, downsample), input_shape)
 
 
 def cost_points(records, labels: list[str]) -> tuple[list[dict], list[dict]]:

@@ -90,13 +90,13 @@ class EngineeredFrontEnd(nn.Module):
         self.in_channels, self.edge = in_channels, edge
         k = engineered_kernels(3)
         bank = np.stack([k[f"{edge}_x"], k[f"{edge}_y"], k["laplacian"]])[:, None]  # (3, 1, 3, 3)
-        self.kernels = nn.Parameter(torch.from_numpy(bank), requires_grad=False)
+        self.kernels = nn.Parameter(torch.tensor(bank), requires_grad=False)  # tensor, not from_numpy: on the device being built on
         gray = torch.tensor(GRAY_WEIGHTS if in_channels == 3 else [1.0 / in_channels] * in_channels)
         self.register_buffer("gray_weights", gray.view(1, -1, 1, 1), persistent=False)
 
     def forward(self, x):
-        g = (x * self.gray_weights.to(x.dtype)).sum(1, keepdim=True)  # (B, 1, H, W)
-        d = F.conv2d(F.pad(g, (1, 1, 1, 1), mode="reflect"), self.kernels.to(x.dtype))  # (B, 3, H, W)
+        g = (x * self.gray_weights.to(x)).sum(1, keepdim=True)  # (B, 1, H, W); .to(x): its dtype and device
+        d = F.conv2d(F.pad(g, (1, 1, 1, 1), mode="reflect"), self.kernels.to(x))  # (B, 3, H, W)
         gx, gy, lap = d[:, 0:1], d[:, 1:2], d[:, 2:3]
         return torch.cat([g, gx, gy, torch.hypot(gx, gy), lap], dim=1)
 

@@ -6,6 +6,7 @@ layer, recorded by forward hooks that are always removed, and the model's train/
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from dataclasses import dataclass
 
 import torch
@@ -14,6 +15,7 @@ import torch.nn as nn
 from .conv_arithmetic import receptive_fields, window_formula
 from .costs import layer_macs, macs
 from .downsample import downsample_of
+from .models import device_of, shape_only
 
 MB = 1024 ** 2
 
@@ -68,8 +70,8 @@ class Summary:
         return "\n".join(out)
 
 
-def summary(model: nn.Module, input_shape: tuple[int, ...], device: str = "cpu") -> Summary:
-    """Run `model` once on zeros of `input_shape` (C, H, W) and record every leaf layer."""
+def summary(model: nn.Module, input_shape: tuple[int, ...]) -> Summary:
+    """Run `model` once on zeros of `input_shape` (C, H, W), on the model's device, and record every leaf layer."""
     rows, hooks = [], []
     counts: dict[str, int] = {}
 
@@ -95,7 +97,7 @@ def summary(model: nn.Module, input_shape: tuple[int, ...], device: str = "cpu")
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(1, *input_shape, device=device))
+            model(torch.zeros(1, *input_shape, device=device_of(model)))
     finally:
         for h in hooks:
             h.remove()
@@ -110,6 +112,14 @@ def summary(model: nn.Module, input_shape: tuple[int, ...], device: str = "cpu")
     return Summary(rows, tuple(input_shape), total, trainable, math.prod(input_shape) * 4 / MB,
                    2 * activations * 4 / MB, total * 4 / MB, macs(model, tuple(input_shape)),
                    activations * 4)
+
+
+@lru_cache(maxsize=256)
+def arch_summary(arch: str, input_shape: tuple[int, ...], num_classes: int = 10,
+                 downsample: str | None = None) -> Summary:
+    """The summary of a registered net for `input_shape`, from its shapes alone (built on the meta device),
+    once per process: a page shows it without building weights or running arithmetic."""
+    return summary(shape_only(arch, tuple(input_shape), num_classes, downsample), tuple(input_shape))
 
 
 def summary_table(s: Summary):

@@ -10,9 +10,9 @@ from cnnviz import conv_arithmetic, figures, score_maps, shipped
 from cnnviz.checkpoints import CheckpointError
 from cnnviz.data import DATASETS
 from cnnviz.config import RunConfig
-from cnnviz.models import SLIDE_VGG16_SIZE, build_model, get_arch, list_archs, vgg16_slide_difference
+from cnnviz.models import SLIDE_VGG16_SIZE, get_arch, list_archs, vgg16_slide_difference
 from cnnviz.conv_arithmetic import OUTPUT_SIZE_LATEX, conv_output_size, output_size_latex
-from cnnviz.summary import resize_note, summary, summary_table
+from cnnviz.summary import arch_summary, resize_note, summary_table
 from pages.ui import catalog, loaders, nav, widgets
 from pages.ui.widgets import Notices
 
@@ -20,10 +20,9 @@ ARCHS = list_archs()
 DATASET_NAMES = list(DATASETS)
 
 
-@st.cache_data(show_spinner="Building the model and running it once...", max_entries=64)
 def _summary(arch: str, dataset: str, downsample: str | None):
-    shape = DATASETS[dataset].shape
-    return summary(build_model(arch, shape, downsample=downsample), shape)
+    spec = DATASETS[dataset]
+    return arch_summary(arch, spec.shape, len(spec.classes), downsample)
 
 
 _fc_vs_1x1 = st.cache_data(show_spinner=False, max_entries=16)(score_maps.fc_vs_1x1_params)

@@ -16,11 +16,11 @@ from cnnviz import costs, figures, results, shipped
 from cnnviz.config import OPTIMIZERS, RunConfig
 from cnnviz.data import DATASETS, list_datasets
 from cnnviz.device import available_devices, describe_device
-from cnnviz.models import build_model, get_arch, list_archs
+from cnnviz.models import get_arch, list_archs
 from cnnviz.precision import PRECISIONS
 from cnnviz.conv_arithmetic import OUTPUT_SIZE_LATEX
 from cnnviz.runs import continuation, continue_note
-from cnnviz.summary import summary
+from cnnviz.summary import arch_summary
 from cnnviz.train import LR_PRESETS
 from pages.ui import catalog, jobs, loaders, nav, run_picker, run_views, widgets
 from pages.ui.widgets import Notices, pct
@@ -30,11 +30,9 @@ TRAIN_SUBSETS = ("all", 2048, 10000, 30000)
 DEFAULT_ARCH = "downsample_compare"  # the lecture's small net: an epoch takes seconds, not minutes, on a CPU
 
 
-@st.cache_data(show_spinner="Building the model and running it once...", max_entries=64)
 def _summary(arch: str, dataset: str, downsample: str | None):
-    shape = DATASETS[dataset].shape
-    model = build_model(arch, shape, len(DATASETS[dataset].classes), downsample)
-    return summary(model, shape), costs.macs(model, shape)
+    spec = DATASETS[dataset]
+    return arch_summary(arch, spec.shape, len(spec.classes), downsample)
 
 
 nav.header("Train a network from the lecture in the background (it keeps running while you click around), "
@@ -101,7 +99,8 @@ def _model_preview(arch: str, dataset: str, downsample: str | None) -> None:
     st.caption("The lecture's summary table, measured by running the model once on an input of the "
                "dataset's shape. Output sizes follow the lecture's formula:")
     st.latex(OUTPUT_SIZE_LATEX)
-    summ, macs = _summary(arch, dataset, downsample)
+    summ = _summary(arch, dataset, downsample)
+    macs = summ.macs
     st.dataframe(summ.to_frame()[["layer", "name", "output_shape", "params", "formula"]], hide_index=True,
                  key="t_summary", column_config={"params": st.column_config.NumberColumn("Param #", format="localized")})
     widgets.metrics_row(("Total params", f"{summ.total_params:,}"), ("Trainable params", f"{summ.trainable_params:,}"),

@@ -7,8 +7,8 @@ import torch.nn as nn
 
 from cnnviz import figures
 from cnnviz.downsample import get_downsample, list_downsamples
-from cnnviz.models import build_model
-from cnnviz.summary import diagram_layers, summary, summary_table
+from cnnviz.models import build_model, get_arch, list_archs
+from cnnviz.summary import arch_summary, diagram_layers, summary, summary_table
 
 FMNIST = (1, 28, 28)
 
@@ -222,3 +222,17 @@ def test_the_resize_note_gives_vgg16s_sizes_and_only_for_a_net_that_resizes():
         f"before the last block, so this fashion-mnist input is resized 28->{sizes[0]} first (bilinear "
         f"interpolation). The last block then ends at {last}x{last}.")
     assert resize_note(summary(build_model("lenet5", (1, 28, 28)), (1, 28, 28)), 28, "fashion-mnist") is None
+
+
+@pytest.mark.parametrize("arch", list_archs())
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+def test_summary_from_shapes_alone_equals_the_summary_of_the_real_net(arch, shape):
+    """The pages' summaries are built on the meta device (no weights, no arithmetic); every number in them
+    must be the real net's: shapes, parameters, multiply-adds, formulas and receptive fields."""
+    downsample = (get_arch(arch).downsamples or (None,))[-1]
+    real = summary(build_model(arch, shape, 10, downsample), shape)
+    meta = arch_summary(arch, shape, 10, downsample)
+    assert meta.rows == real.rows
+    assert (meta.total_params, meta.trainable_params, meta.macs, meta.activation_bytes) == \
+        (real.total_params, real.trainable_params, real.macs, real.activation_bytes)
+    assert meta.forward_backward_mb == real.forward_backward_mb
