@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import derived
 from .data import Dataset
 from .train import evaluate
 
@@ -36,6 +37,13 @@ class Predictions:
 def predict(model: torch.nn.Module, data: Dataset, device: str = "cpu") -> Predictions:
     _, _, pred = evaluate(model, data, "test", device, return_predictions=True)
     return Predictions(pred.numpy(), data.test_y.numpy(), data.classes)
+
+
+def predictions_of(path, data: Dataset) -> Predictions:
+    """The test-set predictions of a checkpoint file: stored ones (`cnnviz.derived`) when they were made from
+    this very file and test set, else computed now."""
+    value, _ = derived.get("predictions", [path], data, {})
+    return Predictions(derived.decode_classes(value["pred"]), data.test_y.numpy(), data.classes)
 
 
 @dataclass

@@ -1,7 +1,10 @@
 """What a network costs per image: multiply-adds, in total and per layer.
 
-Multiply-adds are measured with `torch.utils.flop_counter.FlopCounterMode` (it counts 2 FLOPs per
-multiply-add in convs and matmuls); the per-layer column is the analytic count of each conv/linear.
+Each conv and linear layer's multiply-adds are counted from its output's shape (`layer_macs`); a layer that
+computes in its own way (a fixed front end, a blur) says its count itself (`multiply_adds(output)`). The
+total is their sum over one forward pass. The tests hold every registered net's total against torch's own
+`torch.utils.flop_counter.FlopCounterMode` (2 FLOPs per multiply-add); the pages do not use the counter,
+whose first use imports ~340 more modules (9 s measured on a loaded 2-core machine, on a page's first open).
 (Receptive fields are geometry, in `conv_arithmetic`.)
 """
 from __future__ import annotations
@@ -10,30 +13,35 @@ from functools import lru_cache
 
 import torch
 import torch.nn as nn
-from torch.utils.flop_counter import FlopCounterMode
 
-from .engineered import EngineeredFrontEnd
-from .models import device_of, shape_only
+from .models import build_model, device_of
 
 
 @torch.no_grad()
 def macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Multiply-adds of one forward pass on one image, measured by torch's FLOP counter."""
+    """Multiply-adds of one forward pass on one image: the leaf layers' `layer_macs`, summed."""
+    total = 0
+
+    def count(module, _inputs, output):
+        nonlocal total
+        total += layer_macs(module, output)
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
     was_training = model.training
     model.eval()
     try:
-        with FlopCounterMode(display=False) as counter:
-            model(torch.zeros(1, *input_shape, device=device_of(model)))
+        model(torch.zeros(1, *input_shape, device=device_of(model)))
     finally:
+        for h in hooks:
+            h.remove()
         model.train(was_training)
-    return counter.get_total_flops() // 2
+    return total
 
 
 @lru_cache(maxsize=256)
 def arch_macs(arch: str, input_shape: tuple[int, ...], num_classes: int = 10, downsample: str | None = None) -> int:
-    """Multiply-adds per image of a registered net, counted once per process (on the meta device: no weights
-    are made and nothing is computed): they depend on nothing else."""
-    return macs(shape_only(arch, input_shape, num_classes, downsample), input_shape)
+    """Multiply-adds per image of a registered net, counted once per process: they depend on nothing else."""
+    return macs(build_model(arch, input_shape, num_classes, downsample), input_shape)
 
 
 def cost_points(records, labels: list[str]) -> tuple[list[dict], list[dict]]:
@@ -48,12 +56,13 @@ def cost_points(records, labels: list[str]) -> tuple[list[dict], list[dict]]:
 
 
 def layer_macs(module: nn.Module, out: torch.Tensor) -> int:
-    """Analytic multiply-adds of one conv/linear layer given its output (the per-row column)."""
+    """Analytic multiply-adds of one leaf layer given its output (the summary's per-row column)."""
+    own = getattr(module, "multiply_adds", None)  # layers that compute in their own way count themselves
+    if own is not None:
+        return own(out)
     if isinstance(module, nn.Conv2d):
         k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
         return out[0].numel() * k
     if isinstance(module, nn.Linear):
         return module.in_features * module.out_features
-    if isinstance(module, EngineeredFrontEnd):
-        return out.shape[-2] * out.shape[-1] * module.kernels.shape[0] * 9
     return 0

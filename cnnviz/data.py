@@ -245,7 +245,9 @@ def _load_uncached(name: str, root: Path, download: bool) -> Dataset:
     cache = _cache_path(name, root)
     if cache.is_file():
         try:
-            d = torch.load(cache, weights_only=True)
+            # Memory-mapped: the decoded tensors are the file's pages, read on first touch and shared with the
+            # OS page cache (a CIFAR-10 cache is 184 MB; a mapped open takes milliseconds).
+            d = torch.load(cache, weights_only=True, mmap=True)
             return Dataset(**{**d, "classes": tuple(d["classes"]), "mean": tuple(d["mean"]),
                               "std": tuple(d["std"])})
         except Exception:  # noqa: BLE001 - a corrupt or stale cache is rebuilt from the source

@@ -171,6 +171,10 @@ class BlurMaxPool(nn.Module):
         c = x.shape[1]
         return F.conv2d(x, self.kernel.to(x.dtype).expand(c, 1, 3, 3), stride=2, groups=c)
 
+    def multiply_adds(self, out) -> int:
+        """The blur: one 3x3 depthwise window per output value (the max takes comparisons, not multiplies)."""
+        return out[0].numel() * 9
+
 
 class EveryOther(nn.Module):
     """`x[..., ::2, ::2]`: what a stride-2 conv keeps of its stride-1 output (and a fixed front end's

@@ -100,6 +100,10 @@ class EngineeredFrontEnd(nn.Module):
         gx, gy, lap = d[:, 0:1], d[:, 1:2], d[:, 2:3]
         return torch.cat([g, gx, gy, torch.hypot(gx, gy), lap], dim=1)
 
+    def multiply_adds(self, out) -> int:
+        """The three 3x3 derivative kernels over the gray image (the gray mix and the magnitude are not counted)."""
+        return out.shape[-2] * out.shape[-1] * self.kernels.shape[0] * 9
+
     def rf_steps(self, in_hw: int, out_hw: int) -> list[tuple[float, float, float]]:
         """Geometry for receptive fields: one 3x3 window, stride 1, over the input padded by 1 (reflected)."""
         return [(3, 1, 1)]

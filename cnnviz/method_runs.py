@@ -38,11 +38,15 @@ def method_rows(records: list[RunRecord], order: list[str], labels: dict[str, st
 
 
 def default_run(rows: dict[str, dict]) -> str | None:
-    """Of the runs (id -> runs-table row), the shipped downsample_compare net to show first: max pooling at seed
-    0, else any shipped downsample_compare run, else None."""
-    shipped = [k for k, r in rows.items() if r["origin"] == "shipped" and r["arch"] == "downsample_compare"]
-    return next((k for k in shipped if rows[k]["downsample"] == "max" and rows[k]["seed"] == 0),
-                shipped[0] if shipped else None)
+    """Of the runs (id -> runs-table row), the shipped downsample_compare net to show first: the downsampling
+    group's max pooling at seed 0 (not the lecture's lr 1e-5 twin nor a bf16 seed), else any shipped
+    downsample_compare run, else None."""
+    from .shipped import find_run
+
+    candidates = [k for k, r in rows.items() if r["origin"] == "shipped" and r["arch"] == "downsample_compare"]
+    planned = {find_run("downsample_compare", rows[k]["dataset"], "max") for k in candidates}
+    planned_files = {r.filename for r in planned if r is not None}
+    return next((k for k in candidates if rows[k]["file"] in planned_files), candidates[0] if candidates else None)
 
 
 def seed_bands(records: list[RunRecord], order: list[str]) -> tuple[list[dict], list[results.Group]]:

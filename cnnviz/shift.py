@@ -32,11 +32,23 @@ from .features import activation_after, feature_maps
 from .models import build_model
 
 FILLS = ("zero", "edge")  # the page's names for fill=0 and fill="edge"
+PROBE_IMAGES = 500  # the probe's default sample of test images (agreement in steps of 0.2 points)
+PROBE_MAX_SHIFT = 4  # pixels: two steps of the 2x2 grid, so both an odd and an even shift of it
 
 
 def default_fill(dataset: str) -> int | str:
     """0 for Fashion-MNIST (its background is exactly 0), the image's own edge column otherwise."""
     return 0 if dataset == "fashion-mnist" else "edge"
+
+
+def fill_name(fill: int | str) -> str:
+    """The page's name ("zero", "edge") of a fill value."""
+    return "zero" if fill == 0 else "edge"
+
+
+def fill_value(name: str) -> int | str:
+    """The fill value of one of `FILLS`."""
+    return 0 if name == "zero" else "edge"
 
 
 # ---- shifting --------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ import torch
 import torch.nn as nn
 
 from .conv_arithmetic import receptive_fields, window_formula
-from .costs import layer_macs, macs
+from .costs import layer_macs
 from .downsample import downsample_of
-from .models import device_of, shape_only
+from .models import build_model, device_of
 
 MB = 1024 ** 2
 
@@ -29,7 +29,7 @@ class Summary:
     input_mb: float
     forward_backward_mb: float
     params_mb: float
-    macs: int = 0  # multiply-adds per image, measured with torch's FLOP counter
+    macs: int = 0  # multiply-adds per image: the rows' counts summed (cnnviz.costs)
     activation_bytes: int = 0  # float32 outputs of every layer for one image (forward only)
 
     @property
@@ -110,16 +110,18 @@ def summary(model: nn.Module, input_shape: tuple[int, ...]) -> Summary:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     activations = sum(math.prod(r["output_shape"]) for r in rows)
     return Summary(rows, tuple(input_shape), total, trainable, math.prod(input_shape) * 4 / MB,
-                   2 * activations * 4 / MB, total * 4 / MB, macs(model, tuple(input_shape)),
+                   2 * activations * 4 / MB, total * 4 / MB, sum(r["macs"] for r in rows),
                    activations * 4)
 
 
 @lru_cache(maxsize=256)
 def arch_summary(arch: str, input_shape: tuple[int, ...], num_classes: int = 10,
                  downsample: str | None = None) -> Summary:
-    """The summary of a registered net for `input_shape`, from its shapes alone (built on the meta device),
-    once per process: a page shows it without building weights or running arithmetic."""
-    return summary(shape_only(arch, tuple(input_shape), num_classes, downsample), tuple(input_shape))
+    """The summary of a registered net for `input_shape`, once per process (a page's table and costs).
+
+    Built for real, not on the meta device: meta tensors run torch's Python meta kernels, whose first use
+    imports ~490 modules (sympy among them; 5.3 s measured on a loaded 2-core machine)."""
+    return summary(build_model(arch, tuple(input_shape), num_classes, downsample), tuple(input_shape))
 
 
 def summary_table(s: Summary):

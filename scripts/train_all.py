@@ -1,9 +1,10 @@
-"""Retrain every shipped checkpoint that is missing, with the CLI, then rewrite the manifest.
+"""Retrain every shipped checkpoint that is missing, with the CLI, then rewrite the manifest and the derived results.
 
     python scripts/train_all.py                 # everything missing (a GPU makes it quick)
     python scripts/train_all.py --cheap         # skip the runs marked expensive (CPU-friendly)
     python scripts/train_all.py --group downsampling --dataset cifar10
     python scripts/train_all.py --force         # retrain even what exists
+    python scripts/train_all.py --derived-only  # recompute checkpoints/derived.json (cnnviz.derived) only
 
 A file whose recorded command differs from the planned one (the group's settings changed) is stale:
 it is retrained too. A file of the planned command that did not finish (the process was killed: every
@@ -21,7 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cnnviz import derived  # noqa: E402
 from cnnviz.checkpoints import read_record, update_meta  # noqa: E402
+from cnnviz.data import load_dataset  # noqa: E402
 from cnnviz.manifest import write_manifest  # noqa: E402
 from cnnviz.paths import shipped_dir  # noqa: E402
 from cnnviz.shipped import command_for, shipped_runs  # noqa: E402
@@ -52,6 +55,14 @@ def train_command(run, device: str) -> list[str]:
     return shlex.split(command_for(run))[1:] + extra
 
 
+def write_derived() -> None:
+    """Every planned derived result of the shipped files, recomputed from them and the real test sets."""
+    t0 = time.time()
+    entries = derived.planned_entries()
+    path = derived.write_store(entries, load_dataset)
+    print(f"{path}: {len(entries)} derived results in {time.time() - t0:.0f}s", flush=True)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cheap", action="store_true", help="skip expensive runs")
@@ -61,7 +72,11 @@ def main():
     p.add_argument("--device", default="auto")
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--threads", type=int, help="torch threads per run (1 when several share the CPU)")
+    p.add_argument("--derived-only", action="store_true", help="only recompute checkpoints/derived.json")
     a = p.parse_args()
+    if a.derived_only:
+        write_derived()
+        return 0
     todo = [r for r in shipped_runs()
             if (not a.cheap or not r.expensive) and (a.group in (None, r.group))
             and (a.dataset in (None, r.config.dataset)) and (a.force or not up_to_date(r))]
@@ -102,6 +117,8 @@ def main():
         failed += rc != 0
         write_manifest(shipped_dir())
     write_manifest(shipped_dir())
+    if not a.dry_run:
+        write_derived()
     return 1 if failed else 0
 
 

@@ -24,6 +24,9 @@ from cnnviz.downsample import get_downsample, list_downsamples
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = nav.lesson("downsampling").path
 SMALL = {"n": "40", "k": "2"}
+# The page's tabs (each runs only while open; `part` in the link opens one).
+IMAGE, WORKED, TRAINED, SHIFT = ("On a real image", "The lecture's 4x4 example", "Trained with each method",
+                                 "Is it shift-invariant?")
 
 
 def open_page(params: dict | None = None) -> AppTest:
@@ -71,11 +74,18 @@ def test_page_renders_on_defaults_without_exception():
     at.switch_page(PAGE).run()
     assert not at.exception
     assert at.title[0].value.startswith("Downsampling")
-    assert [h.value[:2] for h in at.header] == ["1.", "2.", "3.", "4."]
+    assert [t.label for t in at.tabs][:4] == [IMAGE, WORKED, TRAINED, SHIFT]
     assert at.selectbox(key="dataset").value == "fashion-mnist"
-    assert at.number_input(key="n").value == 500 and at.number_input(key="k").value == 4
     assert not at.error
     assert at.query_params["dataset"] == "fashion-mnist"
+
+
+def test_a_closed_tab_runs_nothing_and_the_link_opens_a_tab():
+    at = open_page()  # the feature maps: no shift probe, no 4x4 example
+    assert not [e for e in at.number_input if e.key in ("k", "n")] and not at.data_editor
+    at = open_page({"part": SHIFT})
+    assert at.number_input(key="n").value == 40 and at.number_input(key="k").value == 2
+    assert not [c for c in at.caption if c.value.startswith("output shape")]
 
 
 @pytest.mark.parametrize("dataset", list(DATASETS))
@@ -124,7 +134,7 @@ def test_uploading_a_colour_photo_converts_it_and_says_so():
 
 @pytest.mark.parametrize("pattern", ["1..16", "random integers", "checkerboard", "one bright pixel"])
 def test_worked_example_values_follow_the_lectures_definitions(pattern):
-    at = open_page()
+    at = open_page({"part": WORKED})
     at.selectbox(key="we_pattern").select(pattern).run()
     grid = at.data_editor[0].value.to_numpy(dtype=float)  # the 4x4 grid shown (no edits in AppTest)
     kernel = at.data_editor[1].value.to_numpy(dtype=float)
@@ -156,7 +166,7 @@ def test_trained_runs_comparison_shows_one_curve_per_shipped_method_present():
     present = shipped_seed0("fashion-mnist")
     if not present:
         pytest.skip("no shipped downsample_compare checkpoint for fashion-mnist yet")
-    at = open_page()
+    at = open_page({"part": TRAINED})
     figs = charts(at)
     for title in ("Test accuracy per epoch", "Test loss per epoch"):
         names = [t["name"] for t in figs[title]["data"]]
@@ -171,7 +181,7 @@ def test_shift_probe_shows_agreement_and_similarity_per_method_and_a_verdict():
     present = shipped_seed0("fashion-mnist")
     if not present:
         pytest.skip("no shipped downsample_compare checkpoint for fashion-mnist yet")
-    at = open_page({"k": "2", "n": "40"})
+    at = open_page({"k": "2", "n": "40", "part": SHIFT})
     figs = charts(at)
     for title in ("Predictions unchanged", "Cosine similarity of the downsampled map"):
         assert len(figs[title]["data"]) == len(present)
@@ -186,31 +196,39 @@ def test_shift_probe_shows_agreement_and_similarity_per_method_and_a_verdict():
 
 def test_query_params_round_trip():
     params = {"dataset": "fashion-mnist", "class": "Bag", "index": "3", "layer": "conv1",
-              "diff": "nearest,stride", "k": "2", "n": "40", "fill": "edge", "fft_channel": "5"}
+              "diff": "nearest,stride", "fft_channel": "5"}
     at = open_page(params)
     assert at.selectbox(key="class_fashion-mnist").value == "Bag"
     assert at.number_input(key="index").value == 3
     assert (at.selectbox(key="diff_a").value, at.selectbox(key="diff_b").value) == ("nearest", "stride")
-    assert at.number_input(key="k").value == 2 and at.selectbox(key="fill").value == "edge"
-    assert at.selectbox(key="fft_channel").value == 5
+    assert at.selectbox(key="fft_channel").value == 5  # the aliasing expander opens for a link that names it
     for key, value in params.items():
         assert at.query_params[key] == value, key
     assert not any("Ignored URL parameters" in i.value for i in at.info)
     at.selectbox(key="class_fashion-mnist").select("Sandal").run()
     assert at.query_params["class"] == "Sandal"
+    shift_params = {"part": SHIFT, "k": "2", "n": "40", "fill": "edge"}
+    at = open_page(shift_params)
+    assert at.number_input(key="k").value == 2 and at.selectbox(key="fill").value == "edge"
+    for key, value in shift_params.items():
+        assert at.query_params[key] == value, key
 
 
 def test_garbage_query_params_fall_back_to_defaults_with_a_notice():
-    at = open_page({"dataset": "imagenet", "class": "zzz", "index": "-4", "k": "99", "diff": "max",
-                    "source": "../../etc/passwd", "fill": "plaid", "fft_channel": "x"})
+    at = open_page({"dataset": "imagenet", "class": "zzz", "index": "-4", "diff": "max",
+                    "source": "../../etc/passwd", "fft_channel": "x"})
     notice = [i.value for i in at.info if "Ignored URL parameters" in i.value]
     assert len(notice) == 1
-    for key in ("dataset", "class", "index", "k", "diff", "source", "fill", "fft_channel"):
+    for key in ("dataset", "class", "index", "diff", "source", "fft_channel"):
         assert f"{key}=" in notice[0], key
     assert at.selectbox(key="dataset").value == "fashion-mnist"
     assert at.selectbox(key="class_fashion-mnist").value == "T-shirt/top"
-    assert at.number_input(key="index").value == 0 and at.number_input(key="k").value == 4
+    assert at.number_input(key="index").value == 0
     assert (at.selectbox(key="diff_a").value, at.selectbox(key="diff_b").value) == ("max", "avg")
+    at = open_page({"part": SHIFT, "k": "99", "fill": "plaid"})
+    notice = [i.value for i in at.info if "Ignored URL parameters" in i.value]
+    assert len(notice) == 1 and "k=" in notice[0] and "fill=" in notice[0]
+    assert at.number_input(key="k").value == 4
     assert at.query_params["k"] == "4"  # the URL now says what is shown
 
 

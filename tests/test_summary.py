@@ -226,13 +226,17 @@ def test_the_resize_note_gives_vgg16s_sizes_and_only_for_a_net_that_resizes():
 
 @pytest.mark.parametrize("arch", list_archs())
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
-def test_summary_from_shapes_alone_equals_the_summary_of_the_real_net(arch, shape):
-    """The pages' summaries are built on the meta device (no weights, no arithmetic); every number in them
-    must be the real net's: shapes, parameters, multiply-adds, formulas and receptive fields."""
+def test_every_nets_multiply_adds_equal_torchs_flop_counter(arch, shape):
+    """The pages count multiply-adds layer by layer (cnnviz.costs); torch's FLOP counter is the oracle."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from cnnviz import costs
+
     downsample = (get_arch(arch).downsamples or (None,))[-1]
-    real = summary(build_model(arch, shape, 10, downsample), shape)
-    meta = arch_summary(arch, shape, 10, downsample)
-    assert meta.rows == real.rows
-    assert (meta.total_params, meta.trainable_params, meta.macs, meta.activation_bytes) == \
-        (real.total_params, real.trainable_params, real.macs, real.activation_bytes)
-    assert meta.forward_backward_mb == real.forward_backward_mb
+    for method in get_arch(arch).downsamples or (None,):
+        model = build_model(arch, shape, 10, method).eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, *shape))
+        assert costs.macs(model, shape) == counter.get_total_flops() // 2, method
+    s = arch_summary(arch, shape, 10, downsample)
+    assert s.macs == sum(r["macs"] for r in s.rows) == costs.arch_macs(arch, shape, 10, downsample)

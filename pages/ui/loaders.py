@@ -163,8 +163,7 @@ def keep_uploads(digests) -> None:
 
 @st.cache_resource(show_spinner="Evaluating on the test set...", max_entries=64)
 def _predictions(path: str, mtime: float) -> analysis.Predictions:
-    ck = checkpoint(path)
-    return analysis.predict(ck.model, cached_dataset(ck.record.dataset_name))
+    return analysis.predictions_of(path, cached_dataset(record(path).dataset_name))  # stored ones if they fit
 
 
 def predictions(path: str | Path) -> analysis.Predictions:
