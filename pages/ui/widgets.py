@@ -16,7 +16,7 @@ from cnnviz.data import DATASETS
 from cnnviz.downsample import downsample_label
 from cnnviz.images import ImageError, load_image
 
-from . import loaders
+from . import loaders, nav
 
 # The owner's secret of a tab's training jobs (pages/ui/jobs.py): in its URL, never in a link it shares.
 OWNER_PARAM = "owner_key"
@@ -45,6 +45,7 @@ def start_from_url(key: str, options, default, notices: list[str], *, param: str
     range of whole numbers.
     """
     param = param or key
+    _remember_default(param, default)
     read = st.session_state.setdefault("_url_params_read", set())
     if key in st.session_state:
         if st.session_state[key] not in options:
@@ -58,6 +59,27 @@ def start_from_url(key: str, options, default, notices: list[str], *, param: str
         notices.append(f"`{param}={link_value(raw)}` in the link is not {allowed}; showing {fmt(default)} instead.")
     read.add(param)
     st.session_state[key] = default if match is None else match
+
+
+def _remember_default(param: str, default) -> None:
+    """Note the value `param` takes when a link leaves it out, so `share_link` can leave it out. Kept per page and
+    session, not per run: a choice drawn on another tab of the page (still in the URL) keeps its default too."""
+    page = nav.current()
+    per_page = st.session_state.setdefault("_link_defaults", {})
+    per_page.setdefault(page.url_path if page else "", {})[param] = str(default)
+
+
+def link_defaults() -> dict[str, str]:
+    """param -> the text of its default, for every URL-backed widget this page has drawn in this session."""
+    page = nav.current()
+    return st.session_state.get("_link_defaults", {}).get(page.url_path if page else "", {})
+
+
+def shareable(params: dict[str, str], defaults: dict[str, str]) -> dict[str, str]:
+    """The parameters a shared link needs: none equal to its default (a fresh session starts there anyway), not
+    the owner's key of the tab's jobs, not the presentation switch (the share box offers it separately)."""
+    private = {OWNER_PARAM, nav.PRESENT_PARAM}
+    return {k: v for k, v in params.items() if k not in private and defaults.get(k) != v}
 
 
 def _option_named(options, raw: str):
@@ -199,16 +221,23 @@ def figure_rows(panels: list[tuple], per_row: int = 4) -> None:
 
 
 def share_link() -> None:
-    """The exact view as a link, in the sidebar (st.code has a copy button). Call it last on a page:
-    every choice the page made has been written to st.query_params by then. The owner's key of the tab's
-    jobs is left out: whoever opens the link watches a job, only its owner can stop it."""
-    query = urlencode({k: v for k, v in st.query_params.to_dict().items() if k != OWNER_PARAM})
+    """The exact view as a link, in the sidebar (st.code has a copy button), and the same view for projecting.
+    Call it last on a page: every choice the page made has been written to st.query_params by then. Choices at
+    their default are left out (the link fits a slide), and so is the owner's key of the tab's jobs: whoever
+    opens the link watches a job, only its owner can stop it. Presenting, there is no sidebar to draw it in."""
+    if nav.presenting():
+        return
+    query = urlencode(shareable(st.query_params.to_dict(), link_defaults()))
     base = st.context.url or ""  # None when no browser is attached (AppTest)
+    present = urlencode({nav.PRESENT_PARAM: "1"})
     st.sidebar.markdown("**Link to this view**")
-    st.sidebar.code(f"{base}?{query}" if query else base or "(no choices on this page)", language=None,
-                    wrap_lines=True)
-    st.sidebar.caption("Every choice on this page is in the link: paste it into slides and students land "
-                       "on this same view.")
+    st.sidebar.code(f"{base}?{query}" if query else base or "(this page as it opens: every choice at its default)",
+                    language=None, wrap_lines=True)
+    st.sidebar.caption("Every choice on this page that differs from its default is in the link: paste it into "
+                       "slides and students land on this same view.")
+    st.sidebar.markdown("**The same view for projecting**")
+    st.sidebar.code(f"{base}?{query + '&' if query else ''}{present}", language=None, wrap_lines=True)
+    st.sidebar.caption("No sidebar, no toolbars, no help icons: only the lesson, for a projector.")
 
 
 def one_line(e: Exception) -> str:
