@@ -89,8 +89,13 @@ def presenting() -> bool:
     return st.query_params.get(PRESENT_PARAM) == "1"
 
 
-# Long page titles wrap in the sidebar's menu instead of ending in "…" (Streamlit cuts them at one line).
-_MENU_CSS = "[data-testid='stSidebarNav'] a span { white-space: normal !important; overflow: visible !important; }"
+# Long page titles wrap in the sidebar's menu instead of running out of it (Streamlit keeps them on one line).
+_MENU_CSS = """
+[data-testid='stSidebarNavLink'] { height: auto !important; }
+[data-testid='stSidebarNavLink'] span[label], [data-testid='stSidebarNavLink'] [data-testid='stMarkdownContainer'],
+[data-testid='stSidebarNavLink'] p { white-space: normal !important; overflow: visible !important;
+                                      text-overflow: clip !important; }
+"""
 # For projecting: no sidebar (nor its open button), no toolbar at the top, no chart or table toolbars, no help
 # icons; the widgets themselves stay, so the teacher can still change a choice in front of the class.
 _PRESENT_CSS = """
