@@ -107,8 +107,11 @@ def test_the_train_forms_link_reopens_its_network():
     at = open_page("train_compare")
     assert link_of(at)[0].startswith("(this page as it opens")
     set_and_run(at, [("selectbox", "t_arch", "lenet5"), ("selectbox", "t_dataset", "cifar10")])
-    set_and_run(at, [("selectbox", "t_downsample_lenet5", "avg")])
-    assert_reopens(at, "train_compare", ("arch=lenet5", "dataset=cifar10", "downsample=avg"))
+    set_and_run(at, [("selectbox", "t_downsample_lenet5", "avg"), ("number_input", "t_epochs", 3),
+                     ("number_input", "t_batch", 128), ("selectbox", "t_lr", "lecture (1e-5)"),
+                     ("selectbox", "t_opt", "sgd"), ("selectbox", "t_subset", 2048), ("number_input", "t_seed", 4)])
+    assert_reopens(at, "train_compare", ("arch=lenet5", "dataset=cifar10", "downsample=avg", "epochs=3",
+                                         "batch=128", "optimizer=sgd", "images=2048", "seed=4", "lr=lecture"))
 
 
 def _present_group(gid: str) -> list[str]:
