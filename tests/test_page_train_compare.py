@@ -168,7 +168,8 @@ def test_a_tiny_training_job_shows_progress_then_the_finished_run(user_runs):
     at.button(key="t_compare").click().run()
     assert not at.exception
     run_id = f"yours/{snap.checkpoint.name}"
-    assert at.multiselect(key="c_runs").value[-1] == run_id and at.query_params["run"] == run_id
+    chosen = at.multiselect(key="c_runs").value
+    assert chosen[-1] == run_id and at.query_params["run"] == str(len(chosen))  # the link says its position
     assert at.selectbox(key="run").value == run_id
     # A reload (a new session with the job in the URL) re-attaches to the same run.
     again = open_page(job=job_id)
@@ -288,7 +289,8 @@ def test_one_run_shows_per_class_accuracy_confusion_and_misclassified_images(use
 
 def test_run_diff_compares_two_runs_on_the_same_dataset(user_runs):
     at = compare(user_runs)
-    assert at.query_params["a"] == user_runs[1][0] and at.query_params["b"] == user_runs[1][2]  # another method
+    assert at.selectbox(key="a").value == user_runs[1][0] and at.selectbox(key="b").value == user_runs[1][2]
+    assert (at.query_params["a"], at.query_params["b"]) == ("1", "2")  # positions: the second of the runs B may be
     specs = charts(at)
     delta = array(specs["c_diff_confusion"]["data"][0]["z"])
     assert delta.shape == (10, 10) and delta.sum() == 0  # both runs classify the same 10,000 images
@@ -319,9 +321,10 @@ def test_garbage_run_and_diff_pair_in_the_link_fall_back_with_a_notice(user_runs
     at = compare(user_runs, run="../../etc/passwd", a="x.pt", b=ids[0])
     notices = [i.value for i in at.info]
     assert any("`run=../../etc/passwd`" in n for n in notices) and any("`a=x.pt`" in n for n in notices)
-    assert at.query_params["run"] == ids[0] and at.query_params["a"] == ids[0]
+    assert at.selectbox(key="run").value == ids[0] and at.selectbox(key="a").value == ids[0]
+    assert at.query_params["run"] == "1" and at.query_params["a"] == "1"  # by position among the runs compared
     assert any("`b=" in n for n in notices)  # B cannot be A: it falls back to another run, with a notice
-    assert at.query_params["b"] == ids[2]
+    assert at.selectbox(key="b").value == ids[2] and at.query_params["b"] == "2"
 
 
 class _RunsCode:

@@ -131,7 +131,7 @@ def test_a_compared_group_is_a_short_link_that_reopens_the_group_and_the_run_loo
     assert at.multiselect(key="c_runs").value == members
     set_and_run(at, [("selectbox", "run", members[-1]), ("selectbox", "b", members[-1])])
     old_style = len(",".join(members))
-    fresh = assert_reopens(at, "train_compare", (f"group={gid}", "part=Compare"))
+    fresh = assert_reopens(at, "train_compare", (f"group={gid}", "part=Compare", f"run={len(members)}"))
     assert "runs=" not in link_of(fresh)[0] and len(link_of(fresh)[0]) < old_style
 
 
@@ -195,3 +195,15 @@ def test_without_present_the_share_box_offers_the_projecting_link():
     link, presenting = (c.value for c in at.sidebar.code)
     assert presenting == link + "&present=1"
     assert "stToolbar" not in " ".join(h.proto.body for h in at.get("html"))
+
+
+def test_every_shipped_group_with_its_run_and_both_runs_of_the_diff_picked_fits_a_slide():
+    """The longest Compare link a group gives: the group, and the one run and runs A and B at its last positions."""
+    from urllib.parse import urlencode
+
+    for gid, group in shipped.comparison_groups().items():
+        ids = list(group.files)
+        params = {"part": "Compare", **run_picker.link_params(ids, {gid: (group.title, ids)}, [])}
+        last = str(len(ids))
+        link = f"{CLOUD}train_compare?{urlencode({**params, 'run': last, 'a': last, 'b': last})}"
+        assert params["group"] == gid and len(link) <= SLIDE, link

@@ -36,23 +36,24 @@ class Notices(list):
         self.clear()
 
 
-def start_from_url(key: str, options, default, notices: list[str], *, param: str | None = None, fmt=str) -> None:
+def start_from_url(key: str, options, default, notices: list[str], *, param: str | None = None, fmt=str,
+                   aliases: dict | None = None) -> None:
     """Seed widget `key` before it is drawn: from the URL parameter `param` (default: `key`), else `default`.
 
     A link is read once per parameter and session; a value there that is not among `options` falls back to
     `default` with a line in `notices`. Afterwards the URL holds what this session wrote itself, so a value
     that no longer fits (another net takes other downsamplings) falls back quietly. `options` may be a
-    range of whole numbers.
+    range of whole numbers. `aliases` maps other texts a link may use to options (a run's position, see `select`).
     """
     param = param or key
-    _remember_default(param, default)
+    _remember_default(param, next((k for k, v in (aliases or {}).items() if v == default), default))
     read = st.session_state.setdefault("_url_params_read", set())
     if key in st.session_state:
         if st.session_state[key] not in options:
             st.session_state[key] = default
         return
     raw = st.query_params.get(param)
-    match = _option_named(options, raw) if raw is not None else None
+    match = _option_named(options, raw, aliases) if raw is not None else None
     if raw is not None and match is None and param not in read:
         allowed = (f"a whole number from {options.start} to {options.stop - 1}" if isinstance(options, range)
                    else "a choice here")
@@ -82,13 +83,14 @@ def shareable(params: dict[str, str], defaults: dict[str, str]) -> dict[str, str
     return {k: v for k, v in params.items() if k not in private and defaults.get(k) != v}
 
 
-def _option_named(options, raw: str):
+def _option_named(options, raw: str, aliases: dict | None = None):
     """The option whose text is `raw`, or None. A whole number is ASCII digits only (at most 9, an optional
     minus): `str.isdigit` also accepts "²" and 5,000 digits, which `int()` refuses or must not be fed."""
     if isinstance(options, range):
         number = re.fullmatch(r"-?[0-9]{1,9}", raw)
         return int(raw) if number and int(raw) in options else None
-    return next((o for o in options if str(o) == raw), None)
+    named = next((o for o in options if str(o) == raw), None)
+    return named if named is not None or not aliases else aliases.get(raw)
 
 
 def link_value(raw: str, limit: int = 40) -> str:
@@ -99,13 +101,17 @@ def link_value(raw: str, limit: int = 40) -> str:
 
 
 def select(label: str, options, key: str, default, notices: list[str], *, param: str | None = None, fmt=str,
-           where=st, widget: str = "selectbox", **kwargs):
-    """A selectbox (or `widget="segmented_control"`/`"radio"`) kept in the URL under `param` (default: `key`)."""
+           where=st, widget: str = "selectbox", by_position: bool = False, **kwargs):
+    """A selectbox (or `widget="segmented_control"`/`"radio"`) kept in the URL under `param` (default: `key`).
+
+    `by_position`: the URL says the choice's position among the options (`run=3`, from 1) instead of its text,
+    for long options such as run ids whose list the URL already fixes; a link naming the text still opens."""
     param = param or key
     options = list(options)
-    start_from_url(key, options, default, notices, param=param, fmt=fmt)
+    positions = {str(i): o for i, o in enumerate(options, 1)} if by_position else None
+    start_from_url(key, options, default, notices, param=param, fmt=fmt, aliases=positions)
     choice = getattr(where, widget)(label, options, key=key, format_func=fmt, **kwargs)
-    st.query_params[param] = str(choice)
+    st.query_params[param] = str(options.index(choice) + 1) if by_position else str(choice)
     return choice
 
 
