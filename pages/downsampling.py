@@ -97,6 +97,7 @@ def _untrained(name: str):
 
 c_src, c_layer, c_ch = st.columns([3, 1, 3])
 source = widgets.select("Network", sources, "source", default_source or UNTRAINED, _notices, fmt=_source_label, where=c_src,
+                        link_names=catalog.link_names(run_keys, dataset_name),
                         help="Whose conv layer produces the feature maps: a shipped or your own "
                              "checkpoint of this dataset, or a freshly initialised net.")
 ck = loaders.checkpoint_or_error(run_keys[source]["path"]) if source != UNTRAINED else None

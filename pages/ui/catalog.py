@@ -23,6 +23,20 @@ def run_id(origin: str, file: str) -> str:
     return ORIGIN_PREFIX[origin] + file
 
 
+def link_names(ids, dataset: str) -> dict[str, str]:
+    """Shorter names for run ids in a link that names the dataset already: the id without the dataset's prefix
+    and ".pt" (`downsample_compare-max`, `yours/lenet5-max`). An id whose short name another id would share, or
+    that is some other id's full text, keeps its full text."""
+    ids = list(ids)
+    short = {}
+    for i in ids:
+        origin, _, file = i.rpartition("/")
+        name = file.removeprefix(f"{dataset}-").removesuffix(".pt")
+        short[i] = f"{origin}/{name}" if origin else name
+    names = list(short.values())
+    return {i: n for i, n in short.items() if names.count(n) == 1 and (n == i or n not in ids)}
+
+
 @st.cache_data(show_spinner=False, max_entries=2048)
 def _run_row(path: str, mtime: float, size: int) -> dict | None:
     """One runs-table row (`RunRecord.row`), read once per (file, mtime, size); None for an unreadable

@@ -101,17 +101,20 @@ def link_value(raw: str, limit: int = 40) -> str:
 
 
 def select(label: str, options, key: str, default, notices: list[str], *, param: str | None = None, fmt=str,
-           where=st, widget: str = "selectbox", by_position: bool = False, **kwargs):
+           where=st, widget: str = "selectbox", by_position: bool = False, link_names: dict | None = None, **kwargs):
     """A selectbox (or `widget="segmented_control"`/`"radio"`) kept in the URL under `param` (default: `key`).
 
-    `by_position`: the URL says the choice's position among the options (`run=3`, from 1) instead of its text,
-    for long options such as run ids whose list the URL already fixes; a link naming the text still opens."""
+    Long options get short names in the URL (a link naming an option's full text still opens it): `link_names`
+    maps options to them (`catalog.link_names` for run ids), and `by_position` names each by its position (from
+    1, `run=3`), for options whose list the URL fixes already (the runs compared)."""
     param = param or key
     options = list(options)
-    positions = {str(i): o for i, o in enumerate(options, 1)} if by_position else None
-    start_from_url(key, options, default, notices, param=param, fmt=fmt, aliases=positions)
+    if by_position:
+        link_names = {o: str(i) for i, o in enumerate(options, 1)}
+    aliases = {name: o for o, name in (link_names or {}).items()}
+    start_from_url(key, options, default, notices, param=param, fmt=fmt, aliases=aliases)
     choice = getattr(where, widget)(label, options, key=key, format_func=fmt, **kwargs)
-    st.query_params[param] = str(options.index(choice) + 1) if by_position else str(choice)
+    st.query_params[param] = (link_names or {}).get(choice, str(choice))
     return choice
 
 
