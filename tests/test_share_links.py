@@ -195,6 +195,16 @@ def test_presenting_hides_the_sidebar_the_share_box_and_the_menu(url_path):
     assert not at.sidebar.code
 
 
+def test_a_presented_home_opens_every_lesson_presented():
+    at = AppTest.from_file(str(nav.APP), default_timeout=WAIT)
+    at.query_params["present"] = "1"
+    at.run()
+    assert not at.exception
+    assert [el.proto.query_string for el in at.get("page_link")] == ["present=1"] * len(nav.PAGES)
+    plain = AppTest.from_file(str(nav.APP), default_timeout=WAIT).run()
+    assert {el.proto.query_string for el in plain.get("page_link")} == {""}
+
+
 def test_without_present_the_share_box_offers_the_projecting_link():
     at = open_page("architectures", {"arch": "vgg16"})
     link, presenting = (c.value for c in at.sidebar.code)

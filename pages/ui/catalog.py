@@ -1,7 +1,8 @@
 """Where runs live and what a page calls them: the shipped and the user's checkpoints as one table.
 
 One run-id scheme on every page and in every link: a shipped run is its file name
-(`fashion-mnist-lenet5-max.pt`), a run of yours is `yours/<file>`, an upload is `upload/<file name>`.
+(`fashion-mnist-lenet5-max.pt`), a run of yours is `yours/<file>`, an upload is `upload/<file name>`. A link
+that names the dataset too may shorten an id (`link_names`); the full id always opens.
 Tests point the UI at temporary folders by patching `SHIPPED` and `USER_RUNS` here.
 """
 from __future__ import annotations
