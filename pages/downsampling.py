@@ -34,8 +34,8 @@ st.caption("Edit the 4x4 data v1..v16 and the 2x2 kernel w1..w4 with bias b; m1.
 
 c_grid, c_kernel = st.columns([3, 2])
 with c_grid:
-    pattern = st.selectbox("Start from", features.WORKED_PATTERNS, key="we_pattern",
-                           help="Resets the grid below to this pattern; then edit any cell.")
+    pattern = widgets.select("Start from", features.WORKED_PATTERNS, "we_pattern", features.WORKED_PATTERNS[0],
+                             _notices, param="pattern", help="Resets the grid below to this pattern; then edit any cell.")
     start = features.worked_pattern(pattern)
     grid_df = st.data_editor(pd.DataFrame(start, columns=[f"c{j + 1}" for j in range(4)],
                                           index=[f"r{i + 1}" for i in range(4)]),

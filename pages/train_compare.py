@@ -211,10 +211,11 @@ def train_section() -> None:
 
 # ---- COMPARE ---------------------------------------------------------------------------------------
 
-def _curves_section(selected, records, labels, colors) -> tuple[bool, list]:
+def _curves_section(selected, records, labels, colors, notices: Notices) -> tuple[bool, list]:
     st.subheader("Accuracy and loss per epoch")
-    grouped = st.toggle("Group runs that differ only by seed (mean with a min–max band)", value=True,
-                        key="c_group", persist_state="session")
+    grouped = widgets.toggle("Group runs that differ only by seed (mean with a min–max band)", "c_group", True,
+                             notices, param="seeds", persist_state="session")
+    notices.show()
     groups = results.seed_groups(records) if grouped else results.single_groups(records, [labels[r] for r in selected])
     series = [{"label": g.label, "color": colors[selected[g.members[0]]], "n": g.n,
                "curves": {m: vars(g.curve(m)) for m in results.METRICS}} for g in groups]
@@ -288,7 +289,7 @@ def compare_section() -> None:
     records = [run_picker.record_of(entries[r]) for r in selected]
     labels = catalog.unique_labels(selected, results.run_labels(records))
     colors = {r: figures.RUN_COLORS[i % len(figures.RUN_COLORS)] for i, r in enumerate(selected)}
-    grouped, groups = _curves_section(selected, records, labels, colors)
+    grouped, groups = _curves_section(selected, records, labels, colors, notices)
     _tables_section(selected, records, labels, entries, grouped, groups)
     _cost_section(selected, records, labels)
     st.subheader("One run: what it gets wrong")

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.data]
 SLIDE = 200  # characters a link may take on a slide (issue 15)
 CLOUD = "https://cnnviz-class.streamlit.app/"  # a Cloud app's address, for the length
 WAIT = 300  # a page's first run loads models and datasets on 2 busy cores
-WIDGETS = ("selectbox", "number_input", "slider", "multiselect", "text_input")
+WIDGETS = ("selectbox", "number_input", "slider", "multiselect", "text_input", "toggle")
 
 
 def open_page(url_path: str, params: dict[str, str] | None = None, *, entry=nav.APP) -> AppTest:
@@ -84,9 +84,10 @@ CASES = {
                       [("selectbox", "class_cifar10", "automobile"), ("number_input", "index", 999),
                        ("selectbox", "source", "cifar10-downsample_compare-bilinear.pt"),
                        ("number_input", "k", 2), ("number_input", "n", 60), ("selectbox", "diff_a", "bilinear"),
-                       ("selectbox", "diff_b", "nearest")], [("selectbox", "layer", None)]],
+                       ("selectbox", "diff_b", "nearest"), ("selectbox", "we_pattern", "checkerboard")],
+                      [("selectbox", "layer", None)]],
                      ("dataset=cifar10", "class=automobile", "index=999", "source=downsample_compare-bilinear&",
-                      "k=2", "n=60", "diff=bilinear%2Cnearest")),
+                      "k=2", "n=60", "diff=bilinear%2Cnearest", "pattern=checkerboard")),
     "engineered": ([[("selectbox", "e_class_fashion-mnist", "Bag"), ("number_input", "e_index", 2)],
                     [("selectbox", "e_checkpoint", "fashion-mnist-downsample_compare-max-lr1e-5.pt")],
                     [("slider", "e_epoch", 1)]],
@@ -134,9 +135,9 @@ def test_a_compared_group_is_a_short_link_that_reopens_the_group_and_the_run_loo
     at.selectbox(key="c_shipped_group").set_value(gid).run()
     at.button(key="c_load_group").click().run()
     assert at.multiselect(key="c_runs").value == members
-    set_and_run(at, [("selectbox", "run", members[-1]), ("selectbox", "b", members[-1])])
+    set_and_run(at, [("selectbox", "run", members[-1]), ("selectbox", "b", members[-1]), ("toggle", "c_group", False)])
     old_style = len(",".join(members))
-    fresh = assert_reopens(at, "train_compare", (f"group={gid}", "part=Compare", f"run={len(members)}"))
+    fresh = assert_reopens(at, "train_compare", (f"group={gid}", "part=Compare", f"run={len(members)}", "seeds=0"))
     assert "runs=" not in link_of(fresh)[0] and len(link_of(fresh)[0]) < old_style
 
 

@@ -118,6 +118,17 @@ def select(label: str, options, key: str, default, notices: list[str], *, param:
     return choice
 
 
+def toggle(label: str, key: str, default: bool, notices: list[str], *, param: str | None = None, where=st,
+           **kwargs) -> bool:
+    """An on/off switch kept in the URL under `param` (default: `key`) as 1 or 0."""
+    param = param or key
+    start_from_url(key, (True, False), default, notices, param=param, aliases={"1": True, "0": False},
+                   fmt=lambda on: "on" if on else "off")
+    on = where.toggle(label, key=key, **kwargs)
+    st.query_params[param] = "1" if on else "0"
+    return on
+
+
 def downsample_select(spec, key: str, none_key: str, notices: list[str], *, where=st, **kwargs) -> str | None:
     """The net's downsampling, kept in the URL as `downsample` (only the options this net takes), or a
     disabled box (and no parameter) for a net that never downsamples."""
