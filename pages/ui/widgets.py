@@ -253,8 +253,8 @@ def share_link() -> None:
     st.sidebar.markdown("**Link to this view**")
     st.sidebar.code(f"{base}?{query}" if query else base or "(this page as it opens: every choice at its default)",
                     language=None, wrap_lines=True)
-    st.sidebar.caption("Every choice on this page that differs from its default is in the link: paste it into "
-                       "slides and students land on this same view.")
+    st.sidebar.caption("The page's menus, numbers and switches that differ from their defaults are in the link: "
+                       "paste it into slides and students land on this same view.")
     st.sidebar.markdown("**The same view for projecting**")
     st.sidebar.code(f"{base}?{query + '&' if query else ''}{present}", language=None, wrap_lines=True)
     st.sidebar.caption("No sidebar, no toolbars, no help icons: only the lesson, for a projector.")
