@@ -45,14 +45,16 @@ def wait_healthy(port: int, server: subprocess.Popen, timeout: float = 60) -> No
 
 
 @contextlib.contextmanager
-def running_app(log, timeout: float = 60, *, env: dict | None = None, options: tuple[str, ...] = ()):
+def running_app(log, timeout: float = 60, *, env: dict | None = None, options: tuple[str, ...] = (),
+                entrypoint: str = "streamlit_app.py"):
     """`streamlit run streamlit_app.py` headless on a free port, healthy: yields (port, process).
 
     `env`: variables added to this process's environment (e.g. CNNVIZ_RUNS); `options`: more command-line
-    options (e.g. "--runner.postScriptGC", "true" to measure Streamlit's default)."""
+    options (e.g. "--runner.postScriptGC", "true" to measure Streamlit's default); `entrypoint`: another main
+    file, relative to the checkout (Cloud's is deploy/cloud/streamlit_app.py), still run from the checkout."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
+        [sys.executable, "-m", "streamlit", "run", entrypoint, "--server.headless", "true",
          "--server.port", str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
          *options],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})

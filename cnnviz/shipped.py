@@ -164,16 +164,33 @@ GROUP_TITLES = {"seeds": "Downsampling, seeds 0-2", "downsampling": "Downsamplin
                 "precision": "bf16 vs fp32, seeds 0-2"}
 
 
-def comparison_groups() -> dict[str, list[str]]:
-    """Each comparison group per dataset by title ("Architectures on cifar10"): the files to load together.
-    A dataset's seed group is listed only where it adds seeds to its downsampling group."""
+@dataclass(frozen=True)
+class ComparisonGroup:
+    """Shipped runs to load together: `id` is what a link says (`group=seeds-fashion-mnist`), `title` what a
+    menu says ("Downsampling, seeds 0-2 on fashion-mnist")."""
+
+    id: str
+    title: str
+    dataset: str
+    files: tuple[str, ...]
+
+
+def group_id(group: str, dataset: str) -> str:
+    """The short id of a group on a dataset: its name and the dataset's ("architectures-cifar10")."""
+    return f"{group}-{dataset}"
+
+
+def comparison_groups() -> dict[str, ComparisonGroup]:
+    """Each comparison group per dataset, by id: the files to load together. A dataset's seed group is listed
+    only where it adds seeds to its downsampling group."""
     out = {}
     for dataset in ("fashion-mnist", "cifar10"):
         seed_0 = [r.filename for r in runs_of_group("downsampling", dataset)]
         for group, title in GROUP_TITLES.items():
             files = [r.filename for r in runs_of_group(group, dataset)]
             if files and (group != "seeds" or files != seed_0):
-                out[f"{title} on {dataset}"] = files
+                gid = group_id(group, dataset)
+                out[gid] = ComparisonGroup(gid, f"{title} on {dataset}", dataset, tuple(files))
     return out
 
 

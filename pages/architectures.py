@@ -217,9 +217,11 @@ if not found:
 
 planned_1x1 = shipped.find_run("lenet_1x1", dataset, lenet_ds)
 shipped_1x1 = planned_1x1.filename if planned_1x1 else None
-run_id = st.selectbox("Checkpoint", sorted(found, key=lambda i: i != shipped_1x1), key="ckpt_1x1",
-                      format_func=lambda i: catalog.menu_label(found[i]),
-                      help="Shipped runs first; your own runs appear here too.")
+options_1x1 = sorted(found, key=lambda i: i != shipped_1x1)
+run_id = widgets.select("Checkpoint", options_1x1, "ckpt_1x1", options_1x1[0], notices, param="ckpt",
+                        fmt=lambda i: catalog.menu_label(found[i]),
+                        help="Shipped runs first; your own runs appear here too.")
+notices.show()
 ck = loaders.checkpoint_or_error(found[run_id]["path"])
 if ck is None:
     st.stop()

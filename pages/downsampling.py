@@ -40,8 +40,9 @@ def worked_example() -> None:
                "the same torch operations the networks use.")
     c_grid, c_kernel = st.columns([3, 2])
     with c_grid:
-        pattern = st.selectbox("Start from", features.WORKED_PATTERNS, key="we_pattern",
-                               help="Resets the grid below to this pattern; then edit any cell.")
+        pattern = widgets.select("Start from", features.WORKED_PATTERNS, "we_pattern", features.WORKED_PATTERNS[0],
+                                 _notices, param="pattern",
+                                 help="Resets the grid below to this pattern; then edit any cell.")
         start = features.worked_pattern(pattern)
         grid_df = st.data_editor(pd.DataFrame(start, columns=[f"c{j + 1}" for j in range(4)],
                                               index=[f"r{i + 1}" for i in range(4)]),
@@ -89,6 +90,7 @@ def _network(run_keys: dict, where) -> tuple:
     default_source = method_runs.default_run(run_keys)  # None: no shipped downsample_compare run for this dataset
     source = widgets.select("Network", sources, "source", default_source or UNTRAINED, _notices,
                             fmt=lambda k: _source_label(run_keys, k), where=where,
+                            link_names=catalog.link_names(run_keys, dataset_name),
                             help="Whose conv layer produces the feature maps: a shipped or your own "
                                  "checkpoint of this dataset, or a freshly initialised net.")
     ck = loaders.checkpoint_or_error(run_keys[source]["path"]) if source != UNTRAINED else None

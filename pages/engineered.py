@@ -57,6 +57,7 @@ ck_id, ck = None, None
 if runs:
     ck_id = widgets.select("Trained network (its first conv layer)", runs, "e_checkpoint",
                            filters.default_run(runs, dataset), notices, param="checkpoint",
+                           link_names=catalog.link_names(runs, dataset),
                            fmt=lambda r: catalog.menu_label(runs[r]), persist_state="session",
                            help="Checkpoints of this dataset whose network has a learned conv layer: the shipped "
                                 "ones and yours.")

@@ -38,6 +38,7 @@ with c_pick:
     run = widgets.select("Trained network", list(runs), "net", first.filename if first and first.filename in runs
                          else method_runs.default_run(runs) or next(iter(runs)),
                          notices, fmt=lambda k: catalog.menu_label(runs[k]), where=c_net,
+                         link_names=catalog.link_names(runs, dataset),
                          help="A shipped checkpoint of this dataset, or one of yours.")
     data = loaders.dataset(dataset)
     image, image_label = widgets.image_picker(data, dataset, notices)

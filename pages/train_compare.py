@@ -62,33 +62,39 @@ def _network_choice(notices: Notices) -> tuple[str, str, str | None]:
     return dataset, arch, downsample
 
 
-def _training_choices() -> dict:
+def _training_choices(notices: Notices) -> dict:
+    """How to train, kept in the URL like the net (a custom learning rate stays in this tab only)."""
     c1, c2, c3, c4 = st.columns(4)
-    epochs = c1.number_input("Epochs", 1, 200, shipped.EPOCHS, key="t_epochs", persist_state="session",
-                             help="Passes over the training set; the shipped runs use "
-                                  f"{shipped.EPOCHS}, so yours lines up with theirs.")
+    epochs = widgets.number("Epochs", 1, 200, "t_epochs", shipped.EPOCHS, notices, param="epochs", where=c1,
+                            persist_state="session", help="Passes over the training set; the shipped runs use "
+                                                          f"{shipped.EPOCHS}, so yours lines up with theirs.")
     presets = [*LR_PRESETS, CUSTOM_LR]
-    lr_choice = c2.selectbox("Learning rate", presets, index=presets.index("fast (1e-3)"), key="t_lr",
-                             persist_state="session",
-                             help="The lecture uses Adam with 1e-5 (slow, many epochs); 1e-3 learns in a few.")
+    lr_choice = widgets.select("Learning rate", presets, "t_lr", "fast (1e-3)", notices, param="lr", where=c2,
+                               persist_state="session",
+                               help="The lecture uses Adam with 1e-5 (slow, many epochs); 1e-3 learns in a few.")
     lr = (c2.number_input("Custom learning rate", 1e-7, 1.0, 1e-4, format="%.1e", key="t_lr_custom",
                           persist_state="session") if lr_choice == CUSTOM_LR else LR_PRESETS[lr_choice])
-    batch_size = c3.number_input("Batch size", 1, 8192, 1024, key="t_batch", persist_state="session",
-                                 help="Images per optimiser step; the lecture's loaders use 1024.")
-    optimizer = c4.selectbox("Optimizer", OPTIMIZERS, key="t_opt", persist_state="session")
+    batch_size = widgets.number("Batch size", 1, 8192, "t_batch", 1024, notices, param="batch", where=c3,
+                                persist_state="session", help="Images per optimiser step; the lecture's loaders use 1024.")
+    optimizer = widgets.select("Optimizer", OPTIMIZERS, "t_opt", OPTIMIZERS[0], notices, param="optimizer", where=c4,
+                               persist_state="session")
     c1, c2, c3, c4 = st.columns(4)
-    device = c1.selectbox("Device", available_devices(), key="t_device", persist_state="session",
-                          help=f"auto = the fastest here: {describe_device()}")
-    seed = c2.number_input("Seed", 0, 10_000, 0, key="t_seed", persist_state="session",
-                           help="Fixes the initial weights and the shuffling: same seed, same run. "
-                                "Runs that differ only by seed are grouped on the Compare tab.")
-    subset = c3.selectbox("Training images", TRAIN_SUBSETS, key="t_subset", persist_state="session",
-                          format_func=lambda s: "all" if s == "all" else f"first {s:,}",
-                          help="A subset trains faster (for a quick look); the test set is always complete.")
-    precision = c4.selectbox("Precision", PRECISIONS, key="t_precision", persist_state="session",
-                             help="auto: bf16 autocast (float32 master weights) on a GPU, and on a CPU with native "
-                                  "bf16 where a short probe of this net measured it faster; else fp32. The run "
-                                  "records which it used. fp32 forces full precision.")
+    devices = available_devices()
+    device = widgets.select("Device", devices, "t_device", devices[0], notices, param="device", where=c1,
+                            persist_state="session", help=f"auto = the fastest here: {describe_device()}")
+    seed = widgets.number("Seed", 0, 10_000, "t_seed", 0, notices, param="seed", where=c2, persist_state="session",
+                          help="Fixes the initial weights and the shuffling: same seed, same run. "
+                               "Runs that differ only by seed are grouped on the Compare tab.")
+    subset = widgets.select("Training images", TRAIN_SUBSETS, "t_subset", TRAIN_SUBSETS[0], notices, param="images",
+                            where=c3, persist_state="session",
+                            fmt=lambda s: "all" if s == "all" else f"first {s:,}",
+                            help="A subset trains faster (for a quick look); the test set is always complete.")
+    precision = widgets.select("Precision", PRECISIONS, "t_precision", PRECISIONS[0], notices, param="precision",
+                               where=c4, persist_state="session",
+                               help="auto: bf16 autocast (float32 master weights) on a GPU, and on a CPU with native "
+                                    "bf16 where a short probe of this net measured it faster; else fp32. The run "
+                                    "records which it used. fp32 forces full precision.")
+    notices.show()
     return {"epochs": int(epochs), "lr": float(lr), "optimizer": optimizer, "batch_size": int(batch_size),
             "device": device, "seed": int(seed), "limit_train": None if subset == "all" else int(subset),
             "precision": precision}
@@ -181,7 +187,7 @@ def train_section() -> None:
                "trained. Training runs on the server in the background: clicking, switching tabs or pages, "
                "or reloading does not stop it.")
     dataset, arch, downsample = _network_choice(Notices())
-    choices = _training_choices()
+    choices = _training_choices(Notices())
     _model_preview(arch, dataset, downsample)
     _expected_time(arch, dataset, downsample, choices)
     if st.button("Train in the background", type="primary", key="t_train"):
@@ -204,10 +210,11 @@ def train_section() -> None:
 
 # ---- COMPARE ---------------------------------------------------------------------------------------
 
-def _curves_section(selected, records, labels, colors) -> tuple[bool, list]:
+def _curves_section(selected, records, labels, colors, notices: Notices) -> tuple[bool, list]:
     st.subheader("Accuracy and loss per epoch")
-    grouped = st.toggle("Group runs that differ only by seed (mean with a min–max band)", value=True,
-                        key="c_group", persist_state="session")
+    grouped = widgets.toggle("Group runs that differ only by seed (mean with a min–max band)", "c_group", True,
+                             notices, param="seeds", persist_state="session")
+    notices.show()
     groups = results.seed_groups(records) if grouped else results.single_groups(records, [labels[r] for r in selected])
     series = [{"label": g.label, "color": colors[selected[g.members[0]]], "n": g.n,
                "curves": {m: vars(g.curve(m)) for m in results.METRICS}} for g in groups]
@@ -281,7 +288,7 @@ def compare_section() -> None:
     records = [run_picker.record_of(entries[r]) for r in selected]
     labels = catalog.unique_labels(selected, results.run_labels(records))
     colors = {r: figures.RUN_COLORS[i % len(figures.RUN_COLORS)] for i, r in enumerate(selected)}
-    grouped, groups = _curves_section(selected, records, labels, colors)
+    grouped, groups = _curves_section(selected, records, labels, colors, notices)
     _tables_section(selected, records, labels, entries, grouped, groups)
     _cost_section(selected, records, labels)
     st.subheader("One run: what it gets wrong")

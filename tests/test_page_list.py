@@ -31,20 +31,21 @@ def test_a_page_registered_with_one_entry_is_in_the_navigation_the_home_page_and
         tmp_path, monkeypatch):
     page = tmp_path / "throwaway_lesson.py"
     page.write_text(THROWAWAY)
-    entry = nav.Lesson(str(page), "Throwaway lesson", ":material/science:")
+    entry = nav.Lesson(str(page), "Throwaway lesson", ":material/science:", "Open a page a test registered.")
     monkeypatch.setattr(nav, "PAGES", [*nav.PAGES, entry])  # the one entry
 
     home = AppTest.from_file(str(nav.APP), default_timeout=120).run()
     assert not home.exception, [e.message for e in home.exception]
     links = [el.proto.label for el in home.get("page_link")]
-    assert links == [p.title for p in nav.PAGES] and links[-1] == "Throwaway lesson"
+    assert links == [f"{i}. {p.title}" for i, p in enumerate(nav.PAGES, 1)] and links[-1].endswith("Throwaway lesson")
+    assert any(m.value.startswith("Open a page a test registered.") for m in home.markdown)
 
     at = AppTest.from_file(str(nav.APP), default_timeout=120)
     at.switch_page(entry.path).run()  # through the app's own navigation
     assert not at.exception, [e.message for e in at.exception]
     assert [t.value for t in at.title] == ["Throwaway lesson"]
     assert at.caption[0].value.startswith("A page registered by a test")
-    assert at.sidebar.code[0].value == "(no choices on this page)"
+    assert at.sidebar.code[0].value.startswith("(this page as it opens")
 
     from test_browser import browser_pages  # the browser test's list of URLs to open
 

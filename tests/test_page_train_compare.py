@@ -168,7 +168,8 @@ def test_a_tiny_training_job_shows_progress_then_the_finished_run(user_runs):
     at.button(key="t_compare").click().run()
     assert not at.exception
     run_id = f"yours/{snap.checkpoint.name}"
-    assert at.multiselect(key="c_runs").value[-1] == run_id and at.query_params["run"] == run_id
+    chosen = at.multiselect(key="c_runs").value
+    assert chosen[-1] == run_id and at.query_params["run"] == str(len(chosen))  # the link says its position
     assert at.selectbox(key="run").value == run_id
     # A reload (a new session with the job in the URL) re-attaches to the same run.
     again = open_page(job=job_id)
@@ -288,7 +289,8 @@ def test_one_run_shows_per_class_accuracy_confusion_and_misclassified_images(use
 
 def test_run_diff_compares_two_runs_on_the_same_dataset(user_runs):
     at = compare(user_runs)
-    assert at.query_params["a"] == user_runs[1][0] and at.query_params["b"] == user_runs[1][2]  # another method
+    assert at.selectbox(key="a").value == user_runs[1][0] and at.selectbox(key="b").value == user_runs[1][2]
+    assert (at.query_params["a"], at.query_params["b"]) == ("1", "2")  # positions: the second of the runs B may be
     specs = charts(at)
     delta = array(specs["c_diff_confusion"]["data"][0]["z"])
     assert delta.shape == (10, 10) and delta.sum() == 0  # both runs classify the same 10,000 images
@@ -319,9 +321,10 @@ def test_garbage_run_and_diff_pair_in_the_link_fall_back_with_a_notice(user_runs
     at = compare(user_runs, run="../../etc/passwd", a="x.pt", b=ids[0])
     notices = [i.value for i in at.info]
     assert any("`run=../../etc/passwd`" in n for n in notices) and any("`a=x.pt`" in n for n in notices)
-    assert at.query_params["run"] == ids[0] and at.query_params["a"] == ids[0]
+    assert at.selectbox(key="run").value == ids[0] and at.selectbox(key="a").value == ids[0]
+    assert at.query_params["run"] == "1" and at.query_params["a"] == "1"  # by position among the runs compared
     assert any("`b=" in n for n in notices)  # B cannot be A: it falls back to another run, with a notice
-    assert at.query_params["b"] == ids[2]
+    assert at.selectbox(key="b").value == ids[2] and at.query_params["b"] == "2"
 
 
 class _RunsCode:
@@ -385,15 +388,15 @@ def test_one_click_loads_a_shipped_comparison_group(group, dataset, runs_folder)
     if not present:
         pytest.skip(f"no shipped {group} checkpoint on {dataset} yet")
     at = open_page(part="Compare")
-    at.selectbox(key="c_shipped_group").set_value(f"{shipped.GROUP_TITLES[group]} on {dataset}").run()
+    at.selectbox(key="c_shipped_group").set_value(shipped.group_id(group, dataset)).run()
     at.button(key="c_load_group").click().run()
     assert not at.exception
     assert at.multiselect(key="c_runs").value == present
     table = next(d.value for d in at.dataframe if "final_test_acc" in d.value.columns)
     assert len(table) == len(present)
-    assert at.query_params["runs"] == ",".join(present)
-    shared = open_page(part="Compare", runs=",".join(present))  # a link to the group names it in the picker
-    assert shared.selectbox(key="c_shipped_group").value == f"{shipped.GROUP_TITLES[group]} on {dataset}"
+    assert at.query_params["group"] == shipped.group_id(group, dataset) and "runs" not in at.query_params
+    shared = open_page(part="Compare", runs=",".join(present))  # an old link listing the group names it too
+    assert shared.selectbox(key="c_shipped_group").value == shipped.group_id(group, dataset)
 
 
 @pytest.mark.parametrize("dataset, differs", [("fashion-mnist", "lr 1e-05"), ("cifar10", "arch")])
@@ -407,7 +410,7 @@ def test_the_lectures_comparisons_set_its_settings_and_nets_side_by_side(dataset
     if missing:
         (pytest.fail if os.environ.get("CI") else pytest.skip)(f"the lecture's {dataset} runs are missing: {missing}")
     at = open_page(part="Compare")
-    at.selectbox(key="c_shipped_group").set_value(f"{shipped.GROUP_TITLES['lecture']} on {dataset}").run()
+    at.selectbox(key="c_shipped_group").set_value(shipped.group_id("lecture", dataset)).run()
     at.button(key="c_load_group").click().run()
     assert not at.exception
     table = next(d.value for d in at.dataframe if "final_test_acc" in d.value.columns)
@@ -430,7 +433,8 @@ def test_a_link_opens_the_train_form_with_its_net_and_the_sidebar_gives_the_link
     assert all(p in link for p in ("arch=lenet5", "downsample=avg", "dataset=cifar10"))
     at.selectbox(key="t_arch").select("conv_stride").run()  # the URL's downsample=avg no longer fits: no notice
     assert not any("in the link" in i.value for i in at.info)
-    assert "arch=conv_stride" in at.sidebar.code[0].value and "downsample=stride" in at.sidebar.code[0].value
+    # conv_stride's only downsampling is its default: the link leaves it out, a fresh session picks it again
+    assert "arch=conv_stride" in at.sidebar.code[0].value and "downsample=" not in at.sidebar.code[0].value
 
 
 def test_a_link_with_garbage_opens_the_defaults_with_a_notice(runs_folder):

@@ -1,7 +1,8 @@
 """Where runs live and what a page calls them: the shipped and the user's checkpoints as one table.
 
 One run-id scheme on every page and in every link: a shipped run is its file name
-(`fashion-mnist-lenet5-max.pt`), a run of yours is `yours/<file>`, an upload is `upload/<file name>`.
+(`fashion-mnist-lenet5-max.pt`), a run of yours is `yours/<file>`, an upload is `upload/<file name>`. A link
+that names the dataset too may shorten an id (`link_names`); the full id always opens.
 Tests point the UI at temporary folders by patching `SHIPPED` and `USER_RUNS` here.
 """
 from __future__ import annotations
@@ -21,6 +22,20 @@ ORIGIN_PREFIX = {"shipped": "", "yours": "yours/", "uploaded": "upload/"}
 def run_id(origin: str, file: str) -> str:
     """The id of a run on every page and in every link (see the module's docstring)."""
     return ORIGIN_PREFIX[origin] + file
+
+
+def link_names(ids, dataset: str) -> dict[str, str]:
+    """Shorter names for run ids in a link that names the dataset already: the id without the dataset's prefix
+    and ".pt" (`downsample_compare-max`, `yours/lenet5-max`). An id whose short name another id would share, or
+    that is some other id's full text, keeps its full text."""
+    ids = list(ids)
+    short = {}
+    for i in ids:
+        origin, _, file = i.rpartition("/")
+        name = file.removeprefix(f"{dataset}-").removesuffix(".pt")
+        short[i] = f"{origin}/{name}" if origin else name
+    names = list(short.values())
+    return {i: n for i, n in short.items() if names.count(n) == 1 and (n == i or n not in ids)}
 
 
 @st.cache_data(show_spinner=False, max_entries=2048)

@@ -37,6 +37,11 @@ def uploads() -> dict[str, dict]:
     return out
 
 
+# The selection in a link: `group=<id>` (a shipped comparison group, `shipped.ComparisonGroup.id`) followed by
+# `runs=<more ids>`, or, when it does not start with a group, `runs=<every id>` (older links say this too).
+GROUP_PARAM, RUNS_PARAM = "group", "runs"
+
+
 def default_selection(runs: dict) -> list[str]:
     """The shipped Fashion-MNIST downsampling grid, every seed: the page opens on bands, not single lines."""
     wanted = [catalog.run_id("shipped", r.filename) for r in shipped.runs_of_group("seeds", "fashion-mnist")]
@@ -44,13 +49,76 @@ def default_selection(runs: dict) -> list[str]:
     return present or list(runs)[:4]
 
 
+def shipped_groups(runs: dict) -> dict[str, tuple[str, list[str]]]:
+    """Group id -> (its title, the ids of its runs that are here), for each group with a run here."""
+    out = {}
+    for gid, group in shipped.comparison_groups().items():
+        ids = [i for i in (catalog.run_id("shipped", f) for f in group.files) if i in runs]
+        if ids:
+            out[gid] = (group.title, ids)
+    return out
+
+
+def link_params(chosen: list[str], groups: dict[str, tuple[str, list[str]]], default: list[str]) -> dict[str, str]:
+    """The shortest parameters that reopen `chosen`: none for the default selection; `group=<id>` (plus
+    `runs=` for what follows the group) when it starts with every run of a group, the largest such group; else
+    `runs=` with every id."""
+    if chosen == default:
+        return {}
+    gid = leading_group(chosen, groups)
+    if gid is None:
+        return {RUNS_PARAM: ",".join(chosen)}
+    rest = chosen[len(groups[gid][1]):]
+    return {GROUP_PARAM: gid, **({RUNS_PARAM: ",".join(rest)} if rest else {})}
+
+
+def leading_group(chosen: list[str], groups: dict[str, tuple[str, list[str]]]) -> str | None:
+    """The largest group whose runs, in its order, begin `chosen`; None if none does."""
+    starts = [(len(ids), gid) for gid, (_, ids) in groups.items() if chosen[:len(ids)] == ids]
+    return max(starts)[1] if starts else None
+
+
+def _write_link(chosen: list[str], runs: dict) -> None:
+    params = link_params(chosen, shipped_groups(runs), default_selection(runs))
+    for name in (GROUP_PARAM, RUNS_PARAM):
+        if name in params:
+            st.query_params[name] = params[name]
+        else:
+            st.query_params.pop(name, None)
+
+
+def _url_selection(runs: dict, notices: Notices | None = None) -> list[str] | None:
+    """The runs the URL names (see GROUP_PARAM), None when it names none (or only a group that is not one here).
+    Ids that are not here, and a group id that is not a group, are left out with a line in `notices`."""
+    gid, raw = st.query_params.get(GROUP_PARAM), st.query_params.get(RUNS_PARAM)
+    if gid is None and raw is None:
+        return None
+    groups = shipped_groups(runs)
+    asked = groups[gid][1] if gid in groups else []
+    if gid is not None and gid not in groups:
+        if notices is not None:
+            notices.append(f"`{GROUP_PARAM}={widgets.link_value(gid)}` in the link is not a shipped comparison "
+                           f"group here ({', '.join(groups) or 'none is'}); showing "
+                           f"{'the default runs' if raw is None else 'the runs it lists'} instead.")
+        if raw is None:
+            return None
+    asked = list(dict.fromkeys([*asked, *(r for r in (raw or "").split(",") if r)]))
+    unknown = [r for r in asked if r not in runs]
+    if unknown and notices is not None:
+        shown = ", ".join(widgets.link_value(r) for r in unknown[:5]) + (f" and {len(unknown) - 5} more"
+                                                                          if len(unknown) > 5 else "")
+        notices.append(f"Ignored runs in the link that are not here: {shown}.")
+    return [r for r in asked if r in runs]
+
+
 def add_to_selection(run_id: str) -> None:
     """Put `run_id` into the comparison (and make it the one run looked at), re-read on the next run."""
+    runs = catalog.runs_by_id()
     selected = st.session_state.get("c_runs")
     if selected is None:
-        raw = st.query_params.get("runs")
-        selected = [r for r in raw.split(",") if r] if raw is not None else default_selection(catalog.runs_by_id())
-    st.query_params["runs"] = ",".join(dict.fromkeys([*selected, run_id]))
+        selected = _url_selection(runs)
+        selected = default_selection(runs) if selected is None else selected
+    _write_link(list(dict.fromkeys([*selected, run_id])), runs)
     st.query_params["run"] = run_id
     for key in ("c_runs", "run"):
         st.session_state.pop(key, None)
@@ -62,51 +130,40 @@ def _load_group(ids: list[str]) -> None:
 
 def _group_picker(runs: dict) -> None:
     """One click puts a shipped comparison group (runs trained alike, so comparable) into the selection."""
-    groups = {t: [catalog.run_id("shipped", f) for f in files] for t, files in shipped.comparison_groups().items()}
-    groups = {t: [i for i in ids if i in runs] for t, ids in groups.items()}
-    groups = {t: ids for t, ids in groups.items() if ids}
+    groups = shipped_groups(runs)
     if not groups:
         return
-    if st.session_state.get("c_shipped_group") not in groups:  # first run: the group now selected, if one is
-        current = st.session_state.get("c_runs")
-        st.session_state["c_shipped_group"] = next((t for t, f in groups.items() if f == current),
-                                                   next(iter(groups)))
+    if st.session_state.get("c_shipped_group") not in groups:  # first run: the group the selection starts with
+        st.session_state["c_shipped_group"] = leading_group(st.session_state.get("c_runs") or [], groups) \
+            or next(iter(groups))
     c_pick, c_load = st.columns([3, 1], vertical_alignment="bottom")
-    title = c_pick.selectbox("Shipped comparison group", list(groups), key="c_shipped_group",
-                             format_func=lambda t: f"{t} ({len(groups[t])} runs)",
-                             help="Runs this project trained alike: same seed(s), optimiser, learning rate, "
-                                  "batch size and epochs within a group.")
-    c_load.button("Compare this group", key="c_load_group", on_click=_load_group, args=(groups[title],))
+    gid = c_pick.selectbox("Shipped comparison group", list(groups), key="c_shipped_group",
+                           format_func=lambda g: f"{groups[g][0]} ({len(groups[g][1])} runs)",
+                           help="Runs this project trained alike: same seed(s), optimiser, learning rate, "
+                                "batch size and epochs within a group.")
+    c_load.button("Compare this group", key="c_load_group", on_click=_load_group, args=(groups[gid][1],))
 
 
-def _seed_from_url(options: list[str], notices: Notices) -> None:
-    """The multiselect's start: the URL's `runs` (unknown ids left out with a notice), else the default."""
-    if "c_runs" in st.session_state and all(r in options for r in st.session_state["c_runs"]):
+def _seed_from_url(runs: dict, notices: Notices) -> None:
+    """The multiselect's start: the runs the URL names (unknown ones left out with a notice), else the default."""
+    if "c_runs" in st.session_state and all(r in runs for r in st.session_state["c_runs"]):
         return
-    raw = st.query_params.get("runs")
-    if raw is not None:
-        asked = [r for r in raw.split(",") if r]
-        unknown = [r for r in asked if r not in options]
-        if unknown:
-            shown = ", ".join(widgets.link_value(r) for r in unknown[:5]) + (f" and {len(unknown) - 5} more"
-                                                                              if len(unknown) > 5 else "")
-            notices.append(f"Ignored runs in the link that are not here: {shown}.")
-        st.session_state["c_runs"] = [r for r in asked if r in options]
+    asked = _url_selection(runs, notices)
+    if asked is not None:
+        st.session_state["c_runs"] = asked
     else:
         kept = st.session_state.get("c_runs")
-        st.session_state["c_runs"] = ([r for r in kept if r in options] if kept
-                                      else default_selection(dict.fromkeys(options)))
+        st.session_state["c_runs"] = [r for r in kept if r in runs] if kept else default_selection(runs)
 
 
 def selection(runs: dict, uploaded: dict, notices: Notices) -> list[str]:
     """The runs to compare: the multiselect seeded from the URL, plus every uploaded checkpoint."""
-    options = list(runs)
-    _seed_from_url(options, notices)
+    _seed_from_url(runs, notices)
     _group_picker(runs)
-    chosen = st.multiselect("Runs to compare", options, key="c_runs", persist_state="session",
+    chosen = st.multiselect("Runs to compare", list(runs), key="c_runs", persist_state="session",
                             format_func=lambda r: catalog.menu_label(runs[r], accuracy=False),
                             help="Shipped runs (trained by this project) and yours (trained on the Train tab).")
-    st.query_params["runs"] = ",".join(chosen)
+    _write_link(chosen, runs)
     return [*chosen, *uploaded]
 
 

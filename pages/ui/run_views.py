@@ -19,8 +19,9 @@ GALLERY = 12  # images per gallery: enough to see a pattern, light enough for a 
 
 def errors_of_one_run(selected, labels, entries, notices: Notices) -> None:
     """The chosen run (`run=` in the URL): per-class accuracy, confusion matrix, misclassified images."""
+    # By position among the runs compared: the link names those already (group=..., runs=...).
     entry = entries[widgets.select("Run", selected, "run", selected[0], notices, fmt=labels.get,
-                                   persist_state="session")]
+                                   by_position=True, persist_state="session")]
     notices.show()
     if entry["origin"] != "uploaded":
         path = Path(entry["path"])
@@ -47,12 +48,13 @@ def differences_of_two_runs(selected, records, labels, entries, notices: Notices
         st.info("Select two runs on the same dataset to see where they differ.")
         return
     c1, c2 = st.columns(2)
-    ra = widgets.select("Run A", same_ds, "a", same_ds[0], notices, fmt=labels.get, where=c1, persist_state="session")
+    ra = widgets.select("Run A", same_ds, "a", same_ds[0], notices, fmt=labels.get, where=c1, by_position=True,
+                        persist_state="session")
     b_opts = [r for r in same_ds if r != ra and entries[r]["dataset"] == entries[ra]["dataset"]]
     key_a = records[selected.index(ra)].experiment
     other = [r for r in b_opts if records[selected.index(r)].experiment != key_a]  # not just a seed
     rb = widgets.select("Run B", b_opts, "b", (other or b_opts)[0], notices, fmt=labels.get, where=c2,
-                        persist_state="session")
+                        by_position=True, persist_state="session")
     notices.show()
     (pa, data), (pb, _) = predictions_of(entries[ra]), predictions_of(entries[rb])
     if pa is None or pb is None:

@@ -16,7 +16,7 @@ from cnnviz.data import DATASETS
 from cnnviz.downsample import downsample_label
 from cnnviz.images import ImageError, load_image
 
-from . import loaders
+from . import loaders, nav
 
 # The owner's secret of a tab's training jobs (pages/ui/jobs.py): in its URL, never in a link it shares.
 OWNER_PARAM = "owner_key"
@@ -36,22 +36,24 @@ class Notices(list):
         self.clear()
 
 
-def start_from_url(key: str, options, default, notices: list[str], *, param: str | None = None, fmt=str) -> None:
+def start_from_url(key: str, options, default, notices: list[str], *, param: str | None = None, fmt=str,
+                   aliases: dict | None = None) -> None:
     """Seed widget `key` before it is drawn: from the URL parameter `param` (default: `key`), else `default`.
 
     A link is read once per parameter and session; a value there that is not among `options` falls back to
     `default` with a line in `notices`. Afterwards the URL holds what this session wrote itself, so a value
     that no longer fits (another net takes other downsamplings) falls back quietly. `options` may be a
-    range of whole numbers.
+    range of whole numbers. `aliases` maps other texts a link may use to options (a run's position, see `select`).
     """
     param = param or key
+    _remember_default(param, next((k for k, v in (aliases or {}).items() if v == default), default))
     read = st.session_state.setdefault("_url_params_read", set())
     if key in st.session_state:
         if st.session_state[key] not in options:
             st.session_state[key] = default
         return
     raw = st.query_params.get(param)
-    match = _option_named(options, raw) if raw is not None else None
+    match = _option_named(options, raw, aliases) if raw is not None else None
     if raw is not None and match is None and param not in read:
         allowed = (f"a whole number from {options.start} to {options.stop - 1}" if isinstance(options, range)
                    else "a choice here")
@@ -60,13 +62,35 @@ def start_from_url(key: str, options, default, notices: list[str], *, param: str
     st.session_state[key] = default if match is None else match
 
 
-def _option_named(options, raw: str):
+def _remember_default(param: str, default) -> None:
+    """Note the value `param` takes when a link leaves it out, so `share_link` can leave it out. Kept per page and
+    session, not per run: a choice drawn on another tab of the page (still in the URL) keeps its default too."""
+    page = nav.current()
+    per_page = st.session_state.setdefault("_link_defaults", {})
+    per_page.setdefault(page.url_path if page else "", {})[param] = str(default)
+
+
+def link_defaults() -> dict[str, str]:
+    """param -> the text of its default, for every URL-backed widget this page has drawn in this session."""
+    page = nav.current()
+    return st.session_state.get("_link_defaults", {}).get(page.url_path if page else "", {})
+
+
+def shareable(params: dict[str, str], defaults: dict[str, str]) -> dict[str, str]:
+    """The parameters a shared link needs: none equal to its default (a fresh session starts there anyway), not
+    the owner's key of the tab's jobs, not the presentation switch (the share box offers it separately)."""
+    private = {OWNER_PARAM, nav.PRESENT_PARAM}
+    return {k: v for k, v in params.items() if k not in private and defaults.get(k) != v}
+
+
+def _option_named(options, raw: str, aliases: dict | None = None):
     """The option whose text is `raw`, or None. A whole number is ASCII digits only (at most 9, an optional
     minus): `str.isdigit` also accepts "²" and 5,000 digits, which `int()` refuses or must not be fed."""
     if isinstance(options, range):
         number = re.fullmatch(r"-?[0-9]{1,9}", raw)
         return int(raw) if number and int(raw) in options else None
-    return next((o for o in options if str(o) == raw), None)
+    named = next((o for o in options if str(o) == raw), None)
+    return named if named is not None or not aliases else aliases.get(raw)
 
 
 def link_value(raw: str, limit: int = 40) -> str:
@@ -77,14 +101,32 @@ def link_value(raw: str, limit: int = 40) -> str:
 
 
 def select(label: str, options, key: str, default, notices: list[str], *, param: str | None = None, fmt=str,
-           where=st, widget: str = "selectbox", **kwargs):
-    """A selectbox (or `widget="segmented_control"`/`"radio"`) kept in the URL under `param` (default: `key`)."""
+           where=st, widget: str = "selectbox", by_position: bool = False, link_names: dict | None = None, **kwargs):
+    """A selectbox (or `widget="segmented_control"`/`"radio"`) kept in the URL under `param` (default: `key`).
+
+    Long options get short names in the URL (a link naming an option's full text still opens it): `link_names`
+    maps options to them (`catalog.link_names` for run ids), and `by_position` names each by its position (from
+    1, `run=3`), for options whose list the URL fixes already (the runs compared)."""
     param = param or key
     options = list(options)
-    start_from_url(key, options, default, notices, param=param, fmt=fmt)
+    if by_position:
+        link_names = {o: str(i) for i, o in enumerate(options, 1)}
+    aliases = {name: o for o, name in (link_names or {}).items()}
+    start_from_url(key, options, default, notices, param=param, fmt=fmt, aliases=aliases)
     choice = getattr(where, widget)(label, options, key=key, format_func=fmt, **kwargs)
-    st.query_params[param] = str(choice)
+    st.query_params[param] = (link_names or {}).get(choice, str(choice))
     return choice
+
+
+def toggle(label: str, key: str, default: bool, notices: list[str], *, param: str | None = None, where=st,
+           **kwargs) -> bool:
+    """An on/off switch kept in the URL under `param` (default: `key`) as 1 or 0."""
+    param = param or key
+    start_from_url(key, (True, False), default, notices, param=param, aliases={"1": True, "0": False},
+                   fmt=lambda on: "on" if on else "off")
+    on = where.toggle(label, key=key, **kwargs)
+    st.query_params[param] = "1" if on else "0"
+    return on
 
 
 def downsample_select(spec, key: str, none_key: str, notices: list[str], *, where=st, **kwargs) -> str | None:
@@ -199,16 +241,23 @@ def figure_rows(panels: list[tuple], per_row: int = 4) -> None:
 
 
 def share_link() -> None:
-    """The exact view as a link, in the sidebar (st.code has a copy button). Call it last on a page:
-    every choice the page made has been written to st.query_params by then. The owner's key of the tab's
-    jobs is left out: whoever opens the link watches a job, only its owner can stop it."""
-    query = urlencode({k: v for k, v in st.query_params.to_dict().items() if k != OWNER_PARAM})
+    """The exact view as a link, in the sidebar (st.code has a copy button), and the same view for projecting.
+    Call it last on a page: every choice the page made has been written to st.query_params by then. Choices at
+    their default are left out (the link fits a slide), and so is the owner's key of the tab's jobs: whoever
+    opens the link watches a job, only its owner can stop it. Presenting, there is no sidebar to draw it in."""
+    if nav.presenting():
+        return
+    query = urlencode(shareable(st.query_params.to_dict(), link_defaults()))
     base = st.context.url or ""  # None when no browser is attached (AppTest)
+    present = urlencode({nav.PRESENT_PARAM: "1"})
     st.sidebar.markdown("**Link to this view**")
-    st.sidebar.code(f"{base}?{query}" if query else base or "(no choices on this page)", language=None,
-                    wrap_lines=True)
-    st.sidebar.caption("Every choice on this page is in the link: paste it into slides and students land "
-                       "on this same view.")
+    st.sidebar.code(f"{base}?{query}" if query else base or "(this page as it opens: every choice at its default)",
+                    language=None, wrap_lines=True)
+    st.sidebar.caption("The page's menus, numbers and switches that differ from their defaults are in the link: "
+                       "paste it into slides and students land on this same view.")
+    st.sidebar.markdown("**The same view for projecting**")
+    st.sidebar.code(f"{base}?{query + '&' if query else ''}{present}", language=None, wrap_lines=True)
+    st.sidebar.caption("No sidebar, no toolbars, no help icons: only the lesson, for a projector.")
 
 
 def one_line(e: Exception) -> str:
