@@ -205,13 +205,14 @@ else:
                                  title="Their maps on the image"), key="e_epoch_maps")
     run = [{"label": ck.record.label, "history": ck.record.history, "color": figures.RUN_COLORS[0]}]
     c1.plotly_chart(figures.curves_figure(run, ("train_acc", "test_acc"), title=f"Accuracy (epoch {epoch} marked)",
-                                          mark_epoch=epoch), key="e_epoch_curves")
+                                          mark_epoch=epoch, width=330), key="e_epoch_curves")
     filt, add = filters.edge_share_per_epoch(snaps)
     lines = [{"label": label, "color": figures.RUN_COLORS[i + 1],
               "history": [{"epoch": e, "median edge share": float(v)} for e, v in enumerate(values) if v == v]}
              for i, (label, values) in enumerate((("filters", filt), ("what training added", add)))]
     c2.plotly_chart(figures.curves_figure(lines, ("median edge share",), title="Median edge share",
-                                          mark_epoch=epoch, yaxis="median edge share"), key="e_epoch_similarity")
+                                          mark_epoch=epoch, yaxis="median edge share", width=330),
+                    key="e_epoch_similarity")
     st.caption(f"Median edge share of a random {snaps.shape[-1]}x{snaps.shape[-1]} filter: "
                f"{np.median(filters.random_shapes(snaps.shape[-1]).edge):.2f}.")
 

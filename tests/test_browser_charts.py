@@ -33,6 +33,7 @@ from pages.ui import nav  # noqa: E402
 ARTIFACTS = ROOT / "test-artifacts"
 VIEWPORT = {"width": 1440, "height": 900}  # a projector's / a laptop's screen
 GROUP_PICKER = "Shipped comparison group"  # the Compare tab's selectbox of shipped groups (pages/ui/run_picker.py)
+MIN_FONT_PX = 12  # the smallest text a class reads from the back of the room (cnnviz.figures.style.FONT_SIZE)
 SLACK = 1.0  # px: boxes that merely touch (or antialiasing) are not a collision
 
 # For each drawn chart: its Streamlit key, its SVG box, the boxes of its legend, titles and legend entries,
@@ -73,7 +74,8 @@ MEASURE_JS = """
         if (b) texts.push({text: t.textContent.trim().slice(0, 40), box: b, size: parseFloat(s.fontSize)});
       }
     }
-    charts.push({key, frame, parts, entries, scrolls, texts});
+    const plots = Array.from(plot.querySelectorAll("g.draglayer rect.nsewdrag")).map(sized).filter(b => b);
+    charts.push({key, frame, parts, entries, scrolls, texts, plots});
   }
   return {drawn: document.querySelectorAll("[data-testid='stPlotlyChart']").length, charts};
 }
@@ -102,11 +104,18 @@ def collisions(chart: dict) -> list[str]:
         for b in entries[i + 1:]:
             if _overlap(a["box"], b["box"]):
                 wrong.append(f"legend entries {a['name']!r} and {b['name']!r} overlap")
+    for a in parts:
+        on_plot = any(_overlap(a["box"], p) for p in chart["plots"])
+        if on_plot and (a["name"] == "legend" or a["name"].startswith("g-gtitle")):
+            wrong.append(f"{a['name']} lies on the plot")
     if chart["scrolls"]:
         wrong.append(f"the legend scrolls ({len(entries)} entries do not fit)")
     cut = [t["text"] for t in chart["texts"] if _outside(t["box"], chart["frame"])]
     if cut:
         wrong.append(f"{len(cut)} text(s) cut off at the chart's edge, e.g. {cut[:3]}")
+    small = sorted({t["text"] for t in chart["texts"] if t["size"] < MIN_FONT_PX})
+    if small:
+        wrong.append(f"{len(small)} text(s) smaller than {MIN_FONT_PX} px, e.g. {small[:3]}")
     return wrong
 
 
@@ -116,12 +125,17 @@ def test_collisions_finds_an_overlap_a_cut_text_and_a_scrolling_legend():
     legend = {"name": "legend", "box": {"l": 10, "t": 250, "r": 300, "b": 290}}
     xtitle = {"name": "g-xtitle 'epoch'", "box": {"l": 180, "t": 260, "r": 220, "b": 275}}
     clean = {"frame": frame, "parts": [legend], "entries": [], "scrolls": False,
+             "plots": [{"l": 40, "t": 40, "r": 390, "b": 220}],
              "texts": [{"text": "epoch", "box": xtitle["box"], "size": 12}]}
     assert collisions(clean) == []
     assert collisions({**clean, "parts": [legend, xtitle]}) == ["legend overlaps g-xtitle 'epoch'"]
     assert collisions({**clean, "scrolls": True}) == ["the legend scrolls (0 entries do not fit)"]
-    cut = {"text": "100k", "box": {"l": 390, "t": 100, "r": 410, "b": 112}}
+    cut = {"text": "100k", "box": {"l": 390, "t": 100, "r": 410, "b": 112}, "size": 12}
     assert collisions({**clean, "texts": [cut]}) == ["1 text(s) cut off at the chart's edge, e.g. ['100k']"]
+    tiny = {"text": "filter 0", "box": xtitle["box"], "size": 10}
+    assert collisions({**clean, "texts": [tiny]}) == ["1 text(s) smaller than 12 px, e.g. ['filter 0']"]
+    title_on_map = {"name": "g-gtitle '2019)'", "box": {"l": 40, "t": 30, "r": 90, "b": 45}}
+    assert collisions({**clean, "parts": [legend, title_on_map]}) == ["g-gtitle '2019)' lies on the plot"]
 
 
 # ---- walking the app -------------------------------------------------------------------------------
