@@ -9,7 +9,9 @@ chart the boxes are read from the rendered SVG (`getBoundingClientRect`):
 - the legend (`g.legend`), the axis titles (`.g-xtitle`, `.g-ytitle`, ...) and the chart title
   (`.g-gtitle`): no two of them overlap;
 - the legend's entries: no two overlap, and the legend does not scroll (a scroll bar hides entries);
-- every text of the chart (ticks, legend, titles, annotations, cell numbers) lies inside the chart's SVG box.
+- the chart title and the legend do not lie on the plot; no two labels placed on the chart overlap;
+- every text of the chart (ticks, legend, titles, annotations, cell numbers) lies inside the chart's SVG box
+  and is at least 12 px.
 
 Full-page screenshots land in test-artifacts/charts-*.png for a human to look at.
 """
@@ -38,7 +40,7 @@ SLACK = 1.0  # px: boxes that merely touch (or antialiasing) are not a collision
 
 # For each drawn chart: its Streamlit key, its SVG box, the boxes of its legend, titles and legend entries,
 # whether the legend scrolls, and every visible text with its box. Empty titles have no size and are left out.
-MEASURE_JS = """
+MEASURE_JS = r"""
 () => {
   const box = r => ({l: r.left, t: r.top, r: r.right, b: r.bottom});
   const sized = e => { const r = e.getBoundingClientRect(); return r.width > 0.5 && r.height > 0.5 ? box(r) : null; };
@@ -75,7 +77,12 @@ MEASURE_JS = """
       }
     }
     const plots = Array.from(plot.querySelectorAll("g.draglayer rect.nsewdrag")).map(sized).filter(b => b);
-    charts.push({key, frame, parts, entries, scrolls, texts, plots});
+    // Labels placed on the chart (a tile's name, a layer's size); a rotated one's box is not its outline.
+    const notes = Array.from(plot.querySelectorAll("g.annotation")).filter(
+      g => !/rotate\((?!0[,)])/.test(g.querySelector(".annotation-text-g")?.getAttribute("transform") || "")
+    ).map(g => { const t = g.querySelector("text"); return t && t.textContent.trim() ? {name: t.textContent.trim().slice(0, 40), box: sized(t)} : null; })
+     .filter(e => e && e.box);
+    charts.push({key, frame, parts, entries, scrolls, texts, plots, notes});
   }
   return {drawn: document.querySelectorAll("[data-testid='stPlotlyChart']").length, charts};
 }
@@ -104,6 +111,11 @@ def collisions(chart: dict) -> list[str]:
         for b in entries[i + 1:]:
             if _overlap(a["box"], b["box"]):
                 wrong.append(f"legend entries {a['name']!r} and {b['name']!r} overlap")
+    notes = chart["notes"]
+    for i, a in enumerate(notes):
+        for b in notes[i + 1:]:
+            if _overlap(a["box"], b["box"]):
+                wrong.append(f"labels {a['name']!r} and {b['name']!r} overlap")
     for a in parts:
         on_plot = any(_overlap(a["box"], p) for p in chart["plots"])
         if on_plot and (a["name"] == "legend" or a["name"].startswith("g-gtitle")):
@@ -124,7 +136,7 @@ def test_collisions_finds_an_overlap_a_cut_text_and_a_scrolling_legend():
     frame = {"l": 0, "t": 0, "r": 400, "b": 300}
     legend = {"name": "legend", "box": {"l": 10, "t": 250, "r": 300, "b": 290}}
     xtitle = {"name": "g-xtitle 'epoch'", "box": {"l": 180, "t": 260, "r": 220, "b": 275}}
-    clean = {"frame": frame, "parts": [legend], "entries": [], "scrolls": False,
+    clean = {"frame": frame, "parts": [legend], "entries": [], "scrolls": False, "notes": [],
              "plots": [{"l": 40, "t": 40, "r": 390, "b": 220}],
              "texts": [{"text": "epoch", "box": xtitle["box"], "size": 12}]}
     assert collisions(clean) == []
@@ -136,6 +148,9 @@ def test_collisions_finds_an_overlap_a_cut_text_and_a_scrolling_legend():
     assert collisions({**clean, "texts": [tiny]}) == ["1 text(s) smaller than 12 px, e.g. ['filter 0']"]
     title_on_map = {"name": "g-gtitle '2019)'", "box": {"l": 40, "t": 30, "r": 90, "b": 45}}
     assert collisions({**clean, "parts": [legend, title_on_map]}) == ["g-gtitle '2019)' lies on the plot"]
+    labels = [{"name": "0: edge 23°", "box": {"l": 50, "t": 100, "r": 120, "b": 112}},
+              {"name": "1: blob", "box": {"l": 110, "t": 100, "r": 160, "b": 112}}]
+    assert collisions({**clean, "notes": labels}) == ["labels '0: edge 23°' and '1: blob' overlap"]
 
 
 # ---- walking the app -------------------------------------------------------------------------------

@@ -10,12 +10,14 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
-from .style import (FONT_SIZE, MIN_TILE, TITLE_CHAR_PX, TITLE_CHARS, TITLE_LINE, base_layout, title_margin,
-                    wrap_title)
+from .style import (CHAR_WIDTH, FONT_SIZE, GRID_HEIGHT, MIN_TILE, TILE_GAP, TITLE_CHAR_PX, TITLE_CHARS, TITLE_LINE, base_layout,
+                    title_margin, wrap_title)
 
 
-def tile(maps: np.ndarray, cols: int | None = None, pad: int = 1, scale: str | None = "minmax") -> np.ndarray:
-    """(N, H, W) -> one (rows*(H+pad), cols*(W+pad)) image, NaN between the maps.
+def tile(maps: np.ndarray, cols: int | None = None, pad: int = 1, scale: str | None = "minmax",
+         row_pad: int | None = None) -> np.ndarray:
+    """(N, H, W) -> one (rows*(H+row_pad), cols*(W+pad)) image, NaN between the maps (`row_pad`: the gap
+    between rows, default `pad`; a taller one holds a label under each map).
 
     `scale`: "minmax" rescales each map to 0..1 (shapes of activations); "peak" divides each map by its
     largest |value|, so 0 stays 0 and the sign survives (kernels, on a diverging scale); None keeps the
@@ -25,7 +27,8 @@ def tile(maps: np.ndarray, cols: int | None = None, pad: int = 1, scale: str | N
     n, h, w = maps.shape
     cols = cols or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad), np.nan, np.float32)
+    rpad = pad if row_pad is None else row_pad
+    out = np.full((rows * (h + rpad) - rpad, cols * (w + pad) - pad), np.nan, np.float32)
     for i, m in enumerate(maps):
         if scale == "minmax":
             lo, hi = float(m.min()), float(m.max())
@@ -36,7 +39,7 @@ def tile(maps: np.ndarray, cols: int | None = None, pad: int = 1, scale: str | N
         elif scale is not None:
             raise ValueError(f"scale must be 'minmax', 'peak' or None, not {scale!r}")
         r, c = divmod(i, cols)
-        out[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = m
+        out[r * (h + rpad): r * (h + rpad) + h, c * (w + pad): c * (w + pad) + w] = m
     return out
 
 
@@ -76,27 +79,35 @@ def labelled_grid_figure(maps: np.ndarray, labels: list[str], cols: int, *, sign
     """Many small maps tiled into ONE heatmap, each labelled underneath (signed: 0 stays white).
 
     `width` is the expected width on screen in pixels: it sizes the gaps that hold `lines` lines of
-    label and the height that keeps the pixels square. Fewer columns are drawn where `cols` would make a
-    tile smaller than `MIN_TILE` pixels.
+    label and the height that keeps the pixels square (`style.column_width` gives it for a column). Fewer
+    columns are drawn where `cols` would make a tile narrower than `MIN_TILE` pixels or than its label.
     """
     n, h, w = maps.shape
-    cols = max(1, min(cols, width // MIN_TILE))
+    label_chars = max((len(line) for label in labels for line in str(label).split("<br>")), default=1)
+    cols = max(1, min(cols, width // max(MIN_TILE, int(label_chars * CHAR_WIDTH) + 8)))
     if n < cols:  # a handful of maps: keep their tiles the size they would have in a full row
         width, cols = int(width * n / cols), n
     label_px = (FONT_SIZE + 3) * lines + 4
-    pad = max(1, int(np.ceil(label_px * cols * w / max(1, width - label_px * cols))))
-    img = tile(maps, cols, pad, scale="peak" if signed else "minmax")
+    rows = math.ceil(n / cols)
     chars = max(TITLE_CHARS, int(width // TITLE_CHAR_PX))
     top, bottom = (title_margin(wrap_title(title, chars)[1]) if title else 5), label_px + 5
-    height = int(top + bottom + width * img.shape[0] / img.shape[1])
+    # Screen pixels per map pixel: the tiles fill the width (a thin gap between columns), unless the grid would
+    # then grow past GRID_HEIGHT; the gap between rows is sized at that scale to hold the labels in pixels.
+    plot_w = width - 10
+    px = (plot_w - (cols - 1) * TILE_GAP) / (cols * w)
+    px = max(0.5, min(px, (GRID_HEIGHT - top - bottom - (rows - 1) * label_px) / (rows * h)))
+    row_pad = max(1, math.ceil(label_px / px))
+    pad = max(1, round((plot_w / px - cols * w) / (cols - 1))) if cols > 1 else 1
+    img = tile(maps, cols, pad, scale="peak" if signed else "minmax", row_pad=row_pad)
+    height = int(top + bottom + px * img.shape[0]) + 1
     fig = _titled(heatmap(img, colorscale="RdBu_r" if signed else "gray", zmid=0 if signed else None),
-                  title, min(900, max(140, height)), chars)
+                  title, max(140, height), chars)
     if signed:
         fig.update_traces(zmin=-1, zmax=1)
     fig.update_xaxes(visible=False)  # no axis: no stray tick or grid line under the labels
     fig.update_yaxes(visible=False)
     # One update with every label: add_annotation one by one re-validates the whole list each time.
-    notes = [dict(x=(i % cols) * (w + pad) + (w - 1) / 2, y=(i // cols) * (h + pad) + h - 0.5, text=label,
+    notes = [dict(x=(i % cols) * (w + pad) + (w - 1) / 2, y=(i // cols) * (h + row_pad) + h - 0.5, text=label,
                   showarrow=False, yanchor="top", font=dict(size=FONT_SIZE)) for i, label in enumerate(labels)]
     fig.update_layout(annotations=notes, margin=dict(l=5, r=5, t=top, b=bottom))
     return fig

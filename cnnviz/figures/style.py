@@ -14,11 +14,22 @@ import plotly.graph_objects as go
 FONT_SIZE = 12  # the smallest text on any chart (tick labels, legends, labels under tiles): legible on a projector
 MARGIN = dict(l=10, r=10, t=40, b=10)  # around the plot; plotly's automargin adds room for ticks and titles
 TITLE_TOP = 60  # the top margin under a title with a subtitle
-CHART_WIDTH = 600  # px: the narrowest chart a legend is drawn in (half of the wide layout at 1440 px)
+CONTENT_WIDTH = 980  # px: the page's main column in the wide layout, in Chromium at 1440x900 (measured)
+COLUMN_GAP = 16  # px between two st.columns
+
+
+def column_width(share: float = 1.0) -> int:
+    """The width in px of a chart in an st.columns column holding `share` of the page's main column."""
+    return int(CONTENT_WIDTH * share - COLUMN_GAP * (1 - share))
+
+
+CHART_WIDTH = column_width(1 / 2)  # the usual chart with a legend: one of two columns
 LEGEND_ROW = 21  # px per row of legend entries at FONT_SIZE
 AXIS_BELOW = 52  # px under the plot for the x tick labels and the x-axis title
 CHAR_WIDTH = 7.0  # px: a generous average width of one character at FONT_SIZE
 SYMBOL_WIDTH = 50  # px: a legend entry's line sample and the gaps around it
+GRID_HEIGHT = 900  # px: the tallest grid of maps (one screen); past it the tiles shrink, the labels do not
+TILE_GAP = 6  # px between two maps of a grid side by side
 MIN_TILE = 64  # px: the narrowest column of a grid of maps (tile and gap; a 28x28 map at 2 px per pixel)
 TITLE_CHARS = 24  # characters per line of a small map's title (its chart may be ~200 px wide)
 TITLE_LINE = 22  # px per line of a chart title
