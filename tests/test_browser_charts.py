@@ -169,11 +169,13 @@ def _rerun_and_settle(page, action) -> None:
     page.evaluate("() => { window.__cnnvizRan = false; const o = new MutationObserver(() => {"
                   " if (document.querySelector(\"[data-test-script-state='running']\")) window.__cnnvizRan = true; });"
                   " o.observe(document.body, {attributes: true, subtree: true}); }")
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     action()
     try:
         page.wait_for_function("() => window.__cnnvizRan", timeout=5_000)
-    except Exception:  # noqa: BLE001 - a fast rerun may finish before the observer sees it
-        pass
+    except PlaywrightTimeout:
+        print("no rerun seen within 5 s (a click that reruns nothing, or a rerun faster than the observer)")
     _settled(page)
 
 
@@ -244,7 +246,7 @@ def test_no_chart_on_any_page_has_overlapping_or_cut_off_text_in_chromium():
             _settled(page)
             for lesson in nav.PAGES:
                 link = page.locator(f"[data-testid='stSidebarNav'] a[href$='/{lesson.url_path}']")
-                _rerun_and_settle(page, lambda: link.first.click())
+                _rerun_and_settle(page, link.first.click)
                 page.get_by_role("heading", name=lesson.title).first.wait_for(timeout=RUN_TIMEOUT_MS)
                 for view in _views(page, lesson):
                     found = _measure(page, ARTIFACTS / f"charts-{view}.png")

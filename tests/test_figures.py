@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from cnnviz import figures
-from cnnviz.figures import style
 from cnnviz.downsample import get_downsample, list_downsamples
 from cnnviz.engineered import engineered_kernels
+from cnnviz.figures import style
 
 
 def test_tile_maps_keeps_values_and_puts_nan_between():
