@@ -44,14 +44,16 @@ def arch_macs(arch: str, input_shape: tuple[int, ...], num_classes: int = 10, do
     return macs(build_model(arch, input_shape, num_classes, downsample), input_shape)
 
 
-def cost_points(records, labels: list[str]) -> tuple[list[dict], list[dict]]:
+def cost_points(records, labels: list[str], colors: list[str] | None = None) -> tuple[list[dict], list[dict]]:
     """(by parameters, by multiply-adds per image): one point per run with a finished epoch, its final test
-    accuracy against its cost, named by `labels` and coloured by its downsampling method."""
-    done = [(lab, rec) for lab, rec in zip(labels, records) if rec.history]
-    base = [{"y": rec.final_test_acc, "label": lab, "downsample": rec.downsample} for lab, rec in done]
-    by_params = [{**b, "x": rec.params} for b, (_, rec) in zip(base, done)]
+    accuracy against its cost, named by `labels` and drawn in `colors` (the run's colour on the page's other
+    charts; without them, its downsampling method's)."""
+    colors = colors if colors is not None else [None] * len(records)
+    done = [(lab, rec, c) for lab, rec, c in zip(labels, records, colors) if rec.history]
+    base = [{"y": rec.final_test_acc, "label": lab, "downsample": rec.downsample, "color": c} for lab, rec, c in done]
+    by_params = [{**b, "x": rec.params} for b, (_, rec, _) in zip(base, done)]
     by_macs = [{**b, "x": arch_macs(rec.arch, rec.in_shape, rec.num_classes, rec.downsample)}
-               for b, (_, rec) in zip(base, done)]
+               for b, (_, rec, _) in zip(base, done)]
     return by_params, by_macs
 
 

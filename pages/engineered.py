@@ -79,7 +79,7 @@ names, eng = filters.engineered_maps(x)
 c1, c2 = st.columns([1, 4])
 c1.plotly_chart(figures.image_figure(np.asarray(x), image_label, height=240), key="e_image")
 c1.caption(image_label)
-c2.plotly_chart(figures.labelled_grid_figure(eng, [KIND_LABELS[n] for n in names], cols=5, width=880,
+c2.plotly_chart(figures.labelled_grid_figure(eng, [KIND_LABELS[n] for n in names], cols=5, width=figures.column_width(4 / 5),
                              title="Engineered: Sobel 3x3 and 5x5, Scharr, Laplacian"), key="e_engineered")
 if ck is not None:
     layer, learned = filters.learned_maps(ck.model, x_norm)
@@ -93,7 +93,7 @@ eng_run = next(r for r in shipped.runs_of_group("baselines", dataset) if r.confi
 front_ck = loaders.checkpoint_or_error(front["path"]) if front is not None else None
 if front_ck is not None:
     maps = filters.front_end_maps(front_ck.model, x_norm)
-    st.plotly_chart(figures.labelled_grid_figure(maps, list(FRONT_CHANNELS), cols=5, width=900,
+    st.plotly_chart(figures.labelled_grid_figure(maps, list(FRONT_CHANNELS), cols=5, width=figures.column_width(),
                                  title=f"The engineered network's fixed front end ({front['file']}): what its "
                                        "head sees instead of pixels"), key="e_front")
     st.caption("These five channels are computed by fixed, non-trainable weights inside the `engineered` model, "
@@ -131,11 +131,11 @@ else:
                          f"{added.edge_detectors} of {len(added)}" if added is not None else "—"))
     c1, c2 = st.columns(2)
     c1.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(weights), filters.shape_labels(shapes), cols=8,
-                                 signed=True, width=660, lines=2, title=f"Trained filters of {ck.record.label}"),
+                                 signed=True, width=figures.column_width(1 / 2), lines=2, title=f"Trained filters of {ck.record.label}"),
                     key="e_filters")
     if added is not None:
         c2.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(update), filters.shape_labels(added), cols=8,
-                                     signed=True, width=660, lines=2,
+                                     signed=True, width=figures.column_width(1 / 2), lines=2,
                                      title=f"What training added: W after epoch {len(snaps) - 1} − W at epoch 0"),
                         key="e_update")
     else:
@@ -156,9 +156,9 @@ else:
         c1, c2 = st.columns([1, 2])
         c1.plotly_chart(figures.labelled_grid_figure(np.stack(list(kernels.values())),
                                                      [filters.short_label(n) for n in kernels], cols=4, signed=True,
-                                                     width=360, title=f"Engineered kernels ({k}x{k})"), key="e_kernels")
+                                                     width=figures.column_width(1 / 3), title=f"Engineered kernels ({k}x{k})"), key="e_kernels")
         c2.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(weights), filters.filter_labels(matches),
-                                                     cols=8, signed=True, width=720, lines=2,
+                                                     cols=8, signed=True, width=figures.column_width(2 / 3), lines=2,
                                                      title="Learned filters: closest kernel, cos"), key="e_cos_filters")
         st.markdown(filters.similarity_sentence(matches, THRESHOLD))
         if evolution is not None:
@@ -189,30 +189,31 @@ else:
                "per-map scaling hides).")
     c1, c2 = st.columns(2)
     c1.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(snaps[epoch]), filters.shape_labels(at_epoch),
-                                 cols=8, signed=True, width=660, lines=2, title=f"Filters after epoch {epoch}"),
+                                 cols=8, signed=True, width=figures.column_width(1 / 2), lines=2, title=f"Filters after epoch {epoch}"),
                     key="e_epoch_filters")
     if epoch:
         change = filters.training_update(snaps, epoch)
         c2.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(change),
                                                      filters.shape_labels(filters.filter_shapes(change)), cols=8,
-                                                     signed=True, width=660, lines=2,
+                                                     signed=True, width=figures.column_width(1 / 2), lines=2,
                                                      title=f"What training added by epoch {epoch}"),
                         key="e_epoch_update")
     else:
         c2.caption("Epoch 0 is the initialisation: nothing has been added yet.")
     maps_e = filters.snapshot_maps(ck.model, snaps[epoch], x_norm)
     c0, c1, c2 = st.columns(3)
-    c0.plotly_chart(figures.labelled_grid_figure(maps_e, [str(i) for i in range(len(maps_e))], cols=8, width=360,
+    c0.plotly_chart(figures.labelled_grid_figure(maps_e, [str(i) for i in range(len(maps_e))], cols=8, width=figures.column_width(1 / 3),
                                  title="Their maps on the image"), key="e_epoch_maps")
     run = [{"label": ck.record.label, "history": ck.record.history, "color": figures.RUN_COLORS[0]}]
     c1.plotly_chart(figures.curves_figure(run, ("train_acc", "test_acc"), title=f"Accuracy (epoch {epoch} marked)",
-                                          mark_epoch=epoch), key="e_epoch_curves")
+                                          mark_epoch=epoch, width=figures.column_width(1 / 3)), key="e_epoch_curves")
     filt, add = filters.edge_share_per_epoch(snaps)
     lines = [{"label": label, "color": figures.RUN_COLORS[i + 1],
               "history": [{"epoch": e, "median edge share": float(v)} for e, v in enumerate(values) if v == v]}
              for i, (label, values) in enumerate((("filters", filt), ("what training added", add)))]
     c2.plotly_chart(figures.curves_figure(lines, ("median edge share",), title="Median edge share",
-                                          mark_epoch=epoch, yaxis="median edge share"), key="e_epoch_similarity")
+                                          mark_epoch=epoch, yaxis="median edge share", width=figures.column_width(1 / 3)),
+                    key="e_epoch_similarity")
     st.caption(f"Median edge share of a random {snaps.shape[-1]}x{snaps.shape[-1]} filter: "
                f"{np.median(filters.random_shapes(snaps.shape[-1]).edge):.2f}.")
 

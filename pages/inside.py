@@ -249,7 +249,7 @@ def kernel_example() -> None:
                                              height=220), key=f"k_image_{name}")
         c2.plotly_chart(figures.labelled_grid_figure(k.kernel, ["gray"] if c == 1 else ["R", "G", "B"], cols=3,
                                                      signed=True, title=f"kernel {tuple(k.kernel.shape)}",
-                                                     width=420), key=f"k_kernel_{name}")
+                                                     width=figures.column_width(1 / 3)), key=f"k_kernel_{name}")
         c3.plotly_chart(figures.heatmap(k.output, f"ReLU(conv): {k.output.shape[0]}x{k.output.shape[1]}",
                                         height=220), key=f"k_out_{name}")
         st.caption(f"{k.params} parameters: {c} x 5 x 5 weights + 1 bias; channel {ch} of the trained first conv "

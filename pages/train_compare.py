@@ -252,11 +252,13 @@ def _tables_section(selected, records, labels, entries, grouped, groups) -> None
         st.markdown(f"**{ds}:** {sentence}")
 
 
-def _cost_section(selected, records, labels) -> None:
+def _cost_section(selected, records, labels, colors, groups) -> None:
     st.subheader("Cost against accuracy")
-    st.caption("Each point is a run; colour = downsampling method. Parameters come from the checkpoint; "
+    st.caption("Each point is a run, in its colour on the curves above. Parameters come from the checkpoint; "
                "multiply-adds per image are counted by torch's FLOP counter on the rebuilt architecture.")
-    by_params, by_macs = costs.cost_points(records, [labels[r] for r in selected])
+    group_color = {selected[i]: colors[selected[g.members[0]]] for g in groups for i in g.members}  # as on the curves
+    by_params, by_macs = costs.cost_points(records, [labels[r] for r in selected],
+                                           [group_color.get(r, colors[r]) for r in selected])
     a, b = st.columns(2)
     a.plotly_chart(figures.cost_scatter_figure(by_params, "parameters", title="Test accuracy against parameters"),
                    key="c_cost_params")
@@ -290,7 +292,7 @@ def compare_section() -> None:
     colors = {r: figures.RUN_COLORS[i % len(figures.RUN_COLORS)] for i, r in enumerate(selected)}
     grouped, groups = _curves_section(selected, records, labels, colors, notices)
     _tables_section(selected, records, labels, entries, grouped, groups)
-    _cost_section(selected, records, labels)
+    _cost_section(selected, records, labels, colors, groups)
     st.subheader("One run: what it gets wrong")
     run_views.errors_of_one_run(selected, labels, entries, notices)
     st.subheader("Two runs: where they differ")

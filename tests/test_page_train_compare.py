@@ -300,7 +300,7 @@ def test_run_diff_compares_two_runs_on_the_same_dataset(user_runs):
     assert right_a and right_b and all(", B " in c for c in right_a + right_b)
 
 
-def test_cost_against_accuracy_colours_points_by_downsampling(user_runs):
+def test_cost_against_accuracy_draws_each_seed_group_in_its_curves_colour(user_runs):
     at = compare(user_runs)
     specs = charts(at)
     for key in ("c_cost_params", "c_cost_macs"):

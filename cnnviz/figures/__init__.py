@@ -10,8 +10,9 @@ from .runs import (METRIC_LABELS, NO_METHOD_COLOR, RUN_COLORS, band_figure, bars
                    cost_scatter_figure, curves_figure, downsample_color, group_curves_figure, run_color,
                    split_labels)
 from .scores import CLASS_COLORS, canvas_figure, class_map_figure, score_maps_figure
+from .style import column_width
 
 __all__ = ["CLASS_COLORS", "METRIC_LABELS", "NO_METHOD_COLOR", "RUN_COLORS", "band_figure", "bars_figure",
-           "canvas_figure", "class_map_figure", "confusion_figure", "cost_scatter_figure", "curves_figure",
+           "canvas_figure", "class_map_figure", "column_width", "confusion_figure", "cost_scatter_figure", "curves_figure",
            "downsample_color", "group_curves_figure", "heatmap", "image_figure", "labelled_grid_figure",
            "run_color", "score_maps_figure", "shapes_figure", "sliding_figure", "split_labels", "tile"]

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 from ..conv_arithmetic import Field
 from ..inside import Pixel
 from .maps import heatmap, image_figure
+from .style import FONT_SIZE, base_layout, integer_ticks, legend_below
 
 WINDOW = "#e6550d"  # the window / the theoretical field
 PICKED = "#31a354"  # the chosen output pixel
@@ -74,6 +75,7 @@ def numbers_figure(values: np.ndarray, title: str = "", *, signed: bool = True, 
                                zmid=0 if signed else None, zmin=-peak if signed else 0, zmax=peak,
                                text=[[_short(x) for x in row] for row in v],
                                texttemplate="%{text}" if v.size <= 81 else None, showscale=False,
+                               textfont=dict(size=FONT_SIZE),
                                hovertemplate="%{z:.6f}<extra></extra>"))
     if mark is not None:
         fig.update_layout(shapes=[_box(mark[0], mark[1], mark[0], mark[1], WINNER, 4)])
@@ -82,9 +84,8 @@ def numbers_figure(values: np.ndarray, title: str = "", *, signed: bool = True, 
                      tickvals=list(range(v.shape[0])), ticktext=[str(r) for r in rows] if rows is not None else None)
     fig.update_xaxes(side="top", showgrid=False, zeroline=False, tickvals=list(range(v.shape[1])),
                      ticktext=[str(c) for c in cols] if cols is not None else None)
-    fig.update_layout(title=dict(text=title, y=0.98, yanchor="top"), height=height,
-                      margin=dict(l=5, r=5, t=70 if title else 25, b=5))
-    return fig
+    fig.update_layout(title=dict(text=title, y=0.98, yanchor="top"))
+    return base_layout(fig, height, top=70 if title else 25, l=5, r=5, b=5)
 
 
 def _short(x: float) -> str:
@@ -124,6 +125,6 @@ def fields_per_layer_figure(rows: list[dict], colors: dict[str, str], height: in
         fig.add_trace(go.Scatter(x=[r["layer"] for r in mine], y=[r["rf"] for r in mine], mode="lines+markers",
                                  name=method, line=dict(color=color)))
     fig.update_xaxes(categoryorder="array", categoryarray=layers)
-    fig.update_layout(height=height, margin=dict(l=5, r=5, t=10, b=5), yaxis_title="receptive field (pixels)",
-                      xaxis_title="layer", legend=dict(orientation="h", y=-0.3))
-    return fig
+    fig.update_layout(yaxis_title="receptive field (pixels)", xaxis_title="layer")
+    integer_ticks(fig, [r["rf"] for r in rows], axis="y")
+    return legend_below(fig, height, top=10)

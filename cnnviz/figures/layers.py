@@ -10,6 +10,7 @@ from plotly.subplots import make_subplots  # the step view: input and output sid
 from ..conv_arithmetic import conv_output_size, window_at
 from ..summary import Summary, diagram_layers
 from .runs import downsample_color
+from .style import FONT_SIZE, base_layout, legend_below
 
 # Kept apart from the downsampling methods' colours (blue, orange, green, purple, red, cyan).
 _KIND_COLORS = {"conv": "#e7ba52", "fc": "#7b4173", "input": "#bab0ac", "resize": "#637939",
@@ -40,9 +41,9 @@ def shapes_figure(s: Summary, height: int = 360) -> go.Figure:
                            fillcolor=color, opacity=0.85))
         dims = " x ".join(map(str, d["shape"]))
         notes.append(dict(x=x + w / 2, y=max_size / 2 + 1, text=d["name"], showarrow=False, textangle=-60,
-                          yanchor="bottom", font=dict(size=11)))
+                          yanchor="bottom", font=dict(size=FONT_SIZE)))
         notes.append(dict(x=x + w / 2, y=-h / 2 - 0.6, text=dims.replace(" x ", "x"), showarrow=False,
-                          yanchor="top", textangle=-60, font=dict(size=10, color="#444")))
+                          yanchor="top", textangle=-60, font=dict(size=FONT_SIZE, color="#444")))
         xs.append(x + w / 2)
         ys.append(0)
         hover.append(f"<b>{d['name']}</b> ({d.get('layer', 'input')})<br>output {dims}<br>"
@@ -61,9 +62,8 @@ def shapes_figure(s: Summary, height: int = 360) -> go.Figure:
     fig.update_xaxes(visible=False, range=[-gap, x])
     fig.update_yaxes(title="spatial size (pixels)", range=[-max_size / 2 - 9, max_size / 2 + 9],
                      zeroline=False, showticklabels=False)
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), plot_bgcolor="white",
-                      legend=dict(orientation="h", y=-0.05))
-    return fig
+    fig.update_layout(plot_bgcolor="white")
+    return legend_below(fig, height, top=10, x_title=False)
 
 
 def sliding_figure(size: int, kernel: int, padding: int, stride: int, index: int,
@@ -104,5 +104,4 @@ def sliding_figure(size: int, kernel: int, padding: int, stride: int, index: int
         fig.update_yaxes(autorange="reversed", scaleanchor=f"x{'' if c == 1 else c}", showticklabels=False,
                          showgrid=False, zeroline=False, row=1, col=c)
         fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, row=1, col=c)
-    fig.update_layout(height=height, margin=dict(l=5, r=5, t=30, b=5))
-    return fig
+    return base_layout(fig, height, top=30, l=5, r=5, b=5)

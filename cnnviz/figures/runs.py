@@ -8,6 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..downsample import get_downsample
+from .style import CHART_WIDTH, TITLE_TOP, base_layout, integer_ticks, legend_below, log_axis, point_size, titled
 
 NO_METHOD_COLOR = "#7f7f7f"  # nets that never downsample, and methods this version does not know
 RUN_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -30,30 +31,37 @@ def run_color(i: int, downsample: str | None = None, by_downsample: bool = False
 
 def curves_figure(runs: list[dict], metrics=("train_acc", "test_acc"), title: str = "",
                   mark_epoch: int | None = None, height: int = 380, xaxis: str = "epoch",
-                  yaxis: str | None = None, x_step: int | None = None) -> go.Figure:
+                  yaxis: str | None = None, x_step: int | None = None, width: int = CHART_WIDTH) -> go.Figure:
     """Overlay per-epoch curves of several runs on shared axes.
 
     `runs`: dicts with `label`, `history` (list of epoch rows) and `color`. Train curves are dashed,
     test curves solid, so one colour per run is enough. The "epoch" of a row can be any step (a shift
-    in pixels): `xaxis` names it, `x_step` spaces its ticks; `yaxis` defaults to accuracy or loss.
+    in pixels): `xaxis` names it, `x_step` spaces its ticks; `yaxis` defaults to accuracy or loss. A legend
+    entry names only what tells it apart (the run, the metric); what they all share is the subtitle (unless
+    the title or the y axis says it already). `width`: the chart's expected width on screen, in pixels.
     """
     fig = go.Figure()
+    names = [METRIC_LABELS.get(m, m) for m in metrics]
+    shared = ([runs[0]["label"]] if len(runs) == 1 and len(metrics) > 1 else []) + (names if len(metrics) == 1 else [])
     for r in runs:
         epochs = [row["epoch"] for row in r["history"]]
-        for m in metrics:
+        for m, metric in zip(metrics, names):
+            shown = ([r["label"]] if len(runs) > 1 or len(metrics) == 1 else []) + ([metric] if len(metrics) > 1 else [])
             fig.add_trace(go.Scatter(
                 x=epochs, y=[row[m] for row in r["history"]], mode="lines+markers",
-                name=f"{r['label']} ({METRIC_LABELS.get(m, m)})", legendgroup=r["label"],
+                name=" · ".join(shown), legendgroup=r["label"], hovertext=f"{r['label']} ({metric})",
+                marker=dict(size=point_size(len(epochs))),
                 line=dict(color=r["color"], dash="dash" if m.startswith("train") else "solid")))
     if mark_epoch is not None:
         fig.add_vline(x=mark_epoch, line_dash="dot", line_color="black")
     if yaxis is None:
         yaxis = "accuracy" if all("acc" in m for m in metrics) else ("loss" if all("loss" in m for m in metrics) else "")
-    fig.update_layout(title=title, xaxis_title=xaxis, yaxis_title=yaxis, height=height,
-                      legend=dict(orientation="h", y=-0.25), margin=dict(l=10, r=10, t=40, b=10))
+    subtitle = " · ".join(t for t in shared if t.lower() not in f"{title} {yaxis}".lower())
+    fig.update_layout(title=titled(title, subtitle), xaxis_title=xaxis, yaxis_title=yaxis)
+    integer_ticks(fig, [row["epoch"] for r in runs for row in r["history"]])
     if x_step is not None:
-        fig.update_xaxes(dtick=x_step)
-    return fig
+        fig.update_xaxes(tickmode="linear", dtick=x_step)
+    return legend_below(fig, height, top=TITLE_TOP if subtitle else 40, width=width)
 
 
 def band_figure(groups: list[dict], metric: str = "test_acc", title: str = "", height: int = 380) -> go.Figure:
@@ -65,10 +73,11 @@ def band_figure(groups: list[dict], metric: str = "test_acc", title: str = "", h
                                  fillcolor=_rgba(g["color"], 0.18), line=dict(width=0), hoverinfo="skip",
                                  legendgroup=g["label"], showlegend=False))
         fig.add_trace(go.Scatter(x=x, y=list(g["mean"]), mode="lines+markers", legendgroup=g["label"],
-                                 name=f"{g['label']} (mean of {g['n']} seeds)", line=dict(color=g["color"])))
-    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=METRIC_LABELS.get(metric, metric),
-                      height=height, legend=dict(orientation="h", y=-0.25), margin=dict(l=10, r=10, t=40, b=10))
-    return fig
+                                 name=f"{g['label']} (mean of {g['n']} seeds)", line=dict(color=g["color"]),
+                                 marker=dict(size=point_size(len(x)))))
+    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=METRIC_LABELS.get(metric, metric))
+    integer_ticks(fig, [e for g in groups for e in g["epochs"]])
+    return legend_below(fig, height)
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -83,15 +92,15 @@ def confusion_figure(cm: np.ndarray, classes, title: str = "Confusion matrix (ro
                                hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", title="true")
     fig.update_xaxes(title="predicted")
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10))
-    return fig
+    fig.update_layout(title=title)
+    return base_layout(fig, height)
 
 
 def bars_figure(labels, values, colors=None, title: str = "", yaxis: str = "", height: int = 320) -> go.Figure:
     fig = go.Figure(go.Bar(x=list(labels), y=list(values), marker_color=colors,
                            text=[f"{v:.3f}" for v in values], textposition="outside"))
-    fig.update_layout(title=title, yaxis_title=yaxis, height=height, margin=dict(l=10, r=10, t=40, b=10))
-    return fig
+    fig.update_layout(title=title, yaxis_title=yaxis)
+    return base_layout(fig, height)
 
 
 # ---- seed groups on shared axes, cost against accuracy --------------------------------------------
@@ -117,13 +126,14 @@ def group_curves_figure(groups: list[dict], metrics=("train_acc", "test_acc"), t
             seeds = f", {g['n']} seeds" if g["n"] > 1 else ""
             fig.add_trace(go.Scatter(x=x, y=list(c["mean"]), mode="lines+markers", legendgroup=g["label"],
                                      name=f"{name} ({m.split('_')[0]}{seeds})", hovertext=g["label"],
+                                     marker=dict(size=point_size(len(x))),
                                      line=dict(color=g["color"], dash="dash" if m.startswith("train") else "solid")))
     ylabel = "accuracy" if all("acc" in m for m in metrics) else ("loss" if all("loss" in m for m in metrics) else "")
     bands = " · lines: mean over seeds, bands: min–max" if any(g["n"] > 1 for g in groups) else ""
-    fig.update_layout(title=dict(text=title, subtitle=dict(text=(shared or "") + bands)), xaxis_title="epoch",
-                      yaxis_title=ylabel, height=height, legend=dict(orientation="h", y=-0.25),
-                      margin=dict(l=10, r=10, t=60, b=10))
-    return fig
+    fig.update_layout(title=titled(title, (shared or "") + bands), xaxis_title="epoch",
+                      yaxis_title=ylabel)
+    integer_ticks(fig, [e for g in groups for m in metrics for e in g["curves"][m]["epochs"]])
+    return legend_below(fig, height, top=TITLE_TOP)
 
 
 def split_labels(labels: list[str], sep: str = " · ") -> tuple[str, list[str]]:
@@ -139,20 +149,32 @@ def split_labels(labels: list[str], sep: str = " · ") -> tuple[str, list[str]]:
 
 def cost_scatter_figure(points: list[dict], xaxis: str, title: str = "", height: int = 380,
                         log_x: bool = True) -> go.Figure:
-    """Final test accuracy against a cost (`x`), one colour per downsampling method (`downsample_color`).
+    """Final test accuracy against a cost (`x`), one colour and one legend entry per series of runs.
 
-    `points`: dicts with `x`, `y`, `label` and `downsample` (None or "" for nets that never downsample).
+    `points`: dicts with `x`, `y`, `label` and optionally `color` (the run's colour on the page's other
+    charts; default: its downsampling method's, `downsample_color`). Runs of one colour are one series (a
+    group of seeds), named by what their labels share; what every series shares goes into the subtitle.
     """
     fig = go.Figure()
-    by_method: dict = {}
+    series: dict = {}
     for p in points:
-        by_method.setdefault(p.get("downsample") or "", []).append(p)
-    for method, pts in by_method.items():
+        series.setdefault(p.get("color") or downsample_color(p.get("downsample")), []).append(p)
+    names = [_shared_name([p["label"] for p in pts]) for pts in series.values()]
+    shared, short = split_labels(names) if len(names) > 1 else ("", names)
+    for (color, pts), name in zip(series.items(), short):
         fig.add_trace(go.Scatter(
-            x=[p["x"] for p in pts], y=[p["y"] for p in pts], mode="markers", name=method or "no downsampling",
-            text=[p["label"] for p in pts], marker=dict(size=11, color=downsample_color(method)),
-            hovertemplate="%{text}<br>" + xaxis + ": %{x:,}<br>test accuracy: %{y:.4f}<extra></extra>"))
-    fig.update_xaxes(type="log" if log_x else "linear", title=xaxis)
-    fig.update_layout(title=title, yaxis_title="final test accuracy", height=height,
-                      legend=dict(title="downsampling"), margin=dict(l=10, r=10, t=40, b=10))
-    return fig
+            x=[p["x"] for p in pts], y=[p["y"] for p in pts], mode="markers", name=name,
+            text=[p["label"] for p in pts], marker=dict(size=11, color=color, line=dict(color="white", width=1)),
+            hovertemplate="%{text}<br>" + xaxis + ": %{x:,}<br>test accuracy: %{y:.2%}<extra></extra>"))
+    fig.update_xaxes(title=xaxis)
+    if log_x:
+        log_axis(fig, [p["x"] for p in points])
+    fig.update_yaxes(tickformat=".1%")
+    fig.update_layout(title=titled(title, shared), yaxis_title="final test accuracy")
+    return legend_below(fig, height, top=TITLE_TOP if shared else 40)
+
+
+def _shared_name(labels: list[str], sep: str = " · ") -> str:
+    """What the labels of one series all say ("lenet5 · max · cifar10" for its seeds 0, 1, 2)."""
+    parts = [label.split(sep) for label in labels]
+    return sep.join(t for t in parts[0] if all(t in p for p in parts)) or labels[0]

@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 
 from ..score_maps import ScoreMaps
 from .maps import tile
+from .style import FONT_SIZE, base_layout
 
 
 def canvas_figure(canvas: np.ndarray, window: tuple[int, int, int, int] | None = None,
@@ -25,11 +26,10 @@ def canvas_figure(canvas: np.ndarray, window: tuple[int, int, int, int] | None =
     for i, text in enumerate(labels or []):
         rr, cc = divmod(i, 2)
         fig.add_annotation(x=cc * w / 2 + 1, y=rr * h / 2 + 1, text=text, showarrow=False, xanchor="left",
-                           yanchor="top", font=dict(color="white", size=11), bgcolor="rgba(0,0,0,0.55)")
+                           yanchor="top", font=dict(color="white", size=FONT_SIZE), bgcolor="rgba(0,0,0,0.55)")
     fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False, showgrid=False, zeroline=False)
     fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_layout(height=height, margin=dict(l=5, r=5, t=5, b=5))
-    return fig
+    return base_layout(fig, height, top=5, l=5, r=5, b=5)
 
 
 CLASS_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -50,7 +50,7 @@ def class_map_figure(sm: ScoreMaps, classes, cell: tuple[int, int] | None = None
     short = np.array([[str(n)[:4] for n in row] for row in names], dtype=object)
     fig = go.Figure(go.Heatmap(z=sm.pred, zmin=-0.5, zmax=k - 0.5, colorscale=scale, showscale=False,
                                text=short, customdata=text, texttemplate="%{text}",
-                               textfont=dict(size=10, color="white"), showlegend=False,
+                               textfont=dict(size=FONT_SIZE, color="white"), showlegend=False,
                                hovertemplate="cell (%{y}, %{x}): %{customdata}<extra></extra>"))
     fig.add_traces([go.Scatter(x=[None], y=[None], mode="markers", name=str(name),  # legend: colour -> class
                                marker=dict(size=11, symbol="square", color=CLASS_COLORS[i]))
@@ -61,8 +61,8 @@ def class_map_figure(sm: ScoreMaps, classes, cell: tuple[int, int] | None = None
                       line=dict(color="black", width=3))
     fig.update_yaxes(autorange="reversed", scaleanchor="x", title="output row")
     fig.update_xaxes(title="output column")
-    fig.update_layout(height=height, margin=dict(l=5, r=5, t=5, b=5), legend=dict(font=dict(size=10)))
-    return fig
+    fig.update_layout(legend=dict(font=dict(size=FONT_SIZE)))
+    return base_layout(fig, height, top=5, l=5, r=5, b=5)
 
 
 def score_maps_figure(sm: ScoreMaps, classes, cols: int = 5, height: int = 330) -> go.Figure:
@@ -82,11 +82,12 @@ def score_maps_figure(sm: ScoreMaps, classes, cols: int = 5, height: int = 330) 
             for x in range(w):
                 cells[top + y, left + x] = f"({y}, {x})"
         notes.append(dict(x=left + (w - 1) / 2, y=top - 0.6, text=str(name), showarrow=False,
-                          yanchor="bottom", font=dict(size=11)))
+                          yanchor="bottom", font=dict(size=FONT_SIZE)))
     fig = go.Figure(go.Heatmap(z=z, zmin=0, zmax=1, colorscale="Viridis", customdata=np.dstack([names, cells]),
                                colorbar=dict(title="p", thickness=12), hoverongaps=False,
                                hovertemplate="%{customdata[0]}, cell %{customdata[1]}: p=%{z:.3f}<extra></extra>"))
-    fig.update_layout(annotations=notes, height=height, margin=dict(l=5, r=5, t=25, b=5), plot_bgcolor="white")
+    fig.update_layout(annotations=notes, plot_bgcolor="white")
+    base_layout(fig, height, top=25, l=5, r=5, b=5)
     fig.update_yaxes(autorange="reversed", scaleanchor="x", visible=False)
     fig.update_xaxes(visible=False)
     return fig
