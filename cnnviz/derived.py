@@ -111,6 +111,22 @@ def stored_results(folder: Path | None = None) -> dict[str, dict]:
     return _read_store(str(path), mtime)
 
 
+def computed_on() -> str:
+    """The CPU and torch that computed a store: recomputation there must be exact (`tests/test_derived.py`)."""
+    import torch
+
+    from .device import cpu_name
+
+    return f"{cpu_name()} | torch {torch.__version__}"
+
+
+def store_computed_on(folder: Path | None = None) -> str | None:
+    try:
+        return json.loads(store_path(folder).read_text()).get("computed_on")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def lookup(kind_name: str, files: list[Path], data, params: dict, folder: Path | None = None) -> dict | None:
     """The stored value of exactly this computation, or None."""
     entry = stored_results(folder).get(key(kind_name, files, data, params))
@@ -135,8 +151,8 @@ def write_store(entries: list[tuple[str, list[Path], dict]], load_data, folder: 
         value = KINDS[kind_name].compute([Path(f) for f in files], data, **params)
         results[key(kind_name, files, data, params)] = {"kind": kind_name, "params": params,
                                                          "files": [Path(f).name for f in files], "value": value}
-    text = json.dumps({"format": FORMAT, "about": __doc__.splitlines()[0], "results": results}, indent=0,
-                      sort_keys=True)
+    text = json.dumps({"format": FORMAT, "about": __doc__.splitlines()[0], "computed_on": computed_on(),
+                       "results": results}, indent=0, sort_keys=True)
     path = store_path(folder)
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text), overwrite=True)
 

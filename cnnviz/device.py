@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import platform
 from pathlib import Path
 
 import torch
@@ -39,6 +40,15 @@ def describe_device() -> str:
     if dev.type == "mps":
         return "Apple MPS"
     return f"CPU ({usable_cpus()} cores usable, {torch.get_num_threads()} torch threads)"
+
+
+def cpu_name() -> str:
+    """The CPU's model name ("AMD EPYC 9B14"), else what `platform` knows."""
+    try:
+        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def usable_cpus() -> int:

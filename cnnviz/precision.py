@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .device import cpu_name
 from .paths import data_dir
 from .storage import atomic_write
 
@@ -78,12 +78,7 @@ def _cache_file() -> Path:
 
 
 def _machine_key(arch, in_shape, num_classes, downsample) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     shape = "x".join(map(str, in_shape))
     return f"{cpu}|torch {torch.__version__}|{torch.get_num_threads()} threads|{arch}|{downsample}|{shape}|{num_classes}"
 

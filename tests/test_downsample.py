@@ -132,7 +132,6 @@ def test_a_built_layer_leads_back_to_its_entry_and_adds_nothing_to_the_state_dic
 
 @pytest.mark.parametrize("pattern", ["1..16", "random integers", "checkerboard", "one bright pixel"])
 def test_worked_example_latex_writes_each_blocks_four_values_and_its_result(pattern):
-    import re
 
     import numpy as np
 

@@ -19,7 +19,7 @@ import pytest
 from cnnviz.checkpoints import load_checkpoint
 from cnnviz.manifest import manifest_entry
 from cnnviz.paths import shipped_dir
-from cnnviz import shipped
+from cnnviz import derived, shipped
 from cnnviz.shipped import command_for, grid_commands, shipped_runs
 from cnnviz.storage import sha256
 from cnnviz.train import evaluate
@@ -33,7 +33,7 @@ def test_checkpoints_folder_is_small_and_listed_in_the_manifest():
     manifest = json.loads((SHIPPED_DIR / "manifest.json").read_text())
     listed = {e["file"]: e for e in manifest["runs"]}
     assert sorted(listed) == [p.name for p in FILES]
-    assert sum(p.stat().st_size for p in FILES) < 100 * 2**20  # the project's budget for checkpoints/
+    assert sum(p.stat().st_size for p in SHIPPED_DIR.iterdir() if p.is_file()) < 100 * 2**20  # the budget for checkpoints/, derived results included
     for p in FILES:
         e = listed[p.name]
         assert e["sha256"] == sha256(p) and e["size_bytes"] == p.stat().st_size
@@ -83,9 +83,16 @@ def test_shipped_checkpoint_reevaluates_to_its_recorded_accuracy(path, request):
     ck = load_checkpoint(path)
     data = request.getfixturevalue(ck.meta["dataset"]["name"].replace("-", "_"))
     assert data.source.split(":")[0] == ck.meta["dataset"]["source"].split(":")[0]
-    _, acc = evaluate(ck.model, data, "test", "cpu")
+    _, acc, pred = evaluate(ck.model, data, "test", "cpu", return_predictions=True)
     recorded = ck.record.final_test_acc
     assert abs(acc - recorded) <= 0.005, f"recomputed {acc:.4f} vs recorded {recorded:.4f}"
+    # The pages read this file's predictions from checkpoints/derived.json: they must be these.
+    stored = derived.lookup("predictions", [path], data, {})
+    if stored is None and derived.stored_results():
+        pytest.fail(f"no stored predictions for {path.name}: python scripts/train_all.py --derived-only")
+    if stored is not None:
+        flips = int((derived.decode_classes(stored["pred"]) != pred.numpy()).sum())
+        assert flips == 0 if derived.store_computed_on() == derived.computed_on() else flips <= 5, flips
 
 
 def test_the_pages_say_which_nets_are_shipped_and_how_to_make_the_missing_ones():
