@@ -96,6 +96,11 @@ def app(monkeypatch, tmp_path, fake_shipped, fashion_mnist, cifar10):
     jobs.registry.clear()
 
 
+# The page's tabs (each runs only while open; `part` in the link opens one; the first opens by default).
+EDGES, IMAGE, LEARN, VERSUS = ("Are the learned filters edge detectors?", "One image through both",
+                               "Watch the filters learn", "Engineering vs CNN features")
+
+
 def _open(**params) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
@@ -135,7 +140,13 @@ def test_renders_defaults_for_both_datasets(app):
     assert at.title[0].value == "Engineered vs learned features"
     assert at.segmented_control(key="e_dataset").value == "fashion-mnist"
     assert at.selectbox(key="e_checkpoint").value == DEFAULT_FM
-    for key in ("e_image", "e_engineered", "e_learned", "e_front", "e_filters", "e_kernels", "e_epoch_curves"):
+    assert [t.label for t in at.tabs][:4] == [EDGES, IMAGE, LEARN, VERSUS]
+    for key in ("e_filters", "e_kernels"):  # the page opens on the edge-detector measure
+        _chart(at, key)
+    assert not [el for el in at.get("plotly_chart") if "e_image" in el.proto.id]  # a closed tab runs nothing
+    _chart(app(part=LEARN), "e_epoch_curves")
+    at = app(part=IMAGE)
+    for key in ("e_image", "e_engineered", "e_learned", "e_front"):
         _chart(at, key)
     labels = [a["text"] for a in _chart(at, "e_engineered")["layout"]["annotations"]]
     assert labels == [KIND_LABELS[k] for k in KIND_LABELS]  # every OpenCV feature, named
@@ -147,7 +158,7 @@ def test_renders_defaults_for_both_datasets(app):
 
 
 def test_baseline_table_lists_present_runs_with_recorded_accuracy(app, fake_shipped):
-    at = app()
+    at = app(part=VERSUS)
     table = _table(at, "e_base_table")
     assert list(table["model"]) == [get_arch(a).label for a in RECORDED]
     for arch, acc in RECORDED.items():
@@ -166,7 +177,7 @@ def test_baseline_table_lists_present_runs_with_recorded_accuracy(app, fake_ship
 
 
 def test_cifar10_mlp_is_shown_next_to_the_lectures_53_percent(app):
-    at = app(dataset="cifar10")
+    at = app(dataset="cifar10", part=VERSUS)
     metric = next(m for m in at.metric if "MLP on CIFAR-10" in m.label)
     assert metric.value == "51.1 %"
     assert "-1.9 points vs the lecture's" in metric.delta
@@ -205,7 +216,7 @@ def test_filter_grid_labels_each_filter_as_an_edge_detector_and_its_orientation(
 
 
 def test_epoch_slider_moves_and_the_marked_epoch_follows(app):
-    at = app()
+    at = app(part=LEARN)
     assert at.slider(key="e_epoch").value == EPOCHS
     assert _chart(at, "e_epoch_curves")["layout"]["shapes"][0]["x0"] == EPOCHS
     at.slider(key="e_epoch").set_value(1).run()
@@ -216,12 +227,12 @@ def test_epoch_slider_moves_and_the_marked_epoch_follows(app):
     assert at.query_params["epoch"] in ("1", ["1"])
     # At the last epoch filter 0 IS (padded) Sobel x; at epoch 1 it is only a third of the way there.
     first = _chart(at, "e_epoch_filters")["layout"]["annotations"][0]["text"]
-    last = _chart(app(), "e_epoch_filters")["layout"]["annotations"][0]["text"]
+    last = _chart(app(part=LEARN), "e_epoch_filters")["layout"]["annotations"][0]["text"]
     assert first != last and last.startswith("0: edge 90°")
 
 
 def test_url_reopens_the_same_view(app):
-    at = app(dataset="fashion-mnist", **{"class": "Sneaker"}, index="4", epoch="2",
+    at = app(dataset="fashion-mnist", **{"class": "Sneaker"}, index="4", epoch="2", part=LEARN,
              checkpoint=_file("baselines", "fashion-mnist", "learned_conv"))
     assert not at.info or not any("in the link" in i.value for i in at.info)
     assert at.selectbox(key="e_class_fashion-mnist").value == "Sneaker"
@@ -231,7 +242,8 @@ def test_url_reopens_the_same_view(app):
 
 
 def test_garbage_query_params_fall_back_with_a_notice(app):
-    at = app(dataset="mnist-ish", **{"class": "99"}, index="-3", checkpoint="../../etc/passwd", epoch="abc")
+    at = app(dataset="mnist-ish", **{"class": "99"}, index="-3", checkpoint="../../etc/passwd", epoch="abc",
+             part=LEARN)
     notices = [i.value for i in at.info if "in the link" in i.value]
     assert len(notices) == 5, notices
     assert at.segmented_control(key="e_dataset").value == "fashion-mnist"
@@ -243,7 +255,7 @@ def test_garbage_query_params_fall_back_with_a_notice(app):
 def test_bad_upload_shows_one_error_and_a_good_one_is_used(app):
     from PIL import Image
 
-    at = app()
+    at = app(part=IMAGE)
     at.file_uploader(key="e_upload").upload("photo.png", b"this is not an image", "image/png").run()
     assert not at.exception, at.exception
     assert len(at.error) == 1 and at.error[0].value.startswith("photo.png: not an image")
@@ -259,7 +271,7 @@ def test_bad_upload_shows_one_error_and_a_good_one_is_used(app):
 
 @pytest.mark.slow
 def test_retrain_starts_a_background_job_and_stop_ends_it(app):
-    at = app()
+    at = app(part=VERSUS)
     at.selectbox(key="e_retrain_arch").select("mlp")
     at.number_input(key="e_retrain_epochs").set_value(1)
     at.button(key="e_retrain").click().run()
@@ -287,7 +299,7 @@ def test_shipped_comparison_group_is_shown_with_recorded_accuracy(dataset, monke
     if len(present) < len(runs) and os.environ.get("CI"):
         pytest.fail(f"shipped checkpoints missing under CI: {[r.filename for r in runs if r not in present]}")
     monkeypatch.setattr(catalog, "USER_RUNS", tmp_path / "runs")
-    at = _open(dataset=dataset)
+    at = _open(dataset=dataset, part=VERSUS)
     if not present:
         assert any("No shipped checkpoint yet" in w.value for w in at.warning)
         pytest.skip(f"no shipped baseline checkpoint for {dataset} yet")
@@ -307,7 +319,7 @@ def test_shipped_comparison_group_is_shown_with_recorded_accuracy(dataset, monke
 
 
 def test_switching_the_dataset_shows_a_class_of_the_new_dataset_under_its_image(app):
-    at = app()
+    at = app(part=IMAGE)
     at.segmented_control(key="e_dataset").set_value("cifar10").run()
     assert not at.exception
     (box,) = [s for s in at.selectbox if s.label == "Test-set class"]
