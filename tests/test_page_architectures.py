@@ -66,9 +66,19 @@ def chart(at: AppTest, key: str) -> dict:
     return found[0]
 
 
+# The page's tabs (each runs only while open; `part` in the link opens one; the first opens by default).
+SUMMARY, TRAINED, CALCULATOR, ONE_BY_ONE = ("Summary and layer shapes", "Trained", "Padding, stride and kernel size",
+                                            "1x1 convolution instead of FC layers")
+
+
 @pytest.fixture(scope="module")
 def app() -> AppTest:
     return open_page()
+
+
+@pytest.fixture(scope="module")
+def calculator() -> AppTest:
+    return open_page(part=CALCULATOR)
 
 
 def test_page_renders_lenet5_by_default_with_the_lectures_61706_params(app):
@@ -126,32 +136,32 @@ def test_vgg16_on_fashion_mnist_shows_the_resize_layer_and_explains_it():
 
 @pytest.mark.parametrize("size,kernel,padding,stride", [(28, 3, 1, 1), (28, 3, 1, 2), (32, 5, 0, 1),
                                                         (7, 7, 0, 1), (10, 4, 3, 3)])
-def test_calculator_formula_equals_the_measured_convolution(app, size, kernel, padding, stride):
+def test_calculator_formula_equals_the_measured_convolution(calculator, size, kernel, padding, stride):
     for key, value in dict(sd=size, k=kernel, p=padding, s=stride).items():
-        app.number_input(key=key).set_value(value)
-    app.run()
-    assert not app.exception and not app.error
+        calculator.number_input(key=key).set_value(value)
+    calculator.run()
+    assert not calculator.exception and not calculator.error
     oracle = F.conv2d(torch.zeros(1, 1, size, size), torch.zeros(1, 1, kernel, kernel), stride=stride,
                       padding=padding).shape[-1]
-    assert as_int(metric(app, "S_o by the formula")) == conv_output_size(size, kernel, padding, stride) == oracle
-    assert as_int(metric(app, "S_o measured with nn.Conv2d")) == oracle
+    assert as_int(metric(calculator, "S_o by the formula")) == conv_output_size(size, kernel, padding, stride) == oracle
+    assert as_int(metric(calculator, "S_o measured with nn.Conv2d")) == oracle
 
 
-def test_calculator_shows_one_error_for_impossible_numbers(app):
+def test_calculator_shows_one_error_for_impossible_numbers(calculator):
     for key, value in dict(sd=3, k=7, p=1, s=1).items():
-        app.number_input(key=key).set_value(value)
-    app.run()
-    assert not app.exception
-    assert len(app.error) == 1 and "does not fit" in app.error[0].value
-    assert "S_o measured with nn.Conv2d" not in [m.label for m in app.metric]
+        calculator.number_input(key=key).set_value(value)
+    calculator.run()
+    assert not calculator.exception
+    assert len(calculator.error) == 1 and "does not fit" in calculator.error[0].value
+    assert "S_o measured with nn.Conv2d" not in [m.label for m in calculator.metric]
 
 
-def test_step_view_moves_the_kernel_window_by_the_stride(app):
+def test_step_view_moves_the_kernel_window_by_the_stride(calculator):
     for key, value in dict(sd=5, k=3, p=1, s=2).items():  # a 3x3 output
-        app.number_input(key=key).set_value(value)
-    app.run()
-    app.slider(key="calc_cell").set_value(6).run()  # m6: output row 1, column 2
-    rects = [s for s in chart(app, "sliding")["layout"]["shapes"] if s["type"] == "rect"]
+        calculator.number_input(key=key).set_value(value)
+    calculator.run()
+    calculator.slider(key="calc_cell").set_value(6).run()  # m6: output row 1, column 2
+    rects = [s for s in chart(calculator, "sliding")["layout"]["shapes"] if s["type"] == "rect"]
     window, cell = rects[0], rects[1]
     assert (window["x0"], window["y0"]) == (2 * 2 - 0.5, 1 * 2 - 0.5)  # padded col 4, row 2
     assert window["x1"] - window["x0"] == 3
@@ -159,7 +169,7 @@ def test_step_view_moves_the_kernel_window_by_the_stride(app):
 
 
 def test_garbage_in_the_url_falls_back_to_defaults_with_a_notice():
-    at = open_page(arch="resnet9000", dataset="mnist", sd="-5", k="x")
+    at = open_page(arch="resnet9000", dataset="mnist", sd="-5", k="x", part=CALCULATOR)
     assert at.selectbox(key="arch").value == "lenet5" and at.selectbox(key="dataset").value == "fashion-mnist"
     notices = " ".join(i.value for i in at.info)
     for bad in ("arch=resnet9000", "dataset=mnist", "sd=-5", "k=x"):
@@ -167,17 +177,18 @@ def test_garbage_in_the_url_falls_back_to_defaults_with_a_notice():
 
 
 def test_the_url_reopens_the_same_view():
-    at = open_page(arch="vgg16", dataset="cifar10", downsample="avg", sd=32, k=5, p=2, s=2)
+    at = open_page(arch="vgg16", dataset="cifar10", downsample="avg", sd=32, k=5, p=2, s=2, part=CALCULATOR)
     assert (at.selectbox(key="arch").value, at.selectbox(key="dataset").value,
             at.selectbox(key="downsample").value) == ("vgg16", "cifar10", "avg")
     assert as_int(metric(at, "S_o by the formula")) == conv_output_size(32, 5, 2, 2) == 16
     assert not any("in the link" in i.value for i in at.info)  # the link fits: no notice
 
 
-def test_1x1_section_builds_both_lenets_with_identical_parameter_counts(app):
-    fc, conv = (as_int(metric(app, f"{n} params")) for n in ("lenet_fc", "lenet_1x1"))
+def test_1x1_section_builds_both_lenets_with_identical_parameter_counts():
+    at = open_page(part=ONE_BY_ONE)
+    fc, conv = (as_int(metric(at, f"{n} params")) for n in ("lenet_fc", "lenet_1x1"))
     assert fc == conv == count_params(build_model("lenet_fc", (1, 28, 28))) == 421642
-    assert any("Identical parameter counts" in s.value for s in app.success)
+    assert any("Identical parameter counts" in s.value for s in at.success)
 
 
 def test_1x1_score_map_renders_from_the_shipped_checkpoint():
@@ -185,7 +196,7 @@ def test_1x1_score_map_renders_from_the_shipped_checkpoint():
         if os.environ.get("CI"):
             pytest.fail(f"{LENET_1X1.name} is missing on a CI machine", pytrace=False)
         pytest.skip(f"{LENET_1X1.name} not trained yet")
-    at = open_page(dataset="fashion-mnist")
+    at = open_page(dataset="fashion-mnist", part=ONE_BY_ONE)
     assert not at.warning
     class_map = chart(at, "class_map")["data"][0]
     assert array(class_map["z"]).shape == (8, 8)  # 56x56 canvas -> 8x8 map of predicted classes
@@ -212,7 +223,7 @@ def test_the_nets_shipped_run_is_shown_with_its_recorded_curve_and_standing(arch
         if os.environ.get("CI"):
             pytest.fail(f"{run.filename} is missing on a CI machine", pytrace=False)
         pytest.skip(f"{run.filename} not trained yet")
-    at = open_page(arch=arch, dataset=dataset)
+    at = open_page(arch=arch, dataset=dataset, part=TRAINED)
     history = read_meta(run.path)["history"]
     assert metric(at, "Final test accuracy") == f"{100 * history[-1]['test_acc']:.2f} %"
     assert metric(at, "Best test accuracy") == f"{100 * max(h['test_acc'] for h in history):.2f} %"
@@ -224,11 +235,11 @@ def test_the_nets_shipped_run_is_shown_with_its_recorded_curve_and_standing(arch
     assert list(standing["test_acc"]) == sorted(standing["test_acc"], reverse=True)
     row = standing[standing["label"] == read_record(run.path).label].iloc[0]
     shape = DATASETS[dataset].shape
-    assert row["macs"] == costs.macs(build_model(arch, shape), shape)  # counted by torch, not typed in
+    assert row["macs"] == costs.macs(build_model(arch, shape), shape)  # counted from the net, not typed in
 
 
 def test_a_net_shipped_with_another_downsampling_says_which_to_pick():
-    at = open_page(arch="lenet5", dataset="fashion-mnist", downsample="avg")
+    at = open_page(arch="lenet5", dataset="fashion-mnist", downsample="avg", part=TRAINED)
     assert any("No shipped checkpoint of lenet5 (Average pooling 2x2)" in i.value and "Max pooling 2x2" in i.value
                for i in at.info)
     assert not [m for m in at.metric if m.label == "Final test accuracy"]
