@@ -113,6 +113,15 @@ class JobSnapshot:
             return 0.0
         return (self.finished or time.time()) - self.started
 
+    @property
+    def seconds_left(self) -> float | None:
+        """An estimate of the training still to come, from this run's own pace so far (elapsed / fraction done);
+        None before 2 % of its batches are done, when the pace is mostly start-up."""
+        fraction = self.progress.fraction
+        if self.done or self.started is None or fraction < 0.02:
+            return None
+        return self.elapsed * (1 - fraction) / fraction
+
 
 class Job:
     """One training run submitted to a `JobRegistry`.

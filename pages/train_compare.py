@@ -13,6 +13,7 @@ import numpy as np
 import streamlit as st
 
 from cnnviz import costs, figures, results, shipped
+from cnnviz.checkpoints import CheckpointError
 from cnnviz.config import OPTIMIZERS, RunConfig
 from cnnviz.data import DATASETS, list_datasets
 from cnnviz.device import available_devices, describe_device
@@ -111,12 +112,22 @@ def _model_preview(arch: str, dataset: str, downsample: str | None) -> None:
                  key="t_summary", column_config={"params": st.column_config.NumberColumn("Param #", format="localized")})
     widgets.metrics_row(("Total params", f"{summ.total_params:,}"), ("Trainable params", f"{summ.trainable_params:,}"),
                         ("Multiply-adds per image", f"{macs:,}"), ("Estimated total size (MB)", f"{summ.total_mb:.2f}"))
-    st.caption("Multiply-adds are counted by torch's FLOP counter on one forward pass; the size is the "
+    st.caption("Multiply-adds are counted layer by layer on one forward pass (the tests hold them against torch's "
+               "FLOP counter); the size is the "
                "torchsummary estimate (input + forward/backward activations + parameters, float32).")
 
 
 def _curves(snap) -> None:
+    """The job's curves, beside the shipped run of the same net (grey) where there is one: a reference line."""
     run = [{"label": snap.name, "history": list(snap.history), "color": figures.RUN_COLORS[0]}]
+    cfg = snap.config
+    ref = shipped.find_run(cfg.arch, cfg.dataset, cfg.downsample)
+    if ref is not None and ref.path.exists():
+        try:
+            rec = loaders.record(ref.path)
+            run.append({"label": f"shipped {ref.filename}", "history": rec.history, "color": "#7f7f7f"})
+        except (CheckpointError, OSError):
+            pass  # the reference is a courtesy: the job's own curves still draw
     widgets.curve_pair(run, ("t_acc_curve", "t_loss_curve"), titles=("Accuracy per epoch", "Loss per epoch"),
                        metrics=(("train_acc", "test_acc"), ("train_loss", "test_loss")))
 

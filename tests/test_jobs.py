@@ -192,3 +192,14 @@ def test_unexpected_errors_and_cuda_oom_fail_the_job_not_the_registry(monkeypatc
     assert s.state == "failed" and s.reason == "KeyError: 'state_dict'" and "Traceback" in s.error
     assert reg.wait(fine.id, 10).state == "completed"
     assert reg.shutdown(timeout=10)
+
+
+def test_time_left_is_the_runs_own_pace_and_unknown_at_the_start(monkeypatch):
+    base = jobs_mod.JobSnapshot(id="j", name="n", owner=None, config=TINY, state="running", reason="", created=0.0,
+                                started=100.0, finished=None, progress=jobs_mod.JobProgress(fraction=0.25),
+                                history=(), checkpoint=None, error="")
+    monkeypatch.setattr(jobs_mod.time, "time", lambda: 160.0)  # 60 s for a quarter of the batches
+    assert base.elapsed == 60.0 and base.seconds_left == pytest.approx(180.0)
+    assert dataclasses.replace(base, progress=jobs_mod.JobProgress(fraction=0.01)).seconds_left is None
+    assert dataclasses.replace(base, state="completed", finished=150.0).seconds_left is None
+    assert dataclasses.replace(base, state="queued", started=None).seconds_left is None

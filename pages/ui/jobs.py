@@ -25,7 +25,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from cnnviz import jobs, limits
+from cnnviz import jobs, limits, results
 
 from . import catalog
 from .widgets import OWNER_PARAM, link_value, pct
@@ -201,10 +201,13 @@ def _running_panel(job_id: str, key: str, title, epochs_drawn: int) -> None:
     text = (f"epoch {p.epoch}/{p.epochs}, batch {p.batch}/{p.batches}" if p.epoch
             else "starting: loading the data and building the model")
     st.progress(min(1.0, p.fraction), text=text)
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     c1.metric("Running train loss (this epoch)", "—" if p.loss is None else f"{p.loss:.4f}")
     c2.metric("Running train accuracy (this epoch)", pct(p.acc))
     c3.metric("Elapsed", f"{snap.elapsed:.0f} s")
+    left = snap.seconds_left
+    c4.metric("Time left (estimate)", "—" if left is None else results.duration_text(left),
+              help="From this run's own pace so far: elapsed time divided by the share of batches done.")
     _stop_button(job_id, snap, key, "Stop", "Ends the run after the current batch and keeps what it learned: the "
                  "checkpoint is saved with the epochs finished so far, marked incomplete.")
 
