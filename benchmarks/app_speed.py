@@ -83,12 +83,20 @@ INTERACTIONS: dict[str, list[tuple]] = {
         ("test-set class -> cat", "select", "Test-set class", "cat"),
         ("difference: Method B -> Strided convolution", "select", "Method B", "Strided convolution"),
         ("open 'Is it shift-invariant?'", "tab", "Is it shift-invariant?"),
+        ("open 'Trained with each method'", "tab", "Trained with each method"),
+        ("open 'The lecture's 4x4 example'", "tab", "The lecture's 4x4 example"),
     ],
     "engineered": [
         ("dataset -> CIFAR-10", "radio", "Dataset", "CIFAR-10"),
+        ("open 'Watch the filters learn'", "tab", "Watch the filters learn"),
+        ("open 'Engineering vs CNN features'", "tab", "Engineering vs CNN features"),
+        ("open 'One image through both'", "tab", "One image through both"),
     ],
     "architectures": [
         ("architecture -> vgg16", "select", "Architecture", "vgg16"),
+        ("open 'Trained'", "tab", "Trained"),
+        ("open 'Padding, stride and kernel size'", "tab", "Padding, stride and kernel size"),
+        ("open '1x1 convolution instead of FC layers'", "tab", "1x1 convolution instead of FC layers"),
     ],
     "inside": [
         ("open 'Receptive field'", "tab", "Receptive field"),
