@@ -27,7 +27,7 @@ FORMAT = "cnnviz-checkpoint"
 FORMAT_VERSION = 2  # the newest this cnnviz reads: 2 adds int8 weights with per-channel scales
 PLAIN_FORMAT_VERSION = 1  # what a file without int8 weights is written as, so older cnnviz still reads it
 INT8_MIN_VALUES = 250_000  # compact files store weights this large as int8 (`compact_state`)
-DEFAULT_MAX_BYTES = 100 * 1024 * 1024
+DEFAULT_MAX_BYTES = 100 * 10**6
 
 
 class CheckpointError(ValueError):
@@ -197,7 +197,7 @@ def _check_size(source, max_bytes: int) -> None:
     except OSError:
         raise CheckpointError(f"no checkpoint file at {source}") from None
     if size > max_bytes:
-        raise CheckpointError(f"file is {size / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit")
+        raise CheckpointError(f"file is {size / 10**6:.1f} MB, over the {max_bytes / 10**6:.0f} MB limit")  # MB of 10**6 bytes, as uploaders print
 
 
 def _check_records(obj: dict, expect_arch: str | None, expect_dataset: str | None) -> None:

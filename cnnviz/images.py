@@ -11,7 +11,8 @@ import io
 import numpy as np
 import torch
 
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_UPLOAD_MB = 20  # MB of 10**6 bytes: the unit the uploader prints beside itself ("20MB per file")
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 10**6
 MAX_PIXELS = 25_000_000  # 5000x5000: larger images are refused before decoding
 
 
@@ -27,7 +28,7 @@ def load_image(data: bytes, channels: int, size: tuple[int, int],
     if not data:
         raise ImageError("the file is empty")
     if len(data) > max_bytes:
-        raise ImageError(f"the file is {len(data) / 2**20:.1f} MB, over the {max_bytes / 2**20:.0f} MB limit")
+        raise ImageError(f"the file is {len(data) / 10**6:.1f} MB, over the {max_bytes / 10**6:.0f} MB limit")
     try:
         im = Image.open(io.BytesIO(data))
         w, h = im.size  # header only: nothing decoded yet

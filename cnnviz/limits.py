@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 
-# The largest upload, in MiB (2**20 bytes). Streamlit's server reads `server.maxUploadSize` in MiB too, but
-# the browser's uploader counts 10**6 bytes per MB on Linux and macOS (1024**2 on Windows), so the app's
-# config.toml holds `streamlit_upload_setting()`, not this number (tests/test_reliability.py checks it).
-MAX_UPLOAD_MIB = 100
+# The largest upload, in MB of 10**6 bytes: the unit Streamlit's browser uploader counts in and prints beside
+# every uploader ("100MB per file"), so cnnviz says the same number in the same unit. Its server counts
+# `server.maxUploadSize` in 2**20 bytes, which lets a file of exactly this size (plus its multipart framing)
+# through; cnnviz refuses anything larger itself, with one line (tests/test_reliability.py checks both).
+MAX_UPLOAD_MB = 100
+MB = 10**6
 
 
 def _whole(variable: str, default: int) -> int:
@@ -23,16 +25,9 @@ def _whole(variable: str, default: int) -> int:
     return value if value >= 1 else default
 
 
-def upload_limit_mib() -> int:
-    """`CNNVIZ_MAX_UPLOAD_MB` (MiB), at most MAX_UPLOAD_MIB: the server refuses bigger files anyway."""
-    return min(_whole("CNNVIZ_MAX_UPLOAD_MB", MAX_UPLOAD_MIB), MAX_UPLOAD_MIB)
-
-
-def streamlit_upload_setting(mib: int = MAX_UPLOAD_MIB) -> int:
-    """The whole number of Streamlit "MB" under which neither its browser uploader (10**6 bytes each outside
-    Windows, 2**20 on Windows) nor its server (2**20) refuses a file of `mib` MiB: cnnviz then refuses
-    anything over `mib` MiB itself, with its own one line."""
-    return -(-mib * 2**20 // 10**6)  # ceil: 100 MiB -> 105
+def upload_limit_mb() -> int:
+    """`CNNVIZ_MAX_UPLOAD_MB`, at most MAX_UPLOAD_MB: the server refuses bigger files anyway."""
+    return min(_whole("CNNVIZ_MAX_UPLOAD_MB", MAX_UPLOAD_MB), MAX_UPLOAD_MB)
 
 
 def job_memory_mb() -> int:

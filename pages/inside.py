@@ -11,7 +11,7 @@ from cnnviz import conv_arithmetic, export, figures, inside, method_runs, salien
 from cnnviz.conv_arithmetic import output_size_latex
 from cnnviz.data import DATASETS
 from cnnviz.downsample import downsample_label, get_downsample
-from cnnviz.images import ImageError, load_image
+from cnnviz.images import MAX_UPLOAD_MB as MAX_IMAGE_MB, ImageError, load_image
 from cnnviz.figures import inside as inside_figures
 from cnnviz.models import get_arch, list_archs
 from pages.ui import catalog, loaders, nav, widgets
@@ -218,7 +218,8 @@ def pooling_example() -> None:
     st.subheader(f"{worked.POOLED_SIZE} → {worked.POOLED_SIZE // 2} → {worked.POOLED_SIZE // 4}: two 2x2 poolings")
     photo, source = image, f"{image_label}, enlarged to {worked.POOLED_SIZE}x{worked.POOLED_SIZE} (bilinear)"
     upload = st.file_uploader(f"A photo of your own (resized to {worked.POOLED_SIZE}x{worked.POOLED_SIZE})",
-                              type=["png", "jpg", "jpeg", "bmp", "webp"], key="pool_upload")
+                              type=["png", "jpg", "jpeg", "bmp", "webp"], key="pool_upload",
+                              max_upload_size=MAX_IMAGE_MB)
     if upload is not None:
         try:
             photo, _ = load_image(upload.getvalue(), 3, (worked.POOLED_SIZE, worked.POOLED_SIZE))

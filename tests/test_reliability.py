@@ -243,7 +243,7 @@ def test_checkpoints_over_the_size_limit_are_refused_before_reading(good, monkey
     monkeypatch.setattr(checkpoints.torch, "load", must_not_read)
     for source in (raw, path):
         with pytest.raises(CheckpointError, match=r"over the 1 MB limit") as e:
-            load_checkpoint(source, max_bytes=2**20)
+            load_checkpoint(source, max_bytes=10**6)
         _one_line(str(e.value))
 
 
@@ -275,28 +275,28 @@ def test_uploads_over_the_limit_are_refused_before_hashing_or_reading(ui_module,
     monkeypatch.setattr(ui_module.hashlib, "sha256", must_not_touch)
     monkeypatch.setattr(checkpoints.torch, "load", must_not_touch)
     with pytest.raises(CheckpointError, match=r"over the 1 MB limit") as e:
-        ui_module.uploaded_checkpoint(b"\0" * (2**20 + 1))
+        ui_module.uploaded_checkpoint(b"\0" * (10**6 + 1))
     _one_line(str(e.value))
 
 
-def test_upload_limit_defaults_to_100_mib_can_be_lowered_by_the_env_and_survives_garbage(ui_module, monkeypatch):
+def test_upload_limit_defaults_to_100_mb_can_be_lowered_by_the_env_and_survives_garbage(ui_module, monkeypatch):
     from cnnviz import limits
 
     monkeypatch.delenv("CNNVIZ_MAX_UPLOAD_MB", raising=False)
-    assert limits.upload_limit_mib() == limits.MAX_UPLOAD_MIB == 100
-    for value, mib in (("7", 7), ("250", 100), ("lots", 100), ("", 100), ("0", 100), ("-5", 100)):
+    assert limits.upload_limit_mb() == limits.MAX_UPLOAD_MB == 100
+    for value, mb in (("7", 7), ("250", 100), ("lots", 100), ("", 100), ("0", 100), ("-5", 100)):
         monkeypatch.setenv("CNNVIZ_MAX_UPLOAD_MB", value)  # above 100: the server would refuse the file anyway
-        assert limits.upload_limit_mib() == mib, value  # a typo must not take the app down
+        assert limits.upload_limit_mb() == mb, value  # a typo must not take the app down
     # The page's limit is that function's value at import (the environment of this test run).
     monkeypatch.undo()
-    assert ui_module.MAX_UPLOAD_MB == limits.upload_limit_mib()
+    assert ui_module.MAX_UPLOAD_MB == limits.upload_limit_mb()
 
 
 def test_streamlit_lets_every_file_up_to_cnnviz_limit_through_and_cnnviz_refuses_the_rest():
-    """cnnviz's limit is MAX_UPLOAD_MIB x 2**20 bytes. Streamlit's server counts maxUploadSize in 2**20 bytes
-    (its upload route, read below) and refuses a request whose body (the file plus ~200 bytes of multipart
-    framing) is bigger; its browser uploader counts 10**6 bytes per "MB" outside Windows. config.toml holds
-    the smallest whole number under which neither refuses a file of exactly cnnviz's limit."""
+    """cnnviz's limit is MAX_UPLOAD_MB x 10**6 bytes, the unit Streamlit's browser uploader counts in and prints
+    ("100MB per file"), so both say one number. Its server counts maxUploadSize in 2**20 bytes (its upload
+    route, read below) and refuses a request whose body (the file plus ~200 bytes of multipart framing) is
+    bigger: a file of exactly cnnviz's limit must fit."""
     import inspect
     import tomllib
 
@@ -305,12 +305,11 @@ def test_streamlit_lets_every_file_up_to_cnnviz_limit_through_and_cnnviz_refuses
     from cnnviz import limits
 
     setting = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]["maxUploadSize"]
-    assert setting == limits.streamlit_upload_setting(limits.MAX_UPLOAD_MIB) == 105
-    cnnviz_bytes = limits.MAX_UPLOAD_MIB * 2**20
+    assert setting == limits.MAX_UPLOAD_MB == 100
+    cnnviz_bytes = limits.MAX_UPLOAD_MB * limits.MB
     assert 'get_option("server.maxUploadSize") * 1024 * 1024' in inspect.getsource(starlette_routes)
     assert setting * 2**20 >= cnnviz_bytes + 2**20  # the server: the file and its framing fit
-    assert setting * 10**6 >= cnnviz_bytes > (setting - 1) * 10**6  # the browser on Linux and macOS: the least that fits
-    assert cnnviz_bytes == 104_857_600
+    assert setting * 10**6 == cnnviz_bytes == 100_000_000  # the browser on Linux and macOS: the same number
 
 
 # ---- the page: each bad upload is one st.error, no exception ----------------------------------------
@@ -351,7 +350,6 @@ def test_train_compare_page_shows_one_error_per_bad_upload_and_no_exception(good
                                                                           monkeypatch):
     # tests/test_page_train_compare.py uploads a truncated and a hostile file together, and a good one;
     # here every kind of bad file, one at a time and all together, and one over the upload limit.
-    from cnnviz import limits
 
     _require_page("train_compare.py")
     monkeypatch.setattr(ui_module, "MAX_UPLOAD_MB", 1)  # so an over-limit file is small enough to build
@@ -361,8 +359,8 @@ def test_train_compare_page_shows_one_error_per_bad_upload_and_no_exception(good
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     uploader = at.file_uploader(key="c_upload")
-    # the widget's own limit follows loaders.MAX_UPLOAD_MB (in the browser's "MB", see above)
-    assert uploader.proto.max_upload_size_mb == limits.streamlit_upload_setting(1) == 2
+    # the widget's own limit is loaders.MAX_UPLOAD_MB, in the browser's own "MB" (10**6 bytes, see above)
+    assert uploader.proto.max_upload_size_mb == 1
     baseline = len(at.error)
     bad = _bad_uploads(good[1], mlp, tmp_path)
     assert len(good[1]) > 2**20

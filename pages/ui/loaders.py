@@ -16,7 +16,7 @@ from cnnviz import analysis, checkpoints, data, limits
 from cnnviz.checkpoints import CheckpointError
 from cnnviz.record import RunRecord
 
-MAX_UPLOAD_MB = limits.upload_limit_mib()  # MiB; .streamlit/config.toml's maxUploadSize lets such files through
+MAX_UPLOAD_MB = limits.upload_limit_mb()  # MB of 10**6 bytes, as the uploader prints it
 
 
 @st.cache_resource(show_spinner="Loading the dataset (decoded once, then shared)...")
@@ -126,7 +126,7 @@ class SharedUploads:
             ck = self._entries.get(key)
             if ck is not None:
                 return ck
-            ck = checkpoints.load_checkpoint(raw, max_bytes=MAX_UPLOAD_MB * 2**20, registered_dataset=True)
+            ck = checkpoints.load_checkpoint(raw, max_bytes=MAX_UPLOAD_MB * limits.MB, registered_dataset=True)
             held, size = self.held(), held_bytes(ck)
             if held + size > self.limit_mb * 2**20:
                 raise CheckpointError(f"the server already holds {held / 2**20:,.0f} MB of uploaded checkpoints "
@@ -144,9 +144,9 @@ def shared_uploads() -> SharedUploads:
 def uploaded_checkpoint(raw: bytes) -> checkpoints.Checkpoint:
     """The checkpoint of an uploaded file, shared with other sessions holding the same file and held by this
     session until `keep_uploads` no longer lists it; CheckpointError (one line) when refused."""
-    limit = MAX_UPLOAD_MB * 2**20
+    limit = MAX_UPLOAD_MB * limits.MB
     if len(raw) > limit:  # refused before it is hashed or read
-        raise CheckpointError(f"file is {len(raw) / 2**20:.1f} MB, over the {MAX_UPLOAD_MB} MB limit")
+        raise CheckpointError(f"file is {len(raw) / limits.MB:.1f} MB, over the {MAX_UPLOAD_MB} MB limit")
     key = digest(raw)
     ck = shared_uploads().get(key, raw)
     st.session_state.setdefault("_uploads_held", {})[key] = ck

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cnnviz import limits, shipped
+from cnnviz import shipped
 from cnnviz.checkpoints import CheckpointError
 from cnnviz.images import gallery_images
 
@@ -17,8 +17,8 @@ from .widgets import Notices
 
 def uploads() -> dict[str, dict]:
     """id -> entry for each uploaded checkpoint that loads; one error line for each that does not."""
-    files = st.file_uploader(f"Or upload checkpoints (.pt, up to {loaders.MAX_UPLOAD_MB} MiB each)", type=["pt"],
-                             accept_multiple_files=True, key="c_upload", max_upload_size=limits.streamlit_upload_setting(loaders.MAX_UPLOAD_MB),
+    files = st.file_uploader(f"Or upload checkpoints (.pt, up to {loaders.MAX_UPLOAD_MB} MB each)", type=["pt"],
+                             accept_multiple_files=True, key="c_upload", max_upload_size=loaders.MAX_UPLOAD_MB,
                              help="Files written by this app or by `python -m cnnviz train`; they are read "
                                   "safely (no code runs) and kept only in this session.")
     out = {}

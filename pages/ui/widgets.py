@@ -14,7 +14,7 @@ from cnnviz import figures
 from cnnviz.checkpoints import CheckpointError
 from cnnviz.data import DATASETS
 from cnnviz.downsample import downsample_label
-from cnnviz.images import ImageError, load_image
+from cnnviz.images import MAX_UPLOAD_MB as MAX_IMAGE_MB, ImageError, load_image
 
 from . import loaders, nav
 
@@ -184,7 +184,7 @@ def image_picker(data, dataset: str, notices: list[str], *, key: str = "", where
     x, label = data.test_x[test_index], f"test image #{test_index} ({cls})"
     c, h, w = spec.shape
     upload = where.file_uploader("Or use your own image (PNG or JPEG)", type=["png", "jpg", "jpeg", "bmp", "webp"],
-                                 key=f"{key}upload",
+                                 key=f"{key}upload", max_upload_size=MAX_IMAGE_MB,
                                  help=f"Converted to the dataset's format: {c} channel(s), {h}x{w} pixels.")
     if upload is not None:
         try:
