@@ -494,6 +494,28 @@ def verdicts(row: dict) -> list[str]:
     return failed
 
 
+FLOOR_APP = 'import streamlit as st\nst.title("A two-line app")\nst.write("Streamlit alone")\n'
+
+
+def streamlit_floor(browser, timeout: float, visits: int = 3) -> dict:
+    """What any page pays: a two-line Streamlit app, served and opened the same way (a new context each time,
+    after one first visit); the median is the floor under the warm figures of every page."""
+    with tempfile.TemporaryDirectory(prefix="cnnviz-floor-") as folder, open(os.devnull, "w") as log:
+        app = Path(folder) / "floor_app.py"
+        app.write_text(FLOOR_APP)
+        with running_app(log, timeout, entrypoint=str(app)) as (port, _):
+            times = []
+            for _ in range(visits + 1):
+                context = browser.new_context(viewport={"width": 1440, "height": 900})
+                try:
+                    _, visit = open_ready(context, f"http://127.0.0.1:{port}/", None, timeout)
+                finally:
+                    context.close()
+                times.append(visit.get("ready_s"))
+    warm = [t for t in times[1:] if t is not None]
+    return {"first_s": times[0], "warm_s": _median(warm) if warm else None, "visits": visits}
+
+
 def browser_table(pages: list[str], timeout: float, repeat: int) -> dict:
     """Issue 18's table: `repeat` rounds, each page on a fresh server; one Chromium for all of them."""
     from playwright.sync_api import sync_playwright
@@ -511,13 +533,18 @@ def browser_table(pages: list[str], timeout: float, repeat: int) -> dict:
                         raw[name].append({"page": name, "cold": {"error": _short(e)}, "warm": {"error": "not opened"},
                                           "interactions": [], "rss_mb": None})
                     progress(f"  {json.dumps({k: v for k, v in raw[name][-1].items() if k != 'interactions'})}")
+            progress("Chromium: Streamlit's own floor (a two-line app)")
+            try:
+                floor = streamlit_floor(browser, timeout)
+            except Exception as e:  # noqa: BLE001 - the floor is context, not a page's result
+                floor = {"error": _short(e)}
         finally:
             browser.close()
     rows = [combine_rounds(raw[name]) for name in pages]
     for row in rows:
         row["failed"] = verdicts(row)
         row["pass"] = not row["failed"]
-    return {"rows": rows, "targets": TARGETS, "repeat": repeat, "quiet_s": QUIET_S, "raw": raw}
+    return {"rows": rows, "targets": TARGETS, "repeat": repeat, "quiet_s": QUIET_S, "raw": raw, "floor": floor}
 
 
 def _cell(value: float | None, target: float, fmt: str, error: bool = False) -> str:
@@ -557,6 +584,12 @@ def print_table(b: dict) -> None:
             print(f"  {row['page']:<15}(none in the script)")
     n_fail = sum(not r["pass"] for r in b["rows"])
     print(f"\n  {len(b['rows']) - n_fail} of {len(b['rows'])} page(s) pass every target")
+    f = b.get("floor") or {}
+    if f.get("warm_s") is not None:
+        print(f"  Streamlit's own floor, a two-line app served the same way: first visit {f['first_s']:.2f} s, "
+              f"warm {f['warm_s']:.2f} s (median of {f['visits']} new contexts)")
+    elif f.get("error"):
+        print(f"  Streamlit's own floor: {f['error']}")
 
 
 # ---- the report ----------------------------------------------------------------------------
