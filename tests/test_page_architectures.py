@@ -269,3 +269,15 @@ def test_vgg16_says_how_it_differs_from_the_slides_code_with_counted_parameters(
     assert f"`Linear({model[first].in_features}, 128)`" in note and model[first].in_features == 512
     assert f"{count_params(model[first]):,} parameters instead of {512 * 49 * 128 + 128:,}" in note
     assert f"{count_params(model):,} in the whole net instead of {count_params(slide):,}" in note
+
+
+@pytest.mark.parametrize("dataset", ["fashion-mnist", "cifar10"])
+def test_the_1x1_caption_names_the_map_size_of_the_chosen_dataset(dataset):
+    """The caption's map size is lenet_fc's last feature map, measured on that dataset's input (7x7 on
+    Fashion-MNIST, 8x8 on CIFAR-10), never a typed-in number."""
+    shape = DATASETS[dataset].shape
+    trunk = [m for name, m in build_model("lenet_fc", shape, 10, "max").named_children()
+             if not name.startswith(("flatten", "fc", "relu_fc"))]
+    h, w = torch.nn.Sequential(*trunk)(torch.zeros(1, *shape)).shape[-2:]
+    at = open_page(dataset=dataset, part=ONE_BY_ONE)
+    assert any(f"covers the whole {h}x{w} map" in c.value for c in at.caption), [c.value for c in at.caption]
