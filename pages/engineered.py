@@ -73,6 +73,12 @@ notices.show(notice_box)
 
 # ---- the parts, each a tab that runs only while open ------------------------------------------------
 
+def _share(shapes) -> str:
+    """Edge detectors as a share, one unit for the trained, the random and the added filters: "31 % (10 of 32)"."""
+    n = len(shapes)
+    return f"{100 * shapes.edge_detectors / n:.0f} % ({shapes.edge_detectors:,} of {n:,})"
+
+
 def one_image() -> None:
     st.caption("OpenCV's engineered filters (the lecture's `cv2.Sobel`, `cv2.Scharr`, `cv2.Laplacian` on the gray "
                "float image) beside the feature maps of the chosen network's first conv layer (before its ReLU). "
@@ -127,10 +133,9 @@ def edge_detectors() -> None:
         update = filters.training_update(snaps) if snaps is not None else None
         added = filters.filter_shapes(update) if update is not None else None
         rnd = filters.random_shapes(k)
-        widgets.metrics_row(("Edge detectors, trained", f"{shapes.edge_detectors} of {len(shapes)}"),
-                            (f"Random {k}x{k} filters", f"{100 * rnd.edge_detectors / len(rnd):.0f} %"),
-                            ("Edge detectors in what training added",
-                             f"{added.edge_detectors} of {len(added)}" if added is not None else "—"))
+        widgets.metrics_row(("Edge detectors, trained", _share(shapes)),
+                            (f"Edge detectors among random {k}x{k} filters", _share(rnd)),
+                            ("Edge detectors in what training added", _share(added) if added is not None else "—"))
         c1, c2 = st.columns(2)
         c1.plotly_chart(figures.labelled_grid_figure(filters.mean_filters(weights), filters.shape_labels(shapes), cols=8,
                                      signed=True, width=figures.column_width(1 / 2), lines=2, title=f"Trained filters of {ck.record.label}"),

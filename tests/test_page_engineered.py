@@ -207,7 +207,7 @@ def test_filter_grid_labels_each_filter_as_an_edge_detector_and_its_orientation(
     assert labels[1].startswith("1: blob") or labels[1].startswith("1: —")  # filter 1 is a Laplacian
     hits = sum(_edge_share(f.mean(0)) > 0.5 for f in w)
     assert any(m.value.startswith(f"**{hits} of 32 filters are edge detectors") for m in at.markdown)
-    assert next(m.value for m in at.metric if m.label == "Edge detectors, trained") == f"{hits} of 32"
+    assert next(m.value for m in at.metric if m.label == "Edge detectors, trained") == f"{100 * hits / 32:.0f} % ({hits} of 32)"
     table = _table(at, "e_match_table")  # the single-kernel cosine, kept in an expander
     assert table.iloc[0]["closest kernel"] == "Sobel x" and table.iloc[0]["cosine"] == pytest.approx(1.0, abs=1e-3)
     assert any("of 32 filters" in m.value for m in at.markdown)
