@@ -206,9 +206,10 @@ def expected_seconds(cfg, records: list[RunRecord]) -> Estimate | None:
                 and all("seconds" in row and "images_per_second" in row for row in r.history)]
     if not same_net:
         return None
+    # Last, between equals: this config's own file name (not a -bf16 or -lr1e-5 twin); "auto" matches no precision.
     basis = max(same_net, key=lambda r: (r.downsample == cfg.downsample, r.config.batch_size == cfg.batch_size,
                                          r.config.precision == cfg.precision, r.config.lr == cfg.lr,
-                                         r.seed == cfg.seed))
+                                         r.seed == cfg.seed, r.file == f"{cfg.name}.pt"))
     per_image = sum(row["seconds"] for row in basis.history) / sum(row["seconds"] * row["images_per_second"]
                                                                    for row in basis.history)
     evaluation = float(np.mean([row.get("eval_seconds", 0.0) for row in basis.history]))
