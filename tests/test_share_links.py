@@ -7,7 +7,7 @@ counts a Community Cloud address in front (`https://<app>.streamlit.app/<page>`)
 from __future__ import annotations
 
 import os
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -73,37 +73,49 @@ def assert_reopens(at: AppTest, url_path: str, must_say: tuple[str, ...]) -> App
     return fresh
 
 
-# Per page, rounds of changes (a widget that appears only after an earlier choice comes in a later round) and
-# what the link must then say.
+# Per page and tab (`part`, None for the tab a page opens on; a tab runs, and draws its widgets, only while open),
+# rounds of changes (a widget that appears only after an earlier choice comes in a later round) and what the link
+# must then say.
+CALCULATOR, ONE_BY_ONE = "Padding, stride and kernel size", "1x1 convolution instead of FC layers"
+WORKED, SHIFT, LEARN = "The lecture's 4x4 example", "Is it shift-invariant?", "Watch the filters learn"
 CASES = {
-    "architectures": ([[("selectbox", "arch", "lenet_fc"), ("selectbox", "dataset", "cifar10"),
-                        ("number_input", "k", 5), ("number_input", "p", 2), ("number_input", "seed", 7)],
-                       [("selectbox", "downsample", "avg")]],
-                      ("arch=lenet_fc", "dataset=cifar10", "k=5", "p=2", "seed=7", "downsample=avg")),
-    "downsampling": ([[("selectbox", "dataset", "cifar10")],
-                      [("selectbox", "class_cifar10", "automobile"), ("number_input", "index", 999),
-                       ("selectbox", "source", "cifar10-downsample_compare-bilinear.pt"),
-                       ("number_input", "k", 2), ("number_input", "n", 60), ("selectbox", "diff_a", "bilinear"),
-                       ("selectbox", "diff_b", "nearest"), ("selectbox", "we_pattern", "checkerboard")],
-                      [("selectbox", "layer", None)]],
-                     ("dataset=cifar10", "class=automobile", "index=999", "source=downsample_compare-bilinear&",
-                      "k=2", "n=60", "diff=bilinear%2Cnearest", "pattern=checkerboard")),
-    "engineered": ([[("selectbox", "e_class_fashion-mnist", "Bag"), ("number_input", "e_index", 2)],
-                    [("selectbox", "e_checkpoint", "fashion-mnist-downsample_compare-max-lr1e-5.pt")],
-                    [("slider", "e_epoch", 1)]],
-                   ("class=Bag", "index=2", "checkpoint=downsample_compare-max-lr1e-5&", "epoch=1")),
-    "inside": ([[("selectbox", "class_fashion-mnist", "Coat"), ("number_input", "index", 1),
-                 ("selectbox", "net", "fashion-mnist-downsample_compare-blurmax-s2.pt")],
-                [("selectbox", "layer", None)], [("number_input", "ch", 3), ("number_input", "row", 2)]],
-               ("class=Coat", "index=1", "net=downsample_compare-blurmax-s2&", "ch=3", "row=2")),
+    ("architectures", None): ([[("selectbox", "arch", "lenet_fc"), ("selectbox", "dataset", "cifar10")],
+                               [("selectbox", "downsample", "avg")]],
+                              ("arch=lenet_fc", "dataset=cifar10", "downsample=avg")),
+    ("architectures", CALCULATOR): ([[("number_input", "k", 5), ("number_input", "p", 2)]], ("k=5", "p=2")),
+    ("architectures", ONE_BY_ONE): ([[("selectbox", "dataset", "cifar10"), ("number_input", "seed", 7)]],
+                                    ("dataset=cifar10", "seed=7")),
+    ("downsampling", None): ([[("selectbox", "dataset", "cifar10")],
+                              [("selectbox", "class_cifar10", "automobile"), ("number_input", "index", 999),
+                               ("selectbox", "source", "cifar10-downsample_compare-bilinear.pt"),
+                               ("selectbox", "diff_a", "bilinear"), ("selectbox", "diff_b", "nearest")],
+                              [("selectbox", "layer", None)]],
+                             ("dataset=cifar10", "class=automobile", "index=999",
+                              "source=downsample_compare-bilinear&", "diff=bilinear%2Cnearest")),
+    ("downsampling", WORKED): ([[("selectbox", "we_pattern", "checkerboard")]], ("pattern=checkerboard",)),
+    ("downsampling", SHIFT): ([[("selectbox", "dataset", "cifar10")], [("number_input", "k", 2),
+                                                                        ("number_input", "n", 60)]],
+                              ("dataset=cifar10", "k=2", "n=60")),
+    ("engineered", LEARN): ([[("selectbox", "e_class_fashion-mnist", "Bag"), ("number_input", "e_index", 2)],
+                             [("selectbox", "e_checkpoint", "fashion-mnist-downsample_compare-max-lr1e-5.pt")],
+                             [("slider", "e_epoch", 1)]],
+                            ("class=Bag", "index=2", "checkpoint=downsample_compare-max-lr1e-5&", "epoch=1")),
+    ("inside", None): ([[("selectbox", "class_fashion-mnist", "Coat"), ("number_input", "index", 1),
+                         ("selectbox", "net", "fashion-mnist-downsample_compare-blurmax-s2.pt")],
+                        [("selectbox", "layer", None)], [("number_input", "ch", 3), ("number_input", "row", 2)]],
+                       ("class=Coat", "index=1", "net=downsample_compare-blurmax-s2&", "ch=3", "row=2")),
 }
 
 
-@pytest.mark.parametrize("url_path", list(CASES))
-def test_a_pages_link_at_its_defaults_is_bare_and_with_other_choices_reopens_them(url_path):
-    at = open_page(url_path)
-    assert link_of(at)[0].startswith("(this page as it opens")  # every choice at its default: nothing to say
-    rounds, must_say = CASES[url_path]
+@pytest.mark.parametrize("url_path, part", list(CASES), ids=[f"{u}-{p or 'first tab'}" for u, p in CASES])
+def test_a_pages_link_at_its_defaults_is_bare_and_with_other_choices_reopens_them(url_path, part):
+    if part is None:
+        at = open_page(url_path)
+        assert link_of(at)[0].startswith("(this page as it opens")  # every choice at its default: nothing to say
+    else:
+        at = open_page(url_path, {"part": part})
+        assert urlencode({"part": part}) in link_of(at)[0]  # the open tab is part of the view
+    rounds, must_say = CASES[(url_path, part)]
     for changes in rounds:
         set_and_run(at, changes)
     assert_reopens(at, url_path, must_say)
