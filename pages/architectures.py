@@ -274,8 +274,5 @@ def one_by_one_part() -> None:
 
 TABS = {"Summary and layer shapes": summary_part, "Trained": trained_part,
         "Padding, stride and kernel size": calculator_part, "1x1 convolution instead of FC layers": one_by_one_part}
-for tab, part in zip(st.tabs(list(TABS), key="part", bind="query-params"), TABS.values()):
-    with tab:
-        if tab.open:
-            part()
+widgets.lazy_tabs(TABS)
 widgets.share_link()

@@ -31,7 +31,6 @@ _notice_slot = st.container()  # filled at the end, once every parameter has bee
 names = list(DATASETS)
 dataset_name = widgets.select("Dataset", names, "dataset", names[0], _notices,
                               help="The test split of this dataset, and the nets trained on it.")
-TABS = ["On a real image", "The lecture's 4x4 example", "Trained with each method", "Is it shift-invariant?"]
 
 
 # =====================================================================================================
@@ -281,11 +280,8 @@ def shift_invariance() -> None:
 
 
 # =====================================================================================================
-for tab, part in zip(st.tabs(TABS, key="part", bind="query-params"),
-                     (real_image, worked_example, trained, shift_invariance)):
-    with tab:
-        if tab.open:
-            part()
+widgets.lazy_tabs({"On a real image": real_image, "The lecture's 4x4 example": worked_example,
+                   "Trained with each method": trained, "Is it shift-invariant?": shift_invariance})
 
 _notices.show_as_list(_notice_slot, "Ignored URL parameters that do not fit this page:")
 widgets.share_link()

@@ -302,8 +302,5 @@ def versus_cnn() -> None:
 
 TABS = {"Are the learned filters edge detectors?": edge_detectors, "One image through both": one_image,
         "Watch the filters learn": watch_learning, "Engineering vs CNN features": versus_cnn}
-for tab, part in zip(st.tabs(list(TABS), key="part", bind="query-params"), TABS.values()):
-    with tab:
-        if tab.open:
-            part()
+widgets.lazy_tabs(TABS)
 widgets.share_link()

@@ -257,11 +257,7 @@ def kernel_example() -> None:
                    f"of `{run.filename}`.")
 
 
-for tab, section in zip(st.tabs(TABS, key="part", bind="query-params"),
-                        (one_pixel, receptive_field, where_it_looks, export_as_code, worked_examples)):
-    with tab:
-        if tab.open:
-            section()
+widgets.lazy_tabs(dict(zip(TABS, (one_pixel, receptive_field, where_it_looks, export_as_code, worked_examples))))
 
 notices.show_as_list(notice_slot, "Ignored URL parameters that do not fit this page:")
 widgets.share_link()

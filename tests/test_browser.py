@@ -40,6 +40,17 @@ def _missing(reason: str):
     pytest.skip(reason)
 
 
+def require_browser():
+    """Playwright's `sync_playwright`, once Playwright and Chromium are known to be there (else `_missing`)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright is not installed (pip install -r requirements-dev.txt)")
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        _missing(f"no Chromium at {CHROMIUM} (apt-get install chromium; see scripts/setup_test_env.sh)")
+    return sync_playwright
+
+
 def _open(page, url: str) -> None:
     page.goto(url, wait_until="domcontentloaded", timeout=RUN_TIMEOUT_MS)
     # The app is settled when the script has drawn its title or an exception (not just the empty
@@ -94,13 +105,8 @@ def _what_is_wrong(page, title: str) -> list[str]:
 
 @pytest.mark.slow
 def test_every_page_renders_its_title_without_an_exception_in_chromium():
-    try:
-        from playwright.sync_api import Error as PlaywrightError
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("playwright is not installed (pip install -r requirements-dev.txt)")
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        _missing(f"no Chromium at {CHROMIUM} (apt-get install chromium; see scripts/setup_test_env.sh)")
+    sync_playwright = require_browser()
+    from playwright.sync_api import Error as PlaywrightError
     ARTIFACTS.mkdir(exist_ok=True)
     for old in ARTIFACTS.glob("page-*.png"):  # no stale screenshot may pass for this run's
         old.unlink()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sys
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from streamlit_server import CHROMIUM, CHROMIUM_ARGS, running_app  # noqa: E402
-from test_browser import RUN_TIMEOUT_MS, _missing  # noqa: E402
+from test_browser import RUN_TIMEOUT_MS, require_browser  # noqa: E402
 
 from pages.ui import nav  # noqa: E402
 
@@ -226,12 +225,7 @@ def _views(page, lesson):
 
 @pytest.mark.slow
 def test_no_chart_on_any_page_has_overlapping_or_cut_off_text_in_chromium():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("playwright is not installed (pip install -r requirements-dev.txt)")
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        _missing(f"no Chromium at {CHROMIUM} (apt-get install chromium; see scripts/setup_test_env.sh)")
+    sync_playwright = require_browser()
     ARTIFACTS.mkdir(exist_ok=True)
     for old in ARTIFACTS.glob("charts-*.png"):  # no stale screenshot may pass for this run's
         old.unlink()

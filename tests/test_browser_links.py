@@ -5,7 +5,6 @@ test-artifacts/ (links-home.png, links-present.png) for a human to look at.
 """
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from pages.ui import nav
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from streamlit_server import CHROMIUM, CHROMIUM_ARGS, running_app  # noqa: E402
-from test_browser import ARTIFACTS, _missing, _open  # noqa: E402
+from test_browser import ARTIFACTS, _open, require_browser  # noqa: E402
 
 CLOUD_ENTRY = "deploy/cloud/streamlit_app.py"
 # A label is cut when its text is wider than its box (an ellipsis, hidden overflow) or runs past `box` (the
@@ -34,12 +33,7 @@ def _visible(page, selector: str) -> bool:
 
 @pytest.mark.slow
 def test_titles_are_whole_and_presenting_hides_the_controls_in_chromium():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("playwright is not installed (pip install -r requirements-dev.txt)")
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        _missing(f"no Chromium at {CHROMIUM} (apt-get install chromium; see scripts/setup_test_env.sh)")
+    sync_playwright = require_browser()
     ARTIFACTS.mkdir(exist_ok=True)
     lesson = nav.lesson("architectures")
     # PYTHONSAFEPATH: no current folder on sys.path (`python -m` would add it; Cloud's `streamlit run` does

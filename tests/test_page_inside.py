@@ -16,6 +16,7 @@ from cnnviz import export
 from cnnviz.checkpoints import load_checkpoint
 from cnnviz.data import DATASETS
 from pages.ui import nav
+from test_page_architectures import metric  # noqa: E402 - one reader of st.metric for the page tests
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = nav.lesson("inside").path
@@ -34,12 +35,6 @@ def open_page(**query) -> AppTest:
     at.run()
     assert not at.exception, at.exception[0].message
     return at
-
-
-def metric(at: AppTest, label: str) -> str:
-    values = [m.value for m in at.metric if m.label == label]
-    assert values, f"no metric {label!r}; metrics: {[m.label for m in at.metric]}"
-    return values[0]
 
 
 def keys(at: AppTest) -> list[str]:

@@ -228,6 +228,15 @@ def curve_pair(curves: list[dict], keys: tuple[str, str], metrics=(("test_acc",)
         col.plotly_chart(figures.curves_figure(curves, shown, title=title, yaxis=yaxis, **options), key=key)
 
 
+def lazy_tabs(parts: dict) -> None:
+    """A page's parts as tabs (title -> function drawing it), the open one kept in the link as `part`; only the
+    open tab's function runs, so a page costs what its open tab costs (Streamlit draws every tab otherwise)."""
+    for tab, draw in zip(st.tabs(list(parts), key="part", bind="query-params"), parts.values()):
+        with tab:
+            if tab.open:
+                draw()
+
+
 def figure_rows(panels: list[tuple], per_row: int = 4) -> None:
     """Figures in rows of `per_row` columns; each panel is (key, figure, heading or None, caption or None)."""
     for row in range(0, len(panels), per_row):
