@@ -158,6 +158,48 @@ def test_class_load_starts_a_job_opens_tabs_that_follow_it_and_times_a_new_visit
     # The server imported torch and trained: its peak was measured above its idle size.
     assert report["rss_peak_mb"] >= report["rss_with_all_tabs_mb"] > report["rss_idle_mb"] > 0
     assert report["post_script_gc"] is False and report["server_cpu_share_while_holding"] >= 0
+    # The followers are websocket sessions (no browser): each was shown the running job's progress bar
+    # and kept its panel polling, as a tab does.
+    assert report["followers_kind"] == "ws" and report["followers_showing_progress"] == 2
+    assert report["follower_fragment_reruns"] >= 2
+
+
+POLLING_APP = """import streamlit as st
+st.title("polls")
+@st.fragment(run_every=0.3)
+def panel():
+    st.progress(0.5, text="half")
+panel()
+"""
+
+
+@pytest.mark.slow
+def test_a_websocket_session_opens_a_page_and_keeps_its_fragment_polling_like_a_tab(tmp_path):
+    """benchmarks/ws_session.py speaks the browser's protocol: the page's first run finishes, and the
+    fragment's run_every timer is kept by the client (the server only asks for it)."""
+    import asyncio
+
+    sys.path.insert(0, str(BENCH))
+    from streamlit_server import running_app
+    from ws_session import WsSession
+
+    app = tmp_path / "polling_app.py"
+    app.write_text(POLLING_APP)
+
+    async def follow(port: int) -> WsSession:
+        session, ready, stop = WsSession(port, ""), asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(session.run(ready, stop, timeout_s=60))
+        await ready.wait()
+        await asyncio.sleep(2.0)  # ~6 reruns at 0.3 s
+        stop.set()
+        await task
+        return session
+
+    with open(os.devnull, "w") as log, running_app(log, 60, entrypoint=str(app)) as (port, _):
+        session = asyncio.run(follow(port))
+    assert session.error is None and session.exceptions == 0
+    assert session.ready_s is not None and {"progress", "heading"} <= session.elements
+    assert session.reruns >= 2  # fragment reruns the server finished because this client asked
 
 
 def test_precision_steps_times_both_modes_and_says_what_auto_would_pick():
