@@ -8,8 +8,11 @@ The default output is issue 18's table, measured in headless Debian Chromium (Pl
 `streamlit run` of the app:
 - cold: for each page, a fresh server is started (so the figure includes the server's first imports),
   and a new browser context opens the page;
-- warm: a second new context (a new tab, a new user without a browser cache) opens the same page on the
-  same server;
+- warm: a new tab in the cold visit's browser (issue 18's "warm = a new tab": the browser's cache of
+  Streamlit's scripts kept, as for a student's second tab or a reload) opens the same page on the same
+  server;
+- new user: a new browser context (no cache at all: a student's first visit to a server that others
+  have already warmed), reported beside warm without a target of its own;
 - interactions: the fixed script of clicks in INTERACTIONS below, in the warm tab, each timed from the
   click until the script state is `notRunning` again and the DOM has had no change for QUIET_S (the figure
   is the time of the last DOM change); a control that is not on the page is reported as "not found";
@@ -417,25 +420,31 @@ def interact(page, step: tuple, timeout: float, find_s: float = 5.0) -> dict:
 
 
 def browser_page(browser, name: str, timeout: float, runs_dir: str) -> dict:
-    """One page on its own fresh server: cold visit, warm visit (a new context), its clicks, the server's RSS."""
+    """One page on its own fresh server: cold visit, warm visit (a new tab of the same browser), a new user's
+    visit (a new context), the warm tab's clicks, the server's RSS."""
     url_path = PAGES[name][1]
     out = {"page": name}
     t0 = time.perf_counter()
     with open(os.devnull, "w") as log, running_app(log, timeout, env={"CNNVIZ_RUNS": runs_dir}) as (port, server):
         out["server_healthy_s"] = time.perf_counter() - t0
         url = f"http://127.0.0.1:{port}/{url_path}"
-        for visit in ("cold", "warm"):
-            context = browser.new_context()
-            try:
-                page, v = open_ready(context, url, TITLES[name], timeout)
+        first = browser.new_context()
+        try:
+            for visit in ("cold", "warm"):  # the warm tab shares the cold tab's browser (its cache)
+                page, v = open_ready(first, url, TITLES[name], timeout)
                 out[visit] = v
                 if visit == "warm" and "ready_s" in v:
                     out["interactions"] = [interact(page, step, timeout) for step in INTERACTIONS.get(name, [])]
                     for row in out["interactions"]:
                         progress(f"  {name}: {json.dumps(row)}")
-            finally:
-                context.close()
-            out[f"rss_after_{visit}_mb"] = tree_rss(server.pid) / MB
+                out[f"rss_after_{visit}_mb"] = tree_rss(server.pid) / MB
+        finally:
+            first.close()
+        fresh = browser.new_context()
+        try:
+            _, out["new_user"] = open_ready(fresh, url, TITLES[name], timeout)
+        finally:
+            fresh.close()
         out.setdefault("interactions", [])
     out["rss_mb"] = max(out["rss_after_cold_mb"], out["rss_after_warm_mb"])
     return out
@@ -449,7 +458,7 @@ def combine_rounds(rounds: list[dict]) -> dict:
     """N rounds of one page -> the medians (seconds), the largest RSS, every error and exception seen."""
     first = rounds[0]
     row = {"page": first["page"], "rounds": len(rounds)}
-    for visit in ("cold", "warm"):
+    for visit in ("cold", "warm", "new_user"):
         times = [r[visit]["ready_s"] for r in rounds if "ready_s" in r.get(visit, {})]
         row[f"{visit}_s"] = _median(times)
         errors = [r[visit]["error"] for r in rounds if "error" in r.get(visit, {"error": "not opened"})]
@@ -498,22 +507,30 @@ FLOOR_APP = 'import streamlit as st\nst.title("A two-line app")\nst.write("Strea
 
 
 def streamlit_floor(browser, timeout: float, visits: int = 3) -> dict:
-    """What any page pays: a two-line Streamlit app, served and opened the same way (a new context each time,
-    after one first visit); the median is the floor under the warm figures of every page."""
+    """What any page pays: a two-line Streamlit app, served and opened the same way (after one first visit:
+    new tabs of that browser, as warm; then new contexts, as a new user); the medians are the floors under
+    the warm and new-user figures of every page."""
     with tempfile.TemporaryDirectory(prefix="cnnviz-floor-") as folder, open(os.devnull, "w") as log:
         app = Path(folder) / "floor_app.py"
         app.write_text(FLOOR_APP)
         with running_app(log, timeout, entrypoint=str(app)) as (port, _):
-            times = []
-            for _ in range(visits + 1):
+            url, times, new_user = f"http://127.0.0.1:{port}/", [], []
+            first = browser.new_context(viewport={"width": 1440, "height": 900})
+            try:
+                for _ in range(visits + 1):
+                    times.append(open_ready(first, url, None, timeout)[1].get("ready_s"))
+            finally:
+                first.close()
+            for _ in range(visits):
                 context = browser.new_context(viewport={"width": 1440, "height": 900})
                 try:
-                    _, visit = open_ready(context, f"http://127.0.0.1:{port}/", None, timeout)
+                    new_user.append(open_ready(context, url, None, timeout)[1].get("ready_s"))
                 finally:
                     context.close()
-                times.append(visit.get("ready_s"))
     warm = [t for t in times[1:] if t is not None]
-    return {"first_s": times[0], "warm_s": _median(warm) if warm else None, "visits": visits}
+    fresh = [t for t in new_user if t is not None]
+    return {"first_s": times[0], "warm_s": _median(warm) if warm else None,
+            "new_user_s": _median(fresh) if fresh else None, "visits": visits}
 
 
 def browser_table(pages: list[str], timeout: float, repeat: int) -> dict:
@@ -556,18 +573,20 @@ def _cell(value: float | None, target: float, fmt: str, error: bool = False) -> 
 def print_table(b: dict) -> None:
     t = b["targets"]
     print(f"\nEvery page in Chromium (issue 18), {'median of ' + str(b['repeat']) + ' rounds' if b['repeat'] > 1 else 'one round'}"
-          f"; cold = first visit on a fresh server, warm = a new context on the same server")
-    head = (f"  {'page':<15}{'cold s':>13}{'warm s':>13}{'server RSS MB':>16}  result")
+          f"; cold = first visit on a fresh server, warm = a new tab of that browser, new user = a new "
+          f"browser context (no cache) on the same server")
+    head = (f"  {'page':<15}{'cold s':>13}{'warm s':>13}{'new user s':>12}{'server RSS MB':>16}  result")
     targets = f"  {'(target)':<15}{'< ' + format(t['cold_s'], 'g'):>13}{'< ' + format(t['warm_s'], 'g'):>13}" \
-              f"{'< ' + format(t['rss_mb'], 'g'):>16}"
+              f"{'-':>12}{'< ' + format(t['rss_mb'], 'g'):>16}"
     print(head)
     print(targets)
     for row in b["rows"]:
         cold = _cell(row["cold_s"], t["cold_s"], ".2f", bool(row.get("cold_error") or row.get("cold_exceptions")))
         warm = _cell(row["warm_s"], t["warm_s"], ".2f", bool(row.get("warm_error") or row.get("warm_exceptions")))
         rss = _cell(row["rss_mb"], t["rss_mb"], ".0f")
+        fresh = f"{row['new_user_s']:.2f}" if row.get("new_user_s") is not None else "error"
         result = "pass" if row["pass"] else "FAIL: " + ", ".join(row["failed"])
-        print(f"  {row['page']:<15}{cold:>13}{warm:>13}{rss:>16}  {result}")
+        print(f"  {row['page']:<15}{cold:>13}{warm:>13}{fresh:>12}{rss:>16}  {result}")
         for visit in ("cold", "warm"):
             for k in (f"{visit}_error", f"{visit}_exceptions"):
                 if row.get(k):
@@ -587,7 +606,8 @@ def print_table(b: dict) -> None:
     f = b.get("floor") or {}
     if f.get("warm_s") is not None:
         print(f"  Streamlit's own floor, a two-line app served the same way: first visit {f['first_s']:.2f} s, "
-              f"warm {f['warm_s']:.2f} s (median of {f['visits']} new contexts)")
+              f"warm {f['warm_s']:.2f} s (median of {f['visits']} new tabs), new user "
+              f"{f['new_user_s']:.2f} s (median of {f['visits']} new contexts)")
     elif f.get("error"):
         print(f"  Streamlit's own floor: {f['error']}")
 
