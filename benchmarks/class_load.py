@@ -25,6 +25,7 @@ Chromium runs on the same machine: on 2 cores its tabs compete with the server, 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -32,7 +33,6 @@ import sys
 import tempfile
 import threading
 import time
-import asyncio
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
